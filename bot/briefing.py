@@ -1,0 +1,105 @@
+"""Publishing a brief in Slack: placeholder first, then the brief in place, never a leftover.
+
+The flow for one incident: claim the incident (so duplicates and retries never post twice),
+post "gathering evidence…", run the workflow, store the brief version, and update the same
+message. Any failure replaces the placeholder with what failed. Refresh re-runs the
+workflow and edits the same message; PagerDuty status changes reply in the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bot.models import Alert, BriefResult, ServiceEntry
+from bot.redaction import redact
+from bot.runtime import Runtime
+from bot.slack.blocks import (
+    BriefCardState,
+    brief_blocks,
+    brief_fallback_text,
+    failure_blocks,
+    placeholder_blocks,
+)
+from bot.slack.mrkdwn import escape
+from bot.workflow import build_brief
+
+log = logging.getLogger("incident_brief.briefing")
+
+
+def incident_key_for(alert: Alert, channel: str, thread_ts: str | None) -> str:
+    """PagerDuty incidents are keyed by id; ad-hoc requests by where they were asked."""
+    if alert.incident_id:
+        return f"pd:{alert.incident_id}"
+    return f"slack:{channel}:{thread_ts or 'channel'}:{alert.service}"
+
+
+async def draft_result(rt: Runtime, alert: Alert, service: ServiceEntry, key: str) -> BriefResult:
+    connectors = rt.new_connectors()
+    try:
+        return await build_brief(alert, service, runner=rt.runner(brief_key=key, actor=alert.requested_by),
+                                 connectors=connectors, now=rt.now(), drafter=rt.drafter())
+    finally:
+        await connectors.aclose()
+
+
+async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channel: str, *,
+                        thread_ts: str | None = None, key: str | None = None) -> str | None:
+    """Post a brief for this incident unless one is already posted. Returns the message ts."""
+    key = key or incident_key_for(alert, channel, thread_ts)
+    claimed = await rt.store.claim_incident(key=key, service=service.name, title=redact(alert.title),
+                                            channel=channel)
+    if not claimed:
+        log.info("brief for %s already posted or in progress: not posting twice", key)
+        return None
+    posted = await rt.slack.chat_postMessage(
+        channel=channel, thread_ts=thread_ts, text=f"Gathering evidence for {redact(alert.title)}…",
+        blocks=placeholder_blocks(redact(alert.title)))
+    ts = str(posted["ts"])
+    await rt.store.set_incident_message(key=key, channel=channel, ts=ts, thread_ts=thread_ts)
+    await _draft_into(rt, alert, service, key, channel, ts)
+    return ts
+
+
+async def refresh_brief(rt: Runtime, key: str, actor: str | None) -> None:
+    """Re-run the workflow for a stored incident and edit its message in place."""
+    incident = await rt.store.get_incident(key)
+    if incident is None or incident.alert is None or not incident.message_ts:
+        raise LookupError(f"no brief message stored for {key}")
+    alert = incident.alert.model_copy(update={"requested_by": actor or incident.alert.requested_by})
+    await _draft_into(rt, alert, rt.catalog.resolve(alert.service), key, incident.channel, incident.message_ts)
+
+
+async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
+                      ts: str) -> None:
+    started = time.perf_counter()
+    try:
+        await rt.store.save_alert(key=key, alert=alert)
+        result = await draft_result(rt, alert, service, key)
+        version = await rt.store.save_brief(key=key, result=result)
+        state = BriefCardState(brief_version=version, elapsed_s=time.perf_counter() - started)
+        await rt.slack.chat_update(channel=channel, ts=ts, text=brief_fallback_text(result),
+                                   blocks=brief_blocks(result, incident_key=key, state=state))
+    except Exception as exc:
+        log.exception("drafting the brief for %s failed", key)
+        reason = redact(f"{type(exc).__name__}: {exc}")[:300]
+        await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {reason}",
+                                   blocks=failure_blocks(reason))
+        raise
+
+
+async def post_status(rt: Runtime, key: str, status_line: str) -> None:
+    """A PagerDuty status change: reply in the brief's thread and update its header."""
+    incident = await rt.store.get_incident(key)
+    if incident is None or not incident.message_ts:
+        return
+    await rt.store.set_incident_status(key=key, status_line=status_line)
+    await rt.slack.chat_postMessage(channel=incident.channel, thread_ts=incident.message_ts,
+                                    text=escape(status_line))
+    latest = await rt.store.latest_brief(key)
+    if latest is not None:
+        version, result = latest
+        state = BriefCardState(brief_version=version, status_line=status_line)
+        await rt.slack.chat_update(channel=incident.channel, ts=incident.message_ts,
+                                   text=brief_fallback_text(result),
+                                   blocks=brief_blocks(result, incident_key=key, state=state))

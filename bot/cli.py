@@ -1,0 +1,112 @@
+"""`incident-brief`: the command line. Evals, benchmarks and reviewers rely on its contract."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.errors import ConfigError
+from bot.scenario import ScenarioError, bundled_scenarios_dir, load_scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Cited incident briefs in Slack, from read-only evidence.")
+policy_app = typer.Typer(no_args_is_help=True, help="Inspect an agent policy file.")
+app.add_typer(policy_app, name="policy")
+console = Console()
+err = Console(stderr=True)
+
+DEMO_SCENARIO = "checkout-5xx-after-deploy.yaml"
+DrafterOpt = Annotated[str, typer.Option("--drafter", help="offline (no model) or llm (through the gateway)")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def draft(
+    scenario: Annotated[Path, typer.Option("--scenario", help="a scenario file (format v1)")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write {brief, evidence, gaps} here")] = None,
+    drafter: DrafterOpt = "offline",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the brief")] = False,
+) -> None:
+    """Draft one brief for a scenario, against the sandbox."""
+    from bot.terminal import render_brief
+    from bot.workflow import brief_json, draft_for_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        run = asyncio.run(draft_for_scenario(loaded, drafter=drafter))
+    except (ScenarioError, ConfigError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(brief_json(run.result) + "\n")
+    if not quiet:
+        render_brief(run.result, console, title=f"Brief · {loaded.title}")
+        if json_out is not None:
+            console.print(f"[dim]JSON written to {json_out}[/dim]")
+
+
+@app.command("eval")
+def run_eval(
+    scenarios: Annotated[Path, typer.Option("--scenarios", help="folder of scenario files")] = (
+        bundled_scenarios_dir()),
+    drafter: DrafterOpt = "offline",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+) -> None:
+    """Run the eval suite; exit non-zero when a threshold in evals/thresholds.toml is missed."""
+    from evals.runner import main as eval_main
+
+    argv = ["--scenarios", str(scenarios), "--drafter", drafter]
+    if json_out is not None:
+        argv += ["--json", str(json_out)]
+    raise typer.Exit(eval_main(argv))
+
+
+@policy_app.command("check")
+def policy_check(file: Annotated[Path, typer.Argument(help="agent_policy YAML")]) -> None:
+    """Validate a policy file and print what each known tool would get."""
+    from bot.policy import load_policy
+
+    try:
+        policy = load_policy(file)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    console.print(policy.describe(), markup=False, highlight=False)
+
+
+@app.command()
+def demo(
+    scenario: Annotated[Path | None, typer.Option("--scenario", help="defaults to the bundled deploy regression")]
+    = None,
+) -> None:
+    """Run one incident end to end in the sandbox: webhook in, brief posted, ticket approved and filed."""
+    from bot.demo import run_demo
+
+    path = scenario or bundled_scenarios_dir() / DEMO_SCENARIO
+    try:
+        code = asyncio.run(run_demo(load_scenario(path), console))
+    except (ScenarioError, ConfigError) as exc:
+        _fail(str(exc))
+        return
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

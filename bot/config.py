@@ -1,0 +1,77 @@
+"""Settings: where each outside system lives and how to authenticate.
+
+Production points these at the real hosts; the sandbox and tests point them at 127.0.0.1.
+Environment variables use the prefix ``IB_`` and ``__`` for nesting
+(``IB_DATADOG__BASE_URL``). Secrets are never logged (pydantic ``SecretStr``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConnectorSettings(BaseModel):
+    base_url: str
+    web_url: str | None = None  # where deep links a person clicks should point
+    token: SecretStr = SecretStr("")
+    timeout_s: float = 8.0  # one HTTP call
+    max_retries: int = 2  # on 429 and 5xx, honouring Retry-After
+    max_pages: int = 5  # bounded pagination
+
+    @property
+    def link_base(self) -> str:
+        return (self.web_url or self.base_url).rstrip("/")
+
+
+class DatadogSettings(ConnectorSettings):
+    base_url: str = "https://api.datadoghq.com"
+    web_url: str | None = "https://app.datadoghq.com"
+    app_key: SecretStr = SecretStr("")
+
+
+class GitHubSettings(ConnectorSettings):
+    base_url: str = "https://api.github.com"
+    web_url: str | None = "https://github.com"
+
+
+class ConfluenceSettings(ConnectorSettings):
+    base_url: str = "https://example.atlassian.net/wiki"
+    username: str = ""
+
+
+class JiraSettings(ConnectorSettings):
+    base_url: str = "https://example.atlassian.net"
+    username: str = ""
+
+
+class PagerDutySettings(ConnectorSettings):
+    base_url: str = "https://api.pagerduty.com"
+    web_url: str | None = "https://example.pagerduty.com"
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)  # several: rotation
+
+
+class SlackSettings(BaseModel):
+    api_base_url: str = "https://slack.com/api/"
+    bot_token: SecretStr = SecretStr("")
+    signing_secret: SecretStr = SecretStr("")
+    socket_mode: bool = False
+    app_token: SecretStr = SecretStr("")
+    default_channel: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IB_", env_nested_delimiter="__", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///incident-brief.db"
+    policy_file: Path | None = None
+    catalog_file: Path | None = None
+    source_timeout_s: float = 20.0  # a whole source, retries included
+    datadog: DatadogSettings = Field(default_factory=DatadogSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+    confluence: ConfluenceSettings = Field(default_factory=ConfluenceSettings)
+    jira: JiraSettings = Field(default_factory=JiraSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)

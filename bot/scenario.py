@@ -1,0 +1,294 @@
+"""Scenario files, format v1 (see docs/SCENARIOS.md and evals/scenario.schema.json).
+
+One YAML file describes one incident world. Loading is strict: the JSON Schema is the
+contract (unknown keys and bad values are errors naming the file and the field), and the
+typed models below give the rest of the code attribute access.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.models import Alert, DatadogRef, ServiceEntry
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "evals" / "scenario.schema.json"
+Fault = Literal["http_500", "http_429", "timeout", "malformed", "refused"]
+ModelBehaviour = Literal[
+    "normal", "invalid_json", "schema_violation", "uncited_claims",
+    "unknown_citation_ids", "obey_injection", "slow", "http_500",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not follow format v1; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Segment(_Strict):
+    from_: datetime = Field(alias="from")
+    value: float
+    noise: float = 0.0
+
+
+class Monitor(_Strict):
+    id: int
+    name: str
+    query: str = ""
+    status: Literal["OK", "Alert", "Warn", "No Data"] = "Alert"
+    triggered_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class Widget(_Strict):
+    title: str
+    query: str
+
+
+class Dashboard(_Strict):
+    id: str
+    title: str
+    widgets: list[Widget] = Field(default_factory=list)
+
+
+class MetricSeries(_Strict):
+    id: str | None = None
+    query: str
+    name: str | None = None
+    unit: str | None = None
+    segments: list[Segment]
+
+
+class LogEntry(_Strict):
+    id: str | None = None
+    service: str
+    status: Literal["error", "warn", "info", "debug", "critical"]
+    message: str
+    count: int
+    from_: datetime = Field(alias="from")
+    to: datetime
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event(_Strict):
+    id: str | None = None
+    title: str
+    text: str = ""
+    at: datetime
+    tags: list[str] = Field(default_factory=list)
+
+
+class PullRequestRef(_Strict):
+    number: int
+    title: str
+
+
+class Deploy(_Strict):
+    id: str | None = None
+    repo: str
+    sha: str
+    ref: str | None = None
+    environment: str
+    created_at: datetime
+    creator: str | None = None
+    description: str | None = None
+    status: Literal["success", "failure", "error", "in_progress", "pending", "inactive"] = "success"
+    pull_request: PullRequestRef | None = None
+
+
+class Runbook(_Strict):
+    id: str | None = None
+    page_id: str
+    space: str | None = None
+    title: str
+    labels: list[str] = Field(default_factory=list)
+    updated_at: datetime | None = None
+    body: str
+
+
+class JiraIssue(_Strict):
+    key: str
+    summary: str
+    status: str = "Open"
+    labels: list[str] = Field(default_factory=list)
+
+
+class JiraWorld(_Strict):
+    existing_issues: list[JiraIssue] = Field(default_factory=list)
+
+
+class Faults(_Strict):
+    latency_ms: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, Fault] = Field(default_factory=dict)
+
+    def latency_for(self, tool: str) -> int:
+        """Injected latency for a tool: its own entry wins over its source's."""
+        source = tool.split(".", 1)[0]
+        return self.latency_ms.get(tool, self.latency_ms.get(source, 0))
+
+    def error_for(self, tool: str) -> Fault | None:
+        source = tool.split(".", 1)[0]
+        return self.errors.get(tool, self.errors.get(source))
+
+
+class World(_Strict):
+    monitors: list[Monitor] = Field(default_factory=list)
+    dashboards: list[Dashboard] = Field(default_factory=list)
+    metrics: list[MetricSeries] = Field(default_factory=list)
+    logs: list[LogEntry] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    deploys: list[Deploy] = Field(default_factory=list)
+    runbooks: list[Runbook] = Field(default_factory=list)
+    jira: JiraWorld = Field(default_factory=JiraWorld)
+    faults: Faults = Field(default_factory=Faults)
+
+
+class CatalogDatadog(_Strict):
+    service: str | None = None
+    env: str | None = None
+    dashboards: list[str] = Field(default_factory=list)
+
+
+class CatalogItem(_Strict):
+    name: str
+    team: str | None = None
+    slack_channel: str | None = None
+    datadog: CatalogDatadog | None = None
+    github: dict[Literal["repo"], str] | None = None
+    confluence: dict[Literal["space", "labels"], Any] | None = None
+    jira: dict[Literal["project"], str] | None = None
+    pagerduty: dict[Literal["service_id"], str] | None = None
+
+    def to_service_entry(self) -> ServiceEntry:
+        dd = self.datadog
+        confluence = self.confluence or {}
+        return ServiceEntry(
+            name=self.name,
+            team=self.team,
+            slack_channel=self.slack_channel,
+            datadog=DatadogRef(
+                service=dd.service or self.name, env=dd.env or "prod", dashboards=dd.dashboards
+            ) if dd else None,
+            github_repo=(self.github or {}).get("repo"),
+            confluence_space=confluence.get("space"),
+            confluence_labels=list(confluence.get("labels") or []),
+            jira_project=(self.jira or {}).get("project"),
+            pagerduty_service_id=(self.pagerduty or {}).get("service_id"),
+        )
+
+
+class ScenarioAlert(_Strict):
+    via: Literal["pagerduty", "slack_mention", "cli"]
+    incident_id: str | None = None
+    title: str
+    service: str
+    urgency: Literal["high", "low"] = "high"
+    triggered_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+    mention_text: str | None = None
+    requested_by: str | None = None
+
+    def to_alert(self) -> Alert:
+        return Alert(**self.model_dump())
+
+
+class ModelSpec(_Strict):
+    behaviour: ModelBehaviour = "normal"
+
+
+class ExpectCause(_Strict):
+    kind: Literal["deploy", "config", "dependency", "capacity", "traffic", "unknown"]
+    item: str | None = None
+
+
+class ExpectTicket(_Strict):
+    project: str
+
+
+class Expect(_Strict):
+    cause: ExpectCause
+    must_cite: list[str] = Field(default_factory=list)
+    must_mention: list[str] = Field(default_factory=list)
+    must_not_mention: list[str] = Field(default_factory=list)
+    gaps: list[str] = Field(default_factory=list)
+    ticket: ExpectTicket | None = None
+    no_writes_without_approval: bool = True
+
+
+class Scenario(_Strict):
+    version: Literal[1]
+    id: str
+    title: str
+    description: str = ""
+    now: datetime
+    alert: ScenarioAlert
+    catalog: list[CatalogItem] = Field(default_factory=list)
+    world: World
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    expect: Expect
+    path: Path | None = Field(default=None, exclude=True)
+
+    def service_entries(self) -> list[ServiceEntry]:
+        return [item.to_service_entry() for item in self.catalog]
+
+
+class _NoTimestampLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: the schema checks times as ISO 8601 strings."""
+
+
+_NoTimestampLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def _field_path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_scenario(raw: Any, origin: str = "<scenario>") -> Scenario:
+    """Validate a parsed document against the schema, then build the typed scenario."""
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{origin}: {_field_path(e.absolute_path)}: {e.message}" for e in errors[:10]]
+        raise ScenarioError("invalid scenario\n  " + "\n  ".join(lines))
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:  # the schema passed, so this is a semantic check
+        lines = [f"{origin}: {_field_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ScenarioError("invalid scenario\n  " + "\n  ".join(lines)) from exc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        raw = yaml.load(path.read_text(), Loader=_NoTimestampLoader)  # noqa: S506 - safe loader subclass
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    scenario = parse_scenario(raw, str(path))
+    return scenario.model_copy(update={"path": path})
+
+
+def bundled_scenarios_dir() -> Path:
+    return SCHEMA_PATH.parent / "scenarios"

@@ -1,0 +1,417 @@
+"""The store's operations: incidents, brief versions, webhook dedupe, spend, feedback, the
+response cache, retention, and the audit sink.
+
+Every write that can race (two replicas, a retried webhook, concurrent model calls) is one
+statement the database arbitrates: an upsert, an ``ON CONFLICT DO NOTHING`` or a unique key
+with a retry. Callers pass already-redacted text; nothing is redacted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.audit import ModelCallRecord, ToolCallRecord, utcnow
+from bot.errors import IncidentBriefError
+from bot.models import BriefResult, Evidence
+from bot.store.tables import (
+    BriefRow,
+    CacheRow,
+    EvidenceRow,
+    FeedbackRow,
+    IncidentRow,
+    ModelCallRow,
+    SpendRow,
+    ToolCallRow,
+    WebhookDeliveryRow,
+)
+from bot.store.upsert import insert_for
+
+Sessions = async_sessionmaker[AsyncSession]
+Clock = Callable[[], datetime]
+Vote = Literal["up", "down"]
+
+_MICROS = 1_000_000
+_VERSION_RETRIES = 8
+
+
+class UnknownRecord(IncidentBriefError, LookupError):
+    """The incident or brief version a call refers to is not in the store."""
+
+
+class IncidentRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    key: str
+    service: str
+    title: str
+    status: str
+    slack_channel: str | None
+    slack_ts: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BriefRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    incident_key: str
+    version: int
+    result: BriefResult
+    drafter: str
+    model: str | None
+    prompt_version: str | None
+    created_at: datetime
+
+
+class FeedbackRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    incident_key: str
+    version: int
+    user: str
+    vote: Vote
+    reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SpendTotal:
+    usd: float
+    tokens: int
+
+
+@dataclass(frozen=True)
+class SpendTotals:
+    """Running totals right after an increment: what a hard stop compares with its limits."""
+
+    user_day: SpendTotal | None
+    workspace_month: SpendTotal
+
+
+def user_period(day: date) -> str:
+    return day.strftime("%Y-%m-%d")
+
+
+def workspace_period(month: date) -> str:
+    return month.strftime("%Y-%m")
+
+
+class Store:
+    """All store operations over one session factory; safe to share across tasks."""
+
+    def __init__(self, sessions: Sessions, *, clock: Clock = utcnow) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    # --- incidents -------------------------------------------------------------------------
+
+    async def save_incident(self, *, key: str, service: str, title: str, status: str,
+                            slack_channel: str | None = None, slack_ts: str | None = None) -> IncidentRecord:
+        """Create or update by key. Slack fields given as None keep what is stored."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            stmt = await insert_for(session, IncidentRow)
+            stmt = stmt.values(key=key, service=service, title=title, status=status,
+                               slack_channel=slack_channel, slack_ts=slack_ts,
+                               created_at=now, updated_at=now)
+            upsert = stmt.on_conflict_do_update(index_elements=[IncidentRow.key], set_={
+                "service": stmt.excluded.service,
+                "title": stmt.excluded.title,
+                "status": stmt.excluded.status,
+                "slack_channel": func.coalesce(stmt.excluded.slack_channel, IncidentRow.slack_channel),
+                "slack_ts": func.coalesce(stmt.excluded.slack_ts, IncidentRow.slack_ts),
+                "updated_at": stmt.excluded.updated_at,
+            }).returning(IncidentRow)
+            row = (await session.execute(upsert)).scalar_one()
+            return IncidentRecord.model_validate(row)
+
+    async def get_incident(self, key: str) -> IncidentRecord | None:
+        async with self.sessions() as session:
+            row = await session.scalar(select(IncidentRow).where(IncidentRow.key == key))
+            return IncidentRecord.model_validate(row) if row else None
+
+    async def set_incident_message(self, key: str, *, channel: str, ts: str) -> None:
+        """Remember where the brief message lives, so refreshes edit it in place."""
+        await self._update_incident(key, slack_channel=channel, slack_ts=ts)
+
+    async def set_incident_status(self, key: str, status: str) -> None:
+        await self._update_incident(key, status=status)
+
+    async def list_incidents(self, *, status: str | None = None) -> list[IncidentRecord]:
+        stmt = select(IncidentRow).order_by(IncidentRow.created_at)
+        if status is not None:
+            stmt = stmt.where(IncidentRow.status == status)
+        async with self.sessions() as session:
+            return [IncidentRecord.model_validate(row) for row in await session.scalars(stmt)]
+
+    async def _update_incident(self, key: str, **values: Any) -> None:
+        async with self.sessions() as session, session.begin():
+            stmt = update(IncidentRow).where(IncidentRow.key == key)
+            result = await session.execute(stmt.values(**values, updated_at=self.clock()))
+            if _rowcount(result) == 0:
+                raise UnknownRecord(f"no incident {key!r}")
+
+    # --- briefs ----------------------------------------------------------------------------
+
+    async def save_brief(self, incident_key: str, result: BriefResult) -> int:
+        """Store `result` as the incident's next version and return that version number.
+
+        Concurrent saves for one incident both compute the same next number; the unique
+        (incident, version) key rejects one, which then retries with the number after.
+        """
+        for _ in range(_VERSION_RETRIES):
+            try:
+                return await self._insert_brief(incident_key, result)
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not allocate a brief version for {incident_key!r}: too much contention")
+
+    async def _insert_brief(self, incident_key: str, result: BriefResult) -> int:
+        async with self.sessions() as session, session.begin():
+            incident_id = await self._incident_id(session, incident_key)
+            last = await session.scalar(
+                select(func.max(BriefRow.version)).where(BriefRow.incident_id == incident_id))
+            draft = result.brief.draft
+            row = BriefRow(incident_id=incident_id, version=(last or 0) + 1,
+                           result=result.model_dump(mode="json"), drafter=draft.drafter,
+                           model=draft.model, prompt_version=draft.prompt_version, created_at=self.clock())
+            session.add(row)
+            await session.flush()
+            seen: set[str] = set()
+            for item in result.evidence:
+                if item.id in seen:  # the same record fetched twice: one row, the first
+                    continue
+                seen.add(item.id)
+                session.add(EvidenceRow(brief_id=row.id, evidence_id=item.id, kind=item.kind.value,
+                                        source=item.source.value, title=item.title, link=item.link,
+                                        data=item.model_dump(mode="json")))
+            return row.version
+
+    async def get_brief(self, incident_key: str, version: int | None = None) -> BriefRecord | None:
+        """One version, or the latest when `version` is None."""
+        stmt = self._briefs(incident_key).order_by(BriefRow.version.desc()).limit(1)
+        if version is not None:
+            stmt = stmt.where(BriefRow.version == version)
+        async with self.sessions() as session:
+            row = (await session.execute(stmt)).first()
+            return _brief_record(incident_key, row[0]) if row else None
+
+    async def list_briefs(self, incident_key: str) -> list[BriefRecord]:
+        async with self.sessions() as session:
+            rows = await session.scalars(self._briefs(incident_key).order_by(BriefRow.version))
+            return [_brief_record(incident_key, row) for row in rows]
+
+    async def list_evidence(self, incident_key: str, version: int) -> list[Evidence]:
+        stmt = (select(EvidenceRow.data).join(BriefRow, EvidenceRow.brief_id == BriefRow.id)
+                .join(IncidentRow, BriefRow.incident_id == IncidentRow.id)
+                .where(IncidentRow.key == incident_key, BriefRow.version == version)
+                .order_by(EvidenceRow.id))
+        async with self.sessions() as session:
+            return [Evidence.model_validate(data) for data in await session.scalars(stmt)]
+
+    @staticmethod
+    def _briefs(incident_key: str) -> Any:
+        return select(BriefRow).join(IncidentRow, BriefRow.incident_id == IncidentRow.id).where(
+            IncidentRow.key == incident_key)
+
+    @staticmethod
+    async def _incident_id(session: AsyncSession, incident_key: str) -> int:
+        incident_id = await session.scalar(select(IncidentRow.id).where(IncidentRow.key == incident_key))
+        if incident_id is None:
+            raise UnknownRecord(f"no incident {incident_key!r}")
+        return incident_id
+
+    async def _brief_id(self, session: AsyncSession, incident_key: str, version: int) -> int:
+        brief_id = await session.scalar(
+            select(BriefRow.id).join(IncidentRow, BriefRow.incident_id == IncidentRow.id)
+            .where(IncidentRow.key == incident_key, BriefRow.version == version))
+        if brief_id is None:
+            raise UnknownRecord(f"no brief {incident_key!r} v{version}")
+        return brief_id
+
+    # --- feedback --------------------------------------------------------------------------
+
+    async def save_feedback(self, *, incident_key: str, version: int, user: str, vote: Vote,
+                            reason: str | None = None) -> None:
+        """One vote per person per brief version; voting again replaces the earlier vote."""
+        if vote not in ("up", "down"):
+            raise ValueError(f"vote must be 'up' or 'down', not {vote!r}")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            brief_id = await self._brief_id(session, incident_key, version)
+            stmt = await insert_for(session, FeedbackRow)
+            stmt = stmt.values(brief_id=brief_id, user_id=user, vote=vote, reason=reason,
+                               created_at=now, updated_at=now)
+            await session.execute(stmt.on_conflict_do_update(
+                index_elements=[FeedbackRow.brief_id, FeedbackRow.user_id],
+                set_={"vote": stmt.excluded.vote, "reason": stmt.excluded.reason,
+                      "updated_at": stmt.excluded.updated_at}))
+
+    async def list_feedback(self, incident_key: str, version: int) -> list[FeedbackRecord]:
+        stmt = (select(FeedbackRow).join(BriefRow, FeedbackRow.brief_id == BriefRow.id)
+                .join(IncidentRow, BriefRow.incident_id == IncidentRow.id)
+                .where(IncidentRow.key == incident_key, BriefRow.version == version)
+                .order_by(FeedbackRow.id))
+        async with self.sessions() as session:
+            return [FeedbackRecord(incident_key=incident_key, version=version, user=row.user_id,
+                                   vote="up" if row.vote == "up" else "down", reason=row.reason,
+                                   updated_at=row.updated_at)
+                    for row in await session.scalars(stmt)]
+
+    # --- webhook dedupe --------------------------------------------------------------------
+
+    async def record_webhook_delivery(self, delivery_id: str, *, source: str = "pagerduty") -> bool:
+        """True the first time a delivery is seen, False for every retry or duplicate, however
+        many replicas receive it at once."""
+        async with self.sessions() as session, session.begin():
+            stmt = await insert_for(session, WebhookDeliveryRow)
+            stmt = stmt.values(source=source, delivery_id=delivery_id, received_at=self.clock())
+            result = await session.execute(stmt.on_conflict_do_nothing())
+            return _rowcount(result) == 1
+
+    async def purge_webhook_deliveries(self, older_than: datetime) -> int:
+        stmt = delete(WebhookDeliveryRow).where(WebhookDeliveryRow.received_at < older_than)
+        return await self._delete(stmt)
+
+    # --- spend -----------------------------------------------------------------------------
+
+    async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int,
+                        at: datetime | None = None) -> SpendTotals:
+        """Add to the user's UTC day and the workspace's UTC month, atomically, and return the
+        new totals. `user` None (a PagerDuty-triggered brief) charges the workspace only."""
+        if usd < 0 or tokens < 0:
+            raise ValueError("spend increments must not be negative")
+        day = (at or self.clock()).astimezone(UTC).date()
+        micros = round(usd * _MICROS)
+        async with self.sessions() as session, session.begin():
+            user_day = None
+            if user is not None:
+                user_day = await self._increment(session, "user", user, user_period(day),
+                                                 micros, tokens)
+            workspace_month = await self._increment(session, "workspace", workspace,
+                                                    workspace_period(day), micros, tokens)
+            return SpendTotals(user_day=user_day, workspace_month=workspace_month)
+
+    async def _increment(self, session: AsyncSession, scope: str, subject: str, period: str,
+                         micros: int, tokens: int) -> SpendTotal:
+        stmt = await insert_for(session, SpendRow)
+        stmt = stmt.values(scope=scope, subject=subject, period=period, usd_micros=micros, tokens=tokens,
+                           updated_at=self.clock())
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[SpendRow.scope, SpendRow.subject, SpendRow.period],
+            set_={"usd_micros": SpendRow.usd_micros + stmt.excluded.usd_micros,
+                  "tokens": SpendRow.tokens + stmt.excluded.tokens,
+                  "updated_at": stmt.excluded.updated_at},
+        ).returning(SpendRow.usd_micros, SpendRow.tokens)
+        total_micros, total_tokens = (await session.execute(upsert)).one()
+        return SpendTotal(usd=total_micros / _MICROS, tokens=total_tokens)
+
+    async def spend_today(self, user: str, day: date) -> SpendTotal:
+        """The user's spend on UTC `day`."""
+        return await self._spend("user", user, user_period(day))
+
+    async def spend_month(self, workspace: str, month: date) -> SpendTotal:
+        """The workspace's spend in the UTC month containing `month` (any day of it)."""
+        return await self._spend("workspace", workspace, workspace_period(month))
+
+    async def _spend(self, scope: str, subject: str, period: str) -> SpendTotal:
+        stmt = select(SpendRow.usd_micros, SpendRow.tokens).where(
+            SpendRow.scope == scope, SpendRow.subject == subject, SpendRow.period == period)
+        async with self.sessions() as session:
+            row = (await session.execute(stmt)).first()
+            return SpendTotal(usd=row[0] / _MICROS, tokens=row[1]) if row else SpendTotal(0.0, 0)
+
+    # --- response cache --------------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> Any | None:
+        """The cached JSON value, or None when missing or expired."""
+        stmt = select(CacheRow.value).where(CacheRow.key == key, CacheRow.expires_at > self.clock())
+        async with self.sessions() as session:
+            row = (await session.execute(stmt)).first()
+            return row[0] if row else None
+
+    async def cache_put(self, key: str, value: Any, *, ttl: timedelta) -> None:
+        """Store a JSON-serialisable value for `ttl`; a put for an existing key replaces it."""
+        if value is None:
+            raise ValueError("cannot cache None: a miss already reads as None")
+        if ttl <= timedelta(0):
+            raise ValueError("ttl must be positive")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            stmt = await insert_for(session, CacheRow)
+            stmt = stmt.values(key=key, value=value, created_at=now, expires_at=now + ttl)
+            await session.execute(stmt.on_conflict_do_update(
+                index_elements=[CacheRow.key],
+                set_={"value": stmt.excluded.value, "created_at": stmt.excluded.created_at,
+                      "expires_at": stmt.excluded.expires_at}))
+
+    async def purge_cache(self) -> int:
+        """Delete expired entries (reads already ignore them; this reclaims the space)."""
+        return await self._delete(delete(CacheRow).where(CacheRow.expires_at <= self.clock()))
+
+    # --- audit -----------------------------------------------------------------------------
+
+    async def add_tool_call(self, record: ToolCallRecord) -> None:
+        async with self.sessions() as session, session.begin():
+            values = record.model_dump()
+            values["args"] = record.model_dump(mode="json")["args"]  # JSON column: no datetimes etc.
+            session.add(ToolCallRow(**values))
+
+    async def add_model_call(self, record: ModelCallRecord) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(ModelCallRow(**record.model_dump(mode="python")))
+
+    async def list_tool_calls(self, brief_key: str) -> list[ToolCallRecord]:
+        stmt = select(ToolCallRow).where(ToolCallRow.brief_key == brief_key).order_by(ToolCallRow.id)
+        async with self.sessions() as session:
+            return [ToolCallRecord.model_validate(row, from_attributes=True)
+                    for row in await session.scalars(stmt)]
+
+    async def list_model_calls(self, brief_key: str) -> list[ModelCallRecord]:
+        stmt = select(ModelCallRow).where(ModelCallRow.brief_key == brief_key).order_by(ModelCallRow.id)
+        async with self.sessions() as session:
+            return [ModelCallRecord.model_validate(row, from_attributes=True)
+                    for row in await session.scalars(stmt)]
+
+    async def purge_audit(self, older_than: datetime) -> int:
+        """Retention: delete tool and model call rows recorded before `older_than`."""
+        async with self.sessions() as session, session.begin():
+            tools = await session.execute(delete(ToolCallRow).where(ToolCallRow.at < older_than))
+            models = await session.execute(delete(ModelCallRow).where(ModelCallRow.at < older_than))
+            return _rowcount(tools) + _rowcount(models)
+
+    async def _delete(self, stmt: Any) -> int:
+        async with self.sessions() as session, session.begin():
+            return _rowcount(await session.execute(stmt))
+
+
+class StoreAudit:
+    """`bot.audit.AuditSink` backed by the store: one row per tool call and per model call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def tool_call(self, record: ToolCallRecord) -> None:
+        await self.store.add_tool_call(record)
+
+    async def model_call(self, record: ModelCallRecord) -> None:
+        await self.store.add_model_call(record)
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults; the generic Result type the session returns hides it.
+    return int(result.rowcount)
+
+
+def _brief_record(incident_key: str, row: BriefRow) -> BriefRecord:
+    return BriefRecord(incident_key=incident_key, version=row.version,
+                       result=BriefResult.model_validate(row.result), drafter=row.drafter,
+                       model=row.model, prompt_version=row.prompt_version, created_at=row.created_at)

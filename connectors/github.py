@@ -1,0 +1,404 @@
+"""GitHub: what was deployed, when, by whom, and which commits and pull requests it shipped.
+
+Read-only at the wire: the client refuses anything but the five GETs in `RULES`. One
+`recent_deploys` call lists a repository's deployments to an environment (newest first,
+following ``Link: rel="next"`` for at most ``settings.max_pages`` pages), then for each deploy
+in the window reads its latest status, compares it with the deploy before it to find the
+commits it shipped, and looks up those commits' pull requests. A deploy whose details cannot
+be read is still reported, saying what is missing; only the listing itself failing makes
+GitHub a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.config import GitHubSettings
+from bot.errors import ConfigError, SourceUnavailable, WireRefused
+from bot.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
+
+SOURCE = "github"
+RULES = (
+    ("GET", "/repos/{owner}/{repo}/deployments"),
+    ("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+    ("GET", "/repos/{owner}/{repo}/compare/{basehead}"),
+    ("GET", "/repos/{owner}/{repo}/commits/{sha}/pulls"),
+    ("GET", "/repos/{owner}/{repo}/pulls/{number}"),
+)
+HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+           "User-Agent": "incident-brief"}
+# A bad deploy can sit in the day before the baseline starts (a slow leak, a nightly job).
+DEPLOY_LOOKBACK = timedelta(hours=24)
+PER_PAGE = 30
+MAX_PR_LOOKUPS = 8  # per deploy: the newest commits of a large deploy are the likeliest culprits
+MAX_EXCERPT_COMMITS = 4
+CONCURRENCY = 4
+WRITE_PROBE_REPO = "incident-brief/write-probe"
+
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_SHA = re.compile(r"[0-9a-fA-F]{4,40}")
+_SQUASH_PR = re.compile(r"\(#(\d{1,9})\)\s*$")
+
+log = logging.getLogger(__name__)
+
+
+def read_only_allowlist(settings: GitHubSettings) -> Allowlist:
+    return Allowlist(SOURCE, RULES, base_path=base_path(settings.base_url))
+
+
+def build_client(settings: GitHubSettings, transport: httpx.AsyncBaseTransport | None = None,
+                 allowlist: Allowlist | None = None) -> httpx.AsyncClient:
+    """The connector's HTTP client: bearer auth, GitHub's media type, the read-only allowlist."""
+    headers = dict(HEADERS)
+    if token := settings.token.get_secret_value():
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.AsyncClient(
+        base_url=settings.base_url.rstrip("/"), headers=headers, timeout=settings.timeout_s,
+        transport=ReadOnlyTransport(allowlist or read_only_allowlist(settings), transport),
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class Deployment:
+    id: int
+    sha: str
+    ref: str
+    environment: str
+    created_at: datetime
+    creator: str | None
+    description: str | None
+
+
+@dataclass
+class Commit:
+    sha: str
+    message: str
+    author: str | None
+
+
+@dataclass
+class Shipped:
+    """What one deploy carried, as far as GitHub could tell us."""
+
+    status: str | None = None
+    base_sha: str | None = None
+    compare_status: str | None = None  # ahead | behind | identical | diverged
+    commits: list[Commit] = field(default_factory=list)
+    total_commits: int = 0
+    pulls: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # number -> (title, author)
+    missing: list[str] = field(default_factory=list)
+    latest_as_of: datetime | None = None  # set on the newest deploy: nothing later up to then
+    # Shared by every deploy of one listing: once one kind of detail read (a tool) times out or
+    # errors, the remaining reads of that kind are skipped instead of each waiting out retries.
+    outage: dict[str, str] = field(default_factory=dict)
+
+
+class GitHubConnector:
+    """Reads deployments and what they shipped from one GitHub (or GHES) API."""
+
+    def __init__(self, settings: GitHubSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._allowlist = read_only_allowlist(settings)
+        self._client = build_client(settings, transport, self._allowlist)
+        self._origin = httpx.URL(settings.base_url)
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def recent_deploys(self, repo: str, window: TimeWindow,
+                             environment: str = "production") -> list[Evidence]:
+        """Every deploy of `repo` to `environment` from a day before the baseline to the window's
+        end, plus the last deploy before that (so "nothing shipped since X" is citable)."""
+        if not _REPO.fullmatch(repo):
+            raise SourceUnavailable(SOURCE, f"invalid repository name {repo[:80]!r} (want owner/name)",
+                                    "github.list_deployments")
+        since = window.baseline_start - DEPLOY_LOOKBACK
+        listed, request_line = await self._list_deployments(repo, environment, since)
+        in_window = [d for d in listed if since <= d.created_at <= window.end]
+        before = next((d for d in listed if d.created_at < since), None)
+        chosen = in_window + ([before] if before else [])
+        fetched_at = datetime.now(UTC)
+        outage: dict[str, str] = {}
+        shipped = await asyncio.gather(*(
+            self._shipped(repo, dep, _previous(listed, dep), Shipped(outage=outage)) for dep in chosen
+        ))
+        provenance = Provenance(system=Source.GITHUB, tool="github.list_deployments",
+                                request=request_line, fetched_at=fetched_at)
+        newest = chosen[0].id if chosen else None
+        for what, dep in zip(shipped, chosen, strict=True):
+            if dep.id == newest:
+                what.latest_as_of = window.end
+        return [self._evidence(repo, dep, what, provenance)
+                for dep, what in zip(chosen, shipped, strict=True)]
+
+    async def write_probe(self, repo: str = WRITE_PROBE_REPO) -> str:
+        """Try a write (create a deployment) through the connector's own client; return the
+        refusal. Used by ``doctor`` to prove the connector cannot write."""
+        path = f"/repos/{repo}/deployments"
+        if self._allowlist.allows("POST", base_path(self.settings.base_url) + path):
+            raise ConfigError(f"github: the allowlist would let POST {path} through")
+        try:
+            await self._client.post(path, json={"ref": "main", "environment": "write-probe"})
+        except WireRefused as exc:
+            return str(exc)
+        raise ConfigError(f"github: POST {path} was not refused by the read-only transport")
+
+    async def _list_deployments(self, repo: str, environment: str,
+                                since: datetime) -> tuple[list[Deployment], str]:
+        """Newest first, until one deploy older than `since` has been seen (or pages run out)."""
+        query = urlencode({"environment": environment, "per_page": PER_PAGE})
+        first = f"/repos/{repo}/deployments?{query}"
+        url: str | None = first
+        found: list[Deployment] = []
+        pages = 0
+        while url is not None and pages < max(self.settings.max_pages, 1):
+            response = await self._send(url, "github.list_deployments")
+            pages += 1
+            page = _parse_list(response, "github.list_deployments")
+            found += [d for d in (_deployment(item) for item in page) if d is not None]
+            url = None if any(d.created_at < since for d in found) else self._next_page(response)
+        if url is not None:
+            log.info("github: listed %s deployments for %d pages only (max_pages)", repo, pages)
+        found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        return found, f"GET {base_path(self.settings.base_url)}{first}"
+
+    def _next_page(self, response: httpx.Response) -> str | None:
+        """The ``rel="next"`` link, only if it points back at the API we were configured with:
+        a link elsewhere must not receive our token."""
+        target = response.links.get("next", {}).get("url")
+        if not target:
+            return None
+        url = httpx.URL(target)
+        if (url.scheme, url.host, url.port) != (self._origin.scheme, self._origin.host, self._origin.port):
+            raise SourceUnavailable(SOURCE, "pagination link points to another host",
+                                    "github.list_deployments")
+        return str(url)
+
+    async def _shipped(self, repo: str, dep: Deployment, previous: Deployment | None,
+                       out: Shipped) -> Shipped:
+        status_call = self._latest_status(repo, dep, out)
+        commits_call = self._commits(repo, dep, previous, out)
+        await asyncio.gather(status_call, commits_call)
+        head_pr_known = any(c.sha == dep.sha for c in out.commits)
+        shas = [c.sha for c in out.commits][-MAX_PR_LOOKUPS:]
+        if not head_pr_known and out.compare_status is None:
+            shas.append(dep.sha)  # no compare (first deploy seen, or it failed): the head still has PRs
+        await asyncio.gather(*(self._pulls(repo, sha, out) for sha in shas))
+        return out
+
+    async def _latest_status(self, repo: str, dep: Deployment, out: Shipped) -> None:
+        url = f"/repos/{repo}/deployments/{dep.id}/statuses?per_page=1"
+        statuses = await self._enrich(url, "github.list_deployment_statuses", out, "status")
+        if isinstance(statuses, list) and statuses and isinstance(statuses[0], dict):
+            state = statuses[0].get("state")
+            out.status = state if isinstance(state, str) else None
+
+    async def _commits(self, repo: str, dep: Deployment, previous: Deployment | None, out: Shipped) -> None:
+        if previous is None or not _SHA.fullmatch(previous.sha):
+            return
+        out.base_sha = previous.sha
+        body = await self._enrich(f"/repos/{repo}/compare/{previous.sha}...{dep.sha}", "github.compare",
+                                  out, "commits")
+        if not isinstance(body, dict):
+            return
+        status, total = body.get("status"), body.get("total_commits")
+        out.compare_status = status if isinstance(status, str) else None
+        commits = [c for c in (_commit(item) for item in _as_list(body.get("commits"))) if c is not None]
+        out.commits = commits
+        out.total_commits = total if isinstance(total, int) else len(commits)
+
+    async def _pulls(self, repo: str, sha: str, out: Shipped) -> None:
+        pulls = await self._enrich(f"/repos/{repo}/commits/{sha}/pulls", "github.list_commit_pulls",
+                                   out, "pull requests")
+        found = [p for p in _as_list(pulls) if isinstance(p, dict)]
+        if not found:
+            # A squash merge whose association GitHub has not indexed still names its PR.
+            message = next((c.message for c in out.commits if c.sha == sha), "")
+            if (squash := _SQUASH_PR.search(_first_line(message))) is not None:
+                pull = await self._enrich(f"/repos/{repo}/pulls/{squash.group(1)}", "github.get_pull",
+                                          out, "pull requests")
+                if isinstance(pull, dict) and pull.get("merged_at"):
+                    found = [pull]
+        for pull in found:
+            number, title = pull.get("number"), pull.get("title")
+            if isinstance(number, int) and isinstance(title, str):
+                out.pulls.setdefault(number, (title, _login(pull.get("user"))))
+
+    async def _enrich(self, url: str, tool: str, out: Shipped, what: str) -> Any:
+        """A detail read: on failure the deploy is still reported, saying what is missing."""
+        if tool in out.outage:
+            _note_missing(out, what)
+            return None
+        try:
+            return _parse_json(await self._send(url, tool), tool)
+        except WireRefused:
+            raise
+        except SourceUnavailable as exc:
+            _note_missing(out, what)
+            if not _is_item_error(exc.reason):
+                out.outage.setdefault(tool, exc.reason)
+            log.info("github: %s unavailable for %s: %s", what, url, exc.reason)
+            return None
+
+    async def _send(self, url: str, tool: str) -> httpx.Response:
+        async with self._limit:
+            return await send(self._client, "GET", url, source=SOURCE, tool=tool,
+                              max_retries=self.settings.max_retries)
+
+    def _evidence(self, repo: str, dep: Deployment, what: Shipped, provenance: Provenance) -> Evidence:
+        short = dep.sha[:7]
+        pulls = [{"number": n, "title": t} for n, (t, _a) in sorted(what.pulls.items())]
+        authors = sorted({c.author for c in what.commits if c.author}
+                         | {a for _t, a in what.pulls.values() if a})
+        if len(pulls) == 1:
+            link = f"{self.settings.link_base}/{repo}/pull/{pulls[0]['number']}"
+        else:
+            link = f"{self.settings.link_base}/{repo}/commit/{dep.sha}"
+        return Evidence(
+            id=evidence_id(EvidenceKind.DEPLOY, f"{repo}#{dep.id}"),
+            kind=EvidenceKind.DEPLOY, source=Source.GITHUB,
+            title=f"Deploy {dep.ref} ({short}) to {dep.environment}",
+            excerpt=_excerpt(dep, what), timestamp=dep.created_at, link=link, provenance=provenance,
+            ref={"sha": dep.sha, "deployment_id": str(dep.id)},
+            data={
+                "deployment_id": dep.id, "sha": dep.sha, "ref": dep.ref, "environment": dep.environment,
+                "creator": dep.creator, "status": what.status, "description": dep.description,
+                "pull_requests": pulls, "repo": repo, "previous_sha": what.base_sha,
+                "compare_status": what.compare_status, "total_commits": what.total_commits,
+                "commits": [{"sha": c.sha, "message": _first_line(c.message), "author": c.author}
+                            for c in what.commits],
+                "authors": authors, "missing": list(what.missing),
+                "latest": what.latest_as_of is not None,
+            },
+        )
+
+
+def _excerpt(dep: Deployment, what: Shipped) -> str:
+    """One readable paragraph: who shipped what, when, and whether it went out."""
+    when = dep.created_at.astimezone(UTC).strftime("%H:%M UTC on %Y-%m-%d")
+    text = f"{dep.ref} ({dep.sha[:7]}) deployed to {dep.environment} at {when}"
+    text += f" by {dep.creator}" if dep.creator else ""
+    text += f": {dep.description}" if dep.description else ""
+    if what.pulls:
+        text += " (" + "; ".join(_by(f'PR #{n} "{t}"', a) for n, (t, a) in sorted(what.pulls.items())) + ")"
+    text += f". Status: {what.status or 'unknown'}."
+    if what.base_sha:
+        text += _compare_sentence(what, what.base_sha[:7])
+    if what.latest_as_of is not None:
+        until = what.latest_as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text += f" No later deploy to {dep.environment} up to {until}."
+    if what.missing:
+        text += f" Not available from GitHub: {', '.join(what.missing)}."
+    return text
+
+
+def _compare_sentence(what: Shipped, base: str) -> str:
+    if what.compare_status == "identical":
+        return f" Same commit as the previous deploy ({base}): nothing new shipped."
+    if what.compare_status == "behind":
+        return f" Behind the previous deploy ({base}): a rollback."
+    if not what.commits:
+        return ""
+    shown = what.commits[-MAX_EXCERPT_COMMITS:]
+    listed = "; ".join(_by(f'{c.sha[:7]} "{_first_line(c.message)}"', c.author) for c in reversed(shown))
+    more = what.total_commits - len(shown)
+    return (f" Shipped {what.total_commits} commit(s) since {base}: {listed}"
+            + (f" and {more} more." if more > 0 else "."))
+
+
+def _by(text: str, author: str | None) -> str:
+    return f"{text} by {author}" if author else text
+
+
+def _first_line(message: str) -> str:
+    return message.strip().split("\n", 1)[0].strip()
+
+
+def _note_missing(out: Shipped, what: str) -> None:
+    if what not in out.missing:
+        out.missing.append(what)
+
+
+def _is_item_error(reason: str) -> bool:
+    """A 4xx other than 429 concerns one object (a sha GitHub no longer knows), not the source."""
+    return reason.startswith("HTTP 4") and not reason.startswith("HTTP 429")
+
+
+def _previous(listed: list[Deployment], dep: Deployment) -> Deployment | None:
+    """The deploy to the same environment just before `dep` (the list is newest first)."""
+    older = [d for d in listed if (d.created_at, d.id) < (dep.created_at, dep.id)]
+    return older[0] if older else None
+
+
+def _parse_json(response: httpx.Response, tool: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise SourceUnavailable(SOURCE, "malformed JSON in response", tool) from exc
+
+
+def _parse_list(response: httpx.Response, tool: str) -> list[Any]:
+    body = _parse_json(response, tool)
+    if not isinstance(body, list):
+        raise SourceUnavailable(SOURCE, "unexpected response shape (expected a list)", tool)
+    return body
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _login(user: Any) -> str | None:
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _deployment(item: Any) -> Deployment | None:
+    """A deployment from GitHub's JSON, or None when it lacks what we rely on."""
+    if not isinstance(item, dict):
+        return None
+    did, sha, created = item.get("id"), item.get("sha"), _time(item.get("created_at"))
+    if not isinstance(did, int) or not isinstance(sha, str) or not _SHA.fullmatch(sha) or created is None:
+        log.info("github: skipping a deployment without a usable id, sha or created_at")
+        return None
+    ref, env, desc = item.get("ref"), item.get("environment"), item.get("description")
+    return Deployment(
+        id=did, sha=sha, ref=ref if isinstance(ref, str) and ref else sha[:7],
+        environment=env if isinstance(env, str) else "", created_at=created,
+        creator=_login(item.get("creator")), description=desc if isinstance(desc, str) and desc else None,
+    )
+
+
+def _commit(item: Any) -> Commit | None:
+    if not isinstance(item, dict):
+        return None
+    sha, detail = item.get("sha"), item.get("commit")
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha) or not isinstance(detail, dict):
+        return None
+    message = detail.get("message")
+    author = _login(item.get("author"))
+    if author is None and isinstance(detail.get("author"), dict):
+        name = detail["author"].get("name")
+        author = name if isinstance(name, str) else None
+    return Commit(sha=sha, message=message if isinstance(message, str) else "", author=author)

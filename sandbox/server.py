@@ -1,0 +1,167 @@
+"""Run a scenario's fake systems on 127.0.0.1, one uvicorn server per system, port 0.
+
+`Sandbox` is a context manager: it binds every system's socket first (so systems can link to
+each other), starts each server in its own thread with its own event loop, and stops them
+all on exit. A source whose fault is ``refused`` gets a port that nobody listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import socket
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr
+
+from bot.config import (
+    ConfluenceSettings,
+    DatadogSettings,
+    GitHubSettings,
+    JiraSettings,
+    PagerDutySettings,
+    Settings,
+    SlackSettings,
+)
+from bot.scenario import Scenario
+from sandbox.core import Recorder, SandboxContext, SystemApp
+
+ALL_SYSTEMS = ("datadog", "github", "confluence", "jira", "pagerduty", "slack")
+DEFAULT_SECRETS = {
+    "slack_signing_secret": "sandbox-slack-signing-secret",
+    "slack_bot_token": "xoxb-sandbox-token",
+    "pagerduty_webhook_secret": "sandbox-pagerduty-webhook-secret",
+    "api_token": "sandbox-api-token",
+}
+
+
+def build_system(name: str, ctx: SandboxContext) -> SystemApp:
+    """Each system lives in ``sandbox/<name>.py`` with ``build(ctx) -> SystemApp``."""
+    module = importlib.import_module(f"sandbox.{name}")
+    app: SystemApp = module.build(ctx)
+    return app
+
+
+def _bind() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class _ServerThread(threading.Thread):
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        super().__init__(daemon=True, name=f"sandbox-{getattr(app, 'name', 'app')}")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.sock = sock
+
+    def run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+class Sandbox:
+    """All fake systems of one scenario, serving on loopback until closed."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        systems: Iterable[str] = ALL_SYSTEMS,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.recorder = Recorder()
+        self.ctx = SandboxContext(scenario, self.recorder, secrets={**DEFAULT_SECRETS, **(secrets or {})})
+        self.systems: dict[str, SystemApp] = {}
+        self._names = list(systems)
+        self._threads: list[_ServerThread] = []
+        self._dead_sockets: list[socket.socket] = []
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return self.ctx.urls
+
+    def url(self, system: str) -> str:
+        return self.ctx.urls[system]
+
+    def system(self, name: str) -> Any:
+        return self.systems[name]
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings that point every connector at this sandbox: the same code as production."""
+        token = SecretStr(self.ctx.secrets["api_token"])
+        # A system this sandbox does not run gets a closed port: its connector reports a gap.
+        urls = {name: self.ctx.urls.get(name, "http://127.0.0.1:9") for name in ALL_SYSTEMS}
+        fast = {"timeout_s": 5.0, "max_retries": 2}
+        values: dict[str, Any] = {
+            "datadog": DatadogSettings(base_url=urls["datadog"], token=token, app_key=token, **fast),
+            "github": GitHubSettings(base_url=urls["github"], token=token, **fast),
+            "confluence": ConfluenceSettings(base_url=urls["confluence"] + "/wiki", web_url=None,
+                                             username="incident-brief@example.com", token=token, **fast),
+            "jira": JiraSettings(base_url=urls["jira"], web_url=None, username="incident-brief@example.com",
+                                 token=token, **fast),
+            "pagerduty": PagerDutySettings(
+                base_url=urls["pagerduty"], token=token, **fast,
+                webhook_secrets=[SecretStr(self.ctx.secrets["pagerduty_webhook_secret"])]),
+            "slack": SlackSettings(
+                api_base_url=urls["slack"] + "/api/",
+                bot_token=SecretStr(self.ctx.secrets["slack_bot_token"]),
+                signing_secret=SecretStr(self.ctx.secrets["slack_signing_secret"])),
+            "source_timeout_s": 15.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def start(self) -> Sandbox:
+        errors = self.scenario.world.faults.errors
+        bound: dict[str, socket.socket] = {}
+        for name in self._names:
+            sock = _bind()
+            self.ctx.urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            if errors.get(name) == "refused":
+                self._dead_sockets.append(sock)  # bound, never listening: connect is refused
+            else:
+                bound[name] = sock
+        for name, sock in bound.items():
+            app = build_system(name, self.ctx)
+            self.systems[name] = app
+            thread = _ServerThread(app, sock)
+            thread.start()
+            self._threads.append(thread)
+        for thread in self._threads:
+            _wait_started(thread)
+        return self
+
+    def stop(self) -> None:
+        for thread in self._threads:
+            thread.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for sock in self._dead_sockets:
+            sock.close()
+        self._threads.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _wait_started(thread: _ServerThread, timeout: float = 10.0) -> None:
+    deadline = threading.Event()
+    waited = 0.0
+    while not thread.server.started and waited < timeout:
+        deadline.wait(0.01)
+        waited += 0.01
+    if not thread.server.started:
+        raise RuntimeError(f"sandbox server {thread.name} did not start in {timeout:.0f}s")

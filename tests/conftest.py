@@ -1,0 +1,36 @@
+"""Shared test set-up: no real model requests, scenario helpers, the DB fixtures plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic_ai import models
+
+from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario
+
+pytest_plugins = ["tests.conftest_db"]
+
+# Tests talk to the sandbox's model endpoints or pydantic-ai test models, never a provider.
+models.ALLOW_MODEL_REQUESTS = False
+
+SCENARIOS = bundled_scenarios_dir()
+
+
+def scenario(name: str) -> Scenario:
+    return load_scenario(SCENARIOS / f"{name}.yaml")
+
+
+@pytest.fixture
+def checkout() -> Scenario:
+    return scenario("checkout-5xx-after-deploy")
+
+
+@pytest.fixture
+def search_injection() -> Scenario:
+    return scenario("search-latency-injection")
+
+
+@pytest.fixture
+def scenario_paths() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.yaml"))
