@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from bot.approvals import Approvals
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.policy import Policy, default_policy, load_policy
@@ -40,9 +41,9 @@ async def build_runtime(
     if catalog is None:
         catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
     await migrate(settings.database_url)
-    store = Store(session_factory(create_engine_for(settings.database_url)))
-    return Runtime(settings=settings, policy=policy, catalog=catalog, store=store,
-                   slack=slack_client(settings), now=now)
+    sessions = session_factory(create_engine_for(settings.database_url))
+    return Runtime(settings=settings, policy=policy, catalog=catalog, store=Store(sessions),
+                   approvals=Approvals(sessions), slack=slack_client(settings), now=now)
 
 
 @contextlib.asynccontextmanager

@@ -48,7 +48,7 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
     """Post a brief for this incident unless one is already posted. Returns the message ts."""
     key = key or incident_key_for(alert, channel, thread_ts)
     claimed = await rt.store.claim_incident(key=key, service=service.name, title=redact(alert.title),
-                                            channel=channel)
+                                            channel=channel, alert=alert)
     if not claimed:
         log.info("brief for %s already posted or in progress: not posting twice", key)
         return None
@@ -74,12 +74,9 @@ async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
                       ts: str) -> None:
     started = time.perf_counter()
     try:
-        await rt.store.save_alert(key=key, alert=alert)
         result = await draft_result(rt, alert, service, key)
-        version = await rt.store.save_brief(key=key, result=result)
-        state = BriefCardState(brief_version=version, elapsed_s=time.perf_counter() - started)
-        await rt.slack.chat_update(channel=channel, ts=ts, text=brief_fallback_text(result),
-                                   blocks=brief_blocks(result, incident_key=key, state=state))
+        await rt.store.save_brief(key, result)
+        await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
     except Exception as exc:
         log.exception("drafting the brief for %s failed", key)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
@@ -93,13 +90,28 @@ async def post_status(rt: Runtime, key: str, status_line: str) -> None:
     incident = await rt.store.get_incident(key)
     if incident is None or not incident.message_ts:
         return
-    await rt.store.set_incident_status(key=key, status_line=status_line)
+    await rt.store.set_incident_status(key, status_line)
     await rt.slack.chat_postMessage(channel=incident.channel, thread_ts=incident.message_ts,
                                     text=escape(status_line))
-    latest = await rt.store.latest_brief(key)
-    if latest is not None:
-        version, result = latest
-        state = BriefCardState(brief_version=version, status_line=status_line)
-        await rt.slack.chat_update(channel=incident.channel, ts=incident.message_ts,
-                                   text=brief_fallback_text(result),
-                                   blocks=brief_blocks(result, incident_key=key, state=state))
+    await update_card(rt, key, channel=incident.channel, ts=incident.message_ts)
+
+
+async def update_card(rt: Runtime, key: str, *, channel: str, ts: str, elapsed_s: float | None = None) -> None:
+    """Re-render the brief's message from what is stored: the latest brief version, the
+    incident's status and a filed ticket. Every update goes through here, so a status change
+    never hides the ticket key and a refresh never hides the status."""
+    latest = await rt.store.get_brief(key)
+    if latest is None:
+        return
+    incident = await rt.store.get_incident(key)
+    filed = [a for a in await rt.approvals.list_for_incident(key) if a.jira_key]
+    ticket = filed[-1] if filed else None
+    status = incident.status if incident is not None else None
+    state = BriefCardState(
+        brief_version=latest.version, elapsed_s=elapsed_s,
+        status_line=status if status and status != "triggered" else None,
+        ticket_key=ticket.jira_key if ticket else None,
+        approved_by=", ".join(ticket.approvers) if ticket and ticket.approvers else None,
+        approved_at=(ticket.finished_at or ticket.updated_at) if ticket else None)
+    await rt.slack.chat_update(channel=channel, ts=ts, text=brief_fallback_text(latest.result),
+                               blocks=brief_blocks(latest.result, incident_key=key, state=state))

@@ -57,15 +57,14 @@ def draft(
 
 @app.command("eval")
 def run_eval(
-    scenarios: Annotated[Path, typer.Option("--scenarios", help="folder of scenario files")] = (
-        bundled_scenarios_dir()),
+    scenarios: Annotated[Path | None, typer.Option("--scenarios", help="folder of scenario files")] = None,
     drafter: DrafterOpt = "offline",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
 ) -> None:
     """Run the eval suite; exit non-zero when a threshold in evals/thresholds.toml is missed."""
     from evals.runner import main as eval_main
 
-    argv = ["--scenarios", str(scenarios), "--drafter", drafter]
+    argv = ["--scenarios", str(scenarios or bundled_scenarios_dir()), "--drafter", drafter]
     if json_out is not None:
         argv += ["--json", str(json_out)]
     raise typer.Exit(eval_main(argv))

@@ -105,11 +105,11 @@ async def run_demo(scenario: Scenario, console: Console) -> int:
             await trigger(scenario, sandbox, bot_url)
             message = await wait_for(lambda: _brief_message(sandbox), "the brief in Slack", timeout=45)
             await rt.idle()
-            key = f"pd:{scenario.alert.incident_id}" if scenario.alert.incident_id else None
-            latest = await rt.store.latest_brief(key) if key else await rt.store.latest_brief_any()
+            incident = await rt.store.latest_incident_in_channel(message.channel)
+            latest = await rt.store.get_brief(incident.key) if incident else None
             if latest is None:
                 raise RuntimeError("no brief was stored")
-            _version, result = latest
+            result = latest.result
             console.print(f"[bold]2.[/bold] brief posted in {message.channel} (ts {message.ts}); "
                           f"Jira writes so far: {len(sandbox.recorder.writes('jira'))}")
             render_brief(result, console, title=f"Brief · {scenario.alert.title}")

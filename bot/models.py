@@ -131,7 +131,7 @@ class Provenance(Frozen):
 
 def evidence_id(kind: EvidenceKind | str, native_ref: str) -> str:
     """A stable, short, model-friendly id: same source record -> same id, run after run."""
-    digest = hashlib.sha1(f"{kind}|{native_ref}".encode()).hexdigest()[:6]
+    digest = hashlib.sha1(f"{kind}|{native_ref}".encode(), usedforsecurity=False).hexdigest()[:6]
     return f"{EvidenceKind(kind).value.replace('_', '-')}-{digest}"
 
 

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvals import Approvals
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.drafting import Drafter, OfflineDrafter
@@ -50,6 +51,7 @@ class Runtime:
     policy: Policy
     catalog: Catalog
     store: Store
+    approvals: Approvals
     slack: AsyncWebClient
     now: Callable[[], datetime] = utcnow
     drafter: Callable[[], Drafter] = OfflineDrafter

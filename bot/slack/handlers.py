@@ -14,13 +14,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals
-from bot.briefing import publish_brief, refresh_brief
+from bot.briefing import publish_brief, refresh_brief, update_card
 from bot.models import Alert, TicketProposal
+from bot.redaction import redact
 from bot.runtime import Runtime
 from bot.slack.approvers import may_approve
-from bot.slack.blocks import BriefCardState, brief_blocks, brief_fallback_text, dry_run_preview_blocks, \
-    feedback_reason_modal, ticket_modal
+from bot.slack.blocks import dry_run_preview_blocks, feedback_reason_modal, ticket_modal
 from bot.slack.mentions import HELP_TEXT, parse_request
 from bot.ticketing import TicketFields, approve_and_file
 
@@ -38,7 +37,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         request = parse_request(command.get("text", ""), rt.catalog)
         service = request.service or rt.catalog.by_channel(command["channel_id"])
         if service is None:
-            await respond(f"Which service? Known: {', '.join(rt.catalog.names()) or 'none'}. Try `/brief checkout-api`.")
+            known = ", ".join(f"`{name}`" for name in rt.catalog.names()) or "none configured"
+            await respond(f"Which service? Known services: {known}. Try `/brief <service>`.")
             return
         alert = Alert(via="slack_mention", title=f"{service.name}: brief requested", service=service.name,
                       triggered_at=rt.now(), mention_text=request.text, requested_by=command["user_id"])
@@ -59,7 +59,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     async def on_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         meta = _action_meta(body)
-        await rt.store.save_feedback(key=meta["incident_key"], version=int(meta["brief_version"]),
+        await rt.store.save_feedback(incident_key=meta["incident_key"], version=int(meta["brief_version"]),
                                      user=body["user"]["id"], vote="up", reason=None)
         await _ephemeral(client, body, "Thanks: noted 👍")
 
@@ -67,7 +67,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     async def on_down(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         meta = _action_meta(body)
-        await rt.store.save_feedback(key=meta["incident_key"], version=int(meta["brief_version"]),
+        await rt.store.save_feedback(incident_key=meta["incident_key"], version=int(meta["brief_version"]),
                                      user=body["user"]["id"], vote="down", reason=None)
         await client.views_open(trigger_id=body["trigger_id"], view=feedback_reason_modal(
             incident_key=meta["incident_key"], brief_version=int(meta["brief_version"])))
@@ -78,8 +78,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
         reason = _first_value(view)
         if reason:
-            await rt.store.save_feedback(key=meta["incident_key"], version=int(meta["brief_version"]),
-                                         user=body["user"]["id"], vote="down", reason=reason)
+            await rt.store.save_feedback(incident_key=meta["incident_key"], version=int(meta["brief_version"]),
+                                         user=body["user"]["id"], vote="down", reason=redact(reason)[:500])
 
     @app.view("ticket_submit")
     async def on_ticket_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
@@ -135,19 +135,19 @@ async def _open_ticket_modal(rt: Runtime, body: dict[str, Any], client: AsyncWeb
         await _ephemeral(client, body, why)
         return
     meta = _action_meta(body)
-    latest = await rt.store.brief_version(meta["incident_key"], int(meta["brief_version"]))
-    proposal: TicketProposal | None = latest.brief.ticket if latest else None
+    latest = await rt.store.get_brief(meta["incident_key"], int(meta["brief_version"]))
+    proposal: TicketProposal | None = latest.result.brief.ticket if latest else None
     if latest is None or proposal is None:
         await _ephemeral(client, body, "This brief has no ticket proposal to file.")
         return
-    approval = await approvals.propose(rt.store, incident_key=meta["incident_key"],
+    approval = await rt.approvals.propose(incident_key=meta["incident_key"],
                                        brief_version=int(meta["brief_version"]), proposal=proposal,
                                        requested_by=user, tool="jira.create_issue")
     if approval.state == "done":
         await _ephemeral(client, body, f"Already filed as {approval.jira_key}.")
         return
     await client.views_open(trigger_id=body["trigger_id"], view=ticket_modal(
-        proposal, evidence=latest.evidence, allowed_projects=list(rt.policy.jira.allowed_projects),
+        proposal, evidence=latest.result.evidence, allowed_projects=list(rt.policy.jira.allowed_projects),
         approval_id=approval.id, dry_run=rt.policy.default_mode == "dry_run",
         channel=body["channel"]["id"], message_ts=body["message"]["ts"]))
 
@@ -168,16 +168,8 @@ async def _file_ticket(rt: Runtime, meta: dict[str, Any], user: str, fields: Tic
 
 
 async def _show_ticket_on_card(rt: Runtime, meta: dict[str, Any], channel: str, ts: str) -> None:
-    approval = await approvals.get(rt.store, meta["approval_id"])
-    latest = await rt.store.latest_brief(approval.incident_key)
-    if latest is None:
-        return
-    version, result = latest
-    state = BriefCardState(brief_version=version, ticket_key=approval.jira_key,
-                           approved_by=approval.approvers[-1] if approval.approvers else None,
-                           approved_at=approval.updated_at)
-    await rt.slack.chat_update(channel=channel, ts=ts, text=brief_fallback_text(result),
-                               blocks=brief_blocks(result, incident_key=approval.incident_key, state=state))
+    approval = await rt.approvals.get(meta["approval_id"])
+    await update_card(rt, approval.incident_key, channel=channel, ts=ts)
 
 
 def _action_meta(body: dict[str, Any]) -> dict[str, Any]:
