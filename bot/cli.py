@@ -33,6 +33,8 @@ def _fail(message: str, code: int = 2) -> None:
 def draft(
     scenario: Annotated[Path, typer.Option("--scenario", help="a scenario file (format v1)")],
     json_out: Annotated[Path | None, typer.Option("--json", help="write {brief, evidence, gaps} here")] = None,
+    blocks_out: Annotated[Path | None, typer.Option(
+        "--blocks", help="write the exact Block Kit payload the bot would post here")] = None,
     drafter: DrafterOpt = "offline",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the brief")] = False,
 ) -> None:
@@ -49,6 +51,11 @@ def draft(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(brief_json(run.result) + "\n")
+    if blocks_out is not None:
+        from bot.slack.payload import brief_payload_json
+
+        blocks_out.parent.mkdir(parents=True, exist_ok=True)
+        blocks_out.write_text(brief_payload_json(run.result, loaded) + "\n")
     if not quiet:
         render_brief(run.result, console, title=f"Brief · {loaded.title}")
         if json_out is not None:
@@ -98,6 +105,44 @@ def demo(
         _fail(str(exc))
         return
     raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    sandbox: Annotated[Path | None, typer.Option(
+        "--sandbox", help="run against a local sandbox rendered from this scenario (no credentials)")] = None,
+) -> None:
+    """Start the web process: Slack events and interactivity, the PagerDuty webhook, health, metrics."""
+    from bot.config import Settings
+    from bot.serve import serve_settings
+
+    try:
+        if sandbox is None:
+            asyncio.run(serve_settings(Settings(), host, port))
+            return
+        from bot.catalog import Catalog
+        from sandbox.server import Sandbox
+
+        loaded = load_scenario(sandbox)
+        with Sandbox(loaded) as sb:
+            console.print(f"sandbox up: {sb.urls}")
+            asyncio.run(serve_settings(sb.settings(), host, port, catalog=Catalog(loaded.service_entries())))
+    except (ScenarioError, ConfigError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def clock() -> None:
+    """Start the clock process: retention purge, approval recovery and expiry, scheduled refresh."""
+    from bot.config import Settings
+    from bot.serve import clock_settings
+
+    try:
+        asyncio.run(clock_settings(Settings()))
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:
