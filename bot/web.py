@@ -75,10 +75,11 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         record_delivery=rt.store.record_webhook_delivery,
         on_event=lambda event: on_pagerduty_event(rt, event),
         spawn=lambda work: rt.spawn(work, name="pagerduty"),
+        now=rt.now,
     )
     return Starlette(routes=[
         Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/webhooks/pagerduty", webhook, methods=["POST"]),
+        Route("/webhooks/pagerduty", webhook.handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +19,10 @@ from starlette.responses import JSONResponse
 from bot.webhook_signing import verify_pagerduty
 
 MAX_BODY_BYTES = 256 * 1024  # PagerDuty payloads are a few KB; anything near this is not one
+# The signature has no timestamp, so a captured delivery could be replayed forever; an event
+# older than this is refused (PagerDuty's own retries of a delivery finish well within it).
+MAX_EVENT_AGE = timedelta(hours=1)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 HANDLED_EVENTS = {"incident.triggered", "incident.acknowledged", "incident.escalated",
                   "incident.resolved", "incident.reopened"}
 
@@ -71,16 +75,20 @@ def parse_event(payload: Any) -> PagerDutyEvent:
 
 
 class PagerDutyWebhook:
-    """The ASGI endpoint. `on_event` runs in the background after the 202."""
+    """The endpoint (`handle` is the Starlette route). `on_event` runs in the background after the 202."""
 
     def __init__(self, *, secrets: Callable[[], list[str]], record_delivery: DeliveryRecorder,
-                 on_event: EventHandler, spawn: Callable[[Awaitable[None]], object]) -> None:
+                 on_event: EventHandler, spawn: Callable[[Awaitable[None]], object],
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 max_age: timedelta = MAX_EVENT_AGE) -> None:
+        self._now = now
+        self._max_age = max_age
         self._secrets = secrets
         self._record = record_delivery
         self._on_event = on_event
         self._spawn = spawn
 
-    async def __call__(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -96,6 +104,12 @@ class PagerDutyWebhook:
             event = parse_event(_json(body))
         except (ValueError, ValidationError) as exc:
             return _reject(400, f"malformed webhook body: {_first_error(exc)}")
+        age = self._now() - _aware(event.occurred_at)
+        if age > self._max_age:
+            return _reject(400, f"stale event: occurred {int(age.total_seconds())}s ago "
+                                f"(limit {int(self._max_age.total_seconds())}s); replays are refused")
+        if age < -MAX_CLOCK_SKEW:
+            return _reject(400, "event occurred_at is in the future: check the sender's clock")
         if event.event_type not in HANDLED_EVENTS:
             return JSONResponse({"ok": True, "ignored": f"event type {event.event_type}"}, status_code=202)
         # PagerDuty keeps X-Webhook-Id across retries of one delivery; the event id is the fallback.
@@ -104,6 +118,10 @@ class PagerDutyWebhook:
             return JSONResponse({"ok": True, "duplicate": delivery}, status_code=202)
         self._spawn(self._on_event(event))
         return JSONResponse({"ok": True, "accepted": event.id}, status_code=202)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _json(body: bytes) -> Any:

@@ -17,11 +17,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
+from bot.policy import load_policy
 
 from bot.bootstrap import BUNDLED_POLICY, build_runtime, serving
 from bot.catalog import Catalog
-from bot.demo import approve_ticket, trigger, wait_for
-from bot.policy import load_policy
+from bot.demo import trigger, wait_for
 from bot.runtime import Runtime
 from bot.scenario import Scenario
 from bot.web import build_web_app
@@ -74,7 +74,8 @@ async def test_pagerduty_brief_posts_once_and_a_double_click_files_one_ticket(
     body, headers = build_webhook(checkout, "incident.triggered")
     first = await send_webhook(f"{harness.url}/webhooks/pagerduty", body, headers)
     retry = await send_webhook(f"{harness.url}/webhooks/pagerduty", body, headers)  # PagerDuty retries
-    assert first.status_code == 202 and retry.status_code == 202
+    assert first.status_code == 202
+    assert retry.status_code == 202
 
     message = await wait_for(harness.brief_message, "the brief in Slack")
     await harness.rt.idle()
