@@ -102,9 +102,10 @@ async def execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
     finally:
         await _close(reader)
     if existing:
-        key = str(existing["key"])
+        found = existing if isinstance(existing, dict) else {"key": existing}
+        key = str(found["key"])
         await rt.approvals.complete(approval.id, key)
-        return FileOutcome("already_filed", key=key, url=existing.get("url"))
+        return FileOutcome("already_filed", key=key, url=found.get("url"))
     writer = JiraWriter(rt.settings.jira)
     runner = rt.runner(brief_key=approval.incident_key, actor=actor)
     try:
