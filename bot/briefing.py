@@ -9,9 +9,10 @@ workflow and edits the same message; PagerDuty status changes reply in the threa
 from __future__ import annotations
 
 import logging
+import re
 import time
 
-from bot.models import Alert, BriefResult, ServiceEntry
+from bot.models import Alert, BriefResult, ServiceEntry, Source
 from bot.redaction import redact
 from bot.runtime import Runtime
 from bot.slack.blocks import (
@@ -41,6 +42,36 @@ async def draft_result(rt: Runtime, alert: Alert, service: ServiceEntry, key: st
                                  connectors=connectors, now=rt.now(), drafter=rt.drafter())
     finally:
         await connectors.aclose()
+
+
+_MONITOR_LINK = re.compile(r"/monitors/(\d+)")
+
+
+def monitor_id_in(link: str | None) -> int | None:
+    """The monitor id in a pasted Datadog monitor link (…/monitors/12345…)."""
+    match = _MONITOR_LINK.search(link or "")
+    return int(match.group(1)) if match else None
+
+
+async def service_from_monitor(rt: Runtime, monitor_id: int, actor: str | None) -> ServiceEntry | None:
+    """Which catalog service a pasted monitor belongs to, from its `service:` tag. The read
+    goes through the choke point like any other (policy, timeout, audit)."""
+    connectors = rt.new_connectors()
+    if connectors.datadog is None:
+        return None
+    datadog = connectors.datadog
+    try:
+        outcome = await rt.runner(brief_key=None, actor=actor).read(
+            "datadog.get_monitor", Source.DATADOG, lambda: datadog.get_monitor(monitor_id),
+            args={"monitor_id": monitor_id})
+    finally:
+        await connectors.aclose()
+    for item in outcome.evidence:
+        for tag in item.data.get("tags", []):
+            name = str(tag).removeprefix("service:")
+            if str(tag).startswith("service:") and rt.catalog.get(name):
+                return rt.catalog.get(name)
+    return None
 
 
 async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channel: str, *,

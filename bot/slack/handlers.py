@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.briefing import publish_brief, refresh_brief, update_card
+from bot.briefing import monitor_id_in, publish_brief, refresh_brief, service_from_monitor, update_card
 from bot.models import Alert, TicketProposal
 from bot.redaction import redact
 from bot.runtime import Runtime
@@ -116,6 +116,9 @@ async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebCl
     if service is None and thread_ts:
         incident = await rt.store.incident_for_thread(channel=channel, thread_ts=thread_ts)
         service = rt.catalog.get(incident.service) if incident else None
+    monitor_id = monitor_id_in(request.link)
+    if service is None and monitor_id is not None:
+        service = await service_from_monitor(rt, monitor_id, user)
     service = service or rt.catalog.by_channel(channel)
     if service is None:
         names = ", ".join(f"`{n}`" for n in rt.catalog.names()) or "none configured"
@@ -124,7 +127,7 @@ async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebCl
         return
     alert = Alert(via="slack_mention", title=f"{service.name}: {request.text or 'brief requested'}"[:200],
                   service=service.name, triggered_at=rt.now(), mention_text=request.text,
-                  requested_by=user)
+                  requested_by=user, details={"monitor_id": monitor_id} if monitor_id is not None else {})
     await publish_brief(rt, alert, service, channel, thread_ts=reply_ts)
 
 
