@@ -130,7 +130,8 @@ async def test_user_groups_hold_the_requester_and_the_approver(sb: Sandbox, chec
     members = (await slack.usergroups_users_list(usergroup=oncall["id"]))["users"]
     assert set(members) == {checkout.alert.requested_by, "U0APPROVER"}
     assert "U0OUTSIDER" not in members
-    assert "users" not in oncall and oncall["user_count"] == 2
+    assert "users" not in oncall
+    assert oncall["user_count"] == 2
     with pytest.raises(SlackApiError) as unknown:
         await slack.usergroups_users_list(usergroup="S0NOPE")
     assert unknown.value.response["error"] == "no_such_subteam"
@@ -145,7 +146,8 @@ async def test_views_open_and_update(sb: Sandbox) -> None:
             "blocks": [{"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Why"},
                         "element": {"type": "plain_text_input", "action_id": "value"}}]}
     opened = (await slack.views_open(trigger_id="1.2.abc", view=view))["view"]
-    assert opened["id"].startswith("V") and opened["callback_id"] == "feedback_reason"
+    assert opened["id"].startswith("V")
+    assert opened["callback_id"] == "feedback_reason"
     assert sb.system("slack").views == [opened]
     changed = {**view, "title": {"type": "plain_text", "text": "Thanks"}}
     updated = (await slack.views_update(view_id=opened["id"], hash=opened["hash"], view=changed))["view"]
@@ -201,7 +203,8 @@ def test_signed_headers_pass_slacks_verifier() -> None:
     assert not SignatureVerifier(SIGNING_SECRET).is_valid_request(body, stale)
     assert headers["Content-Type"] == "application/json"
     event = json.loads(body)
-    assert event["type"] == "event_callback" and event["event"]["type"] == "app_mention"
+    assert event["type"] == "event_callback"
+    assert event["event"]["type"] == "app_mention"
 
 
 def test_interactivity_bodies_round_trip() -> None:
@@ -218,14 +221,17 @@ def test_interactivity_bodies_round_trip() -> None:
                                             {"text": {"type": "plain_text", "text": "CHK"}, "value": "CHK"}}}}
     submit = slack_sender.view_submission_body(user="U0ONCALL1", view=view, values=values)
     payload = json.loads(parse_qs(submit)["payload"][0])
-    assert payload["type"] == "view_submission" and payload["view"]["state"]["values"] == values
+    assert payload["type"] == "view_submission"
+    assert payload["view"]["state"]["values"] == values
     click = slack_sender.block_actions_body(user="U0ONCALL1", channel="C0INCCHK", message_ts="1.000001",
                                             action_id="ticket_create", value='{"incident_key":"k"}')
     action = json.loads(parse_qs(click)["payload"][0])
     assert action["actions"][0]["value"] == '{"incident_key":"k"}'
-    assert action["channel"]["id"] == "C0INCCHK" and action["message"]["ts"] == "1.000001"
+    assert action["channel"]["id"] == "C0INCCHK"
+    assert action["message"]["ts"] == "1.000001"
     command = parse_qs(slack_sender.slash_command_body("/brief", "checkout-api", user="U0ONCALL1",
                                                        channel="C0INCCHK"))
-    assert command["command"] == ["/brief"] and command["text"] == ["checkout-api"]
+    assert command["command"] == ["/brief"]
+    assert command["text"] == ["checkout-api"]
     assert slack_sender.signed_headers(SIGNING_SECRET, submit)["Content-Type"] == \
         "application/x-www-form-urlencoded"
