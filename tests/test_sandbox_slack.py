@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -235,3 +236,56 @@ def test_interactivity_bodies_round_trip() -> None:
     assert command["text"] == ["checkout-api"]
     assert slack_sender.signed_headers(SIGNING_SECRET, submit)["Content-Type"] == \
         "application/x-www-form-urlencoded"
+
+
+async def test_bolt_accepts_the_senders_requests_and_answers_through_the_sandbox(sb: Sandbox) -> None:
+    """The sender's bodies are what Bolt expects: signature, events, clicks and submissions."""
+    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    secret = sb.ctx.secrets["slack_signing_secret"]
+    web = client(sb)
+    app = AsyncApp(client=web, signing_secret=secret, token=sb.ctx.secrets["slack_bot_token"])
+    submitted: list[dict[str, Any]] = []
+
+    @app.event("app_mention")
+    async def mention(event: dict[str, Any]) -> None:
+        await web.chat_postMessage(channel=event["channel"], thread_ts=event["ts"], text=f"heard {event['user']}")
+
+    @app.action("ticket_create")
+    async def click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await web.views_open(trigger_id=body["trigger_id"], view={
+            "type": "modal", "callback_id": "ticket_submit", "title": {"type": "plain_text", "text": "T"},
+            "submit": {"type": "plain_text", "text": "File"}, "private_metadata": body["actions"][0]["value"],
+            "blocks": [{"type": "input", "block_id": "summary", "label": {"type": "plain_text", "text": "S"},
+                        "element": {"type": "plain_text_input", "action_id": "value", "initial_value": "x"}}]})
+
+    @app.view("ticket_submit")
+    async def submit(ack: AsyncAck, view: dict[str, Any]) -> None:
+        await ack()
+        submitted.append(view)
+
+    async def send(body: str) -> int:
+        response = await app.async_dispatch(AsyncBoltRequest(
+            body=body, headers={k.lower(): v for k, v in slack_sender.signed_headers(secret, body).items()}))
+        return response.status
+
+    mention_body = slack_sender.app_mention_body(channel="C0INCCHK", user="U0ONCALL1", text="<@UBRIEFBOT> hi")
+    assert await send(mention_body) == 200
+    click_body = slack_sender.block_actions_body(user="U0ONCALL1", channel="C0INCCHK", message_ts="1.000001",
+                                                 action_id="ticket_create", value="{}")
+    assert await send(click_body) == 200
+    slack = sb.system("slack")
+    for _ in range(200):
+        if slack.messages and slack.views:
+            break
+        await asyncio.sleep(0.01)
+    assert slack.messages[0].text == "heard U0ONCALL1"
+    view = slack.views[0]
+    assert await send(slack_sender.view_submission_body(user="U0ONCALL1", view=view,
+                                                        values=slack_sender.initial_values(view))) == 200
+    assert submitted[0]["state"]["values"]["summary"]["value"]["value"] == "x"
+    forged = AsyncBoltRequest(body=mention_body, headers={
+        k.lower(): v for k, v in slack_sender.signed_headers("wrong-secret", mention_body).items()})
+    assert (await app.async_dispatch(forged)).status == 401
