@@ -11,7 +11,6 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -19,13 +18,12 @@ from starlette.types import ASGIApp
 from bot.approvals import Approvals
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
-from bot.policy import Policy, default_policy, load_policy
+from bot.policy import BUNDLED_POLICY, Policy, load_policy, read_only_policy
 from bot.runtime import Runtime, slack_client, utcnow
 from bot.store.db import create_engine_for, migrate, session_factory
 from bot.store.repo import Store
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_POLICY = REPO_ROOT / "config" / "policy.yaml"
+__all__ = ["BUNDLED_POLICY", "build_runtime", "serving"]
 
 
 async def build_runtime(
@@ -37,7 +35,8 @@ async def build_runtime(
 ) -> Runtime:
     """Migrate the store, load policy and catalog (refusing bad files), build the clients."""
     if policy is None:
-        policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
+        # No policy file configured: read-only, so a forgotten setting can never enable writes.
+        policy = load_policy(settings.policy_file) if settings.policy_file else read_only_policy()
     if catalog is None:
         catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
     await migrate(settings.database_url)

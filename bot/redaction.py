@@ -1,0 +1,189 @@
+"""Masking secrets and PII on the way in: before anything is logged, stored, posted or sent.
+
+Pure and offline (regexes, a Luhn check; no model download). Each detector is a precompiled
+pattern with a cheap literal pre-check, so clean text costs a few substring scans. Masks
+name what was hidden (``[REDACTED:email]``) so a reader knows something was there.
+
+What must survive, because briefs cite it: ISO timestamps, evidence ids (``deploy-3fa2b1``),
+git SHAs, version numbers, durations and metric values, URLs without credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    hints: tuple[str, ...]  # the text must contain one of these (lower-cased) to be scanned
+    group: int = 0  # the part of the match to mask
+    accept: Callable[[str], bool] | None = None
+
+
+def _luhn(candidate: str) -> bool:
+    digits = [int(c) for c in candidate if c.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for index, digit in enumerate(reversed(digits)):
+        if index % 2:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def _plausible_ipv4(candidate: str) -> bool:
+    parts = candidate.split(".")
+    return all(p.isdigit() and int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts)
+
+
+_KEYWORD = (r"(?:api[_-]?key|apikey|app[_-]?key|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|"
+            r"token|auth[_-]?token|access[_-]?token|password|passwd|pwd|dd[_-]?api[_-]?key)")
+
+# Order matters: specific secrets first, so a token inside a URL is named for what it is.
+_DETECTORS: tuple[_Detector, ...] = (
+    _Detector("private_key", re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+        ("private key",)),
+    _Detector("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), ("eyj",)),
+    _Detector("api_key", re.compile(r"\b(?:sk|pk|rk)[-_](?:live|test|proj)[-_][A-Za-z0-9_-]{8,}"),
+              ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_")),
+    _Detector("api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{16,}|\bsk-[A-Za-z0-9]{32,}"), ("sk-",)),
+    _Detector("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia")),
+    _Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+              ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+    _Detector("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),
+    _Detector("bearer_token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"), ("bearer",), group=1),
+    _Detector("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), ("://",),
+              group=1),
+    _Detector("secret", re.compile(
+        rf"(?i)\b{_KEYWORD}[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?([^\s\"',;&]{{4,}})"),
+        ("key", "token", "secret", "pass", "pwd"), group=1),
+    _Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+              ("@",)),
+    _Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"), accept=_luhn),
+    # International numbers need their "+"; national ones the usual (415) 555-0132 / 415-555-0132
+    # shapes. Bare digit runs ("1200 1500 3000") are counts, not phone numbers.
+    _Detector("phone", re.compile(
+        r"(?<![\w.:/-])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,3}(?![\w.:/-])"
+        r"|(?<![\w.:/-])\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w.:/-])"
+        r"|(?<![\w.:/-])\d{3}([.-])\d{3}\1\d{4}(?![\w.:/-])"),
+        tuple("0123456789")),
+    _Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), (".",), accept=_plausible_ipv4),
+    _Detector("ipv6", re.compile(
+        r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"),
+        ("::", ":")),
+)
+
+_MASK = "[REDACTED:{}]"
+
+
+def _timestamp_like(text: str, start: int, end: int) -> bool:
+    """Digits that belong to a date or time (2026-06-03 08:12:00) are not phone numbers."""
+    window = text[max(0, start - 3):min(len(text), end + 3)]
+    return bool(re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", window))
+
+
+def find(text: str) -> list[Finding]:
+    """Non-overlapping findings, earliest first; the first detector to claim a span wins."""
+    if not text:
+        return []
+    lowered = text.lower()
+    taken: list[tuple[int, int]] = []
+    found: list[Finding] = []
+    for detector in _DETECTORS:
+        if not any(hint in lowered for hint in detector.hints):
+            continue
+        for match in detector.pattern.finditer(text):
+            start, end = match.span(detector.group)
+            if start < 0 or start == end:
+                continue
+            if detector.accept is not None and not detector.accept(match.group(detector.group)):
+                continue
+            if detector.kind == "phone" and _timestamp_like(text, start, end):
+                continue
+            if any(start < t_end and t_start < end for t_start, t_end in taken):
+                continue
+            taken.append((start, end))
+            found.append(Finding(detector.kind, start, end))
+    return sorted(found, key=lambda f: f.start)
+
+
+def redact(text: str | None) -> str:
+    """The text with every finding replaced by its mask. ``None`` becomes ``""``."""
+    if not text:
+        return ""
+    findings = find(text)
+    if not findings:
+        return text
+    out: list[str] = []
+    cursor = 0
+    for finding in findings:
+        out.append(text[cursor:finding.start])
+        out.append(_MASK.format(finding.kind))
+        cursor = finding.end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def redact_obj(value: Any) -> Any:
+    """Redact every string inside dicts, lists and tuples; keys and other values are kept."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {key: redact_obj(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_obj(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redact_obj(item) for item in value)
+    return value
+
+
+def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: every value of the event is redacted before rendering."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = redact_obj(value) if isinstance(value, str | Mapping | list | tuple) else value
+    return event_dict
+
+
+class RedactingFilter(logging.Filter):
+    """A stdlib logging filter that redacts the formatted message (and drops the args)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not hide the record
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_logging_redaction(logger: logging.Logger | None = None) -> None:
+    """Redact every record that reaches the root logger's handlers (idempotent)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(RedactingFilter())
