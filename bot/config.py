@@ -62,6 +62,45 @@ class SlackSettings(BaseModel):
     default_channel: str | None = None
 
 
+class ModelProviderSettings(BaseModel):
+    """One model provider's endpoint. ``base_url`` None means the provider's public host."""
+
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("")
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, as the provider bills them."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+class LlmSettings(BaseModel):
+    """The gateway's models (see docs/gateway.md). Model references are pinned
+    ``provider:model@version``; the wire name is ``model-version`` unless ``wire_names`` says
+    otherwise (an OpenAI-compatible server may call it ``llama3.1:8b``)."""
+
+    routes: dict[str, str] = Field(default_factory=lambda: {
+        "brief": "openai:gpt-4.1@2025-04-14",
+        "extract": "openai:gpt-4.1-mini@2025-04-14",
+    })
+    fallbacks: list[str] = Field(default_factory=lambda: ["anthropic:claude-sonnet-4-5@20250929"])
+    wire_names: dict[str, str] = Field(default_factory=dict)
+    openai: ModelProviderSettings = Field(default_factory=ModelProviderSettings)
+    anthropic: ModelProviderSettings = Field(default_factory=ModelProviderSettings)
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
+        "openai:gpt-4.1@2025-04-14": ModelPrice(input_per_mtok=2.0, output_per_mtok=8.0),
+        "openai:gpt-4.1-mini@2025-04-14": ModelPrice(input_per_mtok=0.4, output_per_mtok=1.6),
+        "anthropic:claude-sonnet-4-5@20250929": ModelPrice(input_per_mtok=3.0, output_per_mtok=15.0),
+    })
+    cache_ttl_s: int = 86_400
+    timeout_s: float = 60.0  # one model request
+    max_output_tokens: int = 2_048
+    evidence_token_budget: int = 3_000
+    workspace: str = "default"  # the spend ledger's workspace (the Slack team id in production)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IB_", env_nested_delimiter="__", extra="ignore")
 
@@ -75,3 +114,4 @@ class Settings(BaseSettings):
     jira: JiraSettings = Field(default_factory=JiraSettings)
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)

@@ -30,4 +30,14 @@ def drafter_for(name: str, *, scenario: Scenario | None = None) -> Drafter:
     """A drafter by its CLI name."""
     if name == "offline":
         return OfflineDrafter()
+    if name == "llm":
+        # The model path through the gateway; it falls back to OfflineDrafter and says so.
+        from bot.gateway.factory import ScenarioLlmDrafter, llm_drafter
+
+        if scenario is not None:
+            return ScenarioLlmDrafter(scenario)
+        from bot.config import Settings
+        from bot.policy import default_policy
+
+        return llm_drafter(Settings().llm, default_policy())
     raise ValueError(f"unknown drafter {name!r}: expected 'offline' or 'llm'")

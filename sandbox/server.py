@@ -23,6 +23,8 @@ from bot.config import (
     DatadogSettings,
     GitHubSettings,
     JiraSettings,
+    LlmSettings,
+    ModelProviderSettings,
     PagerDutySettings,
     Settings,
     SlackSettings,
@@ -30,7 +32,7 @@ from bot.config import (
 from bot.scenario import Scenario
 from sandbox.core import Recorder, SandboxContext, SystemApp
 
-ALL_SYSTEMS = ("datadog", "github", "confluence", "jira", "pagerduty", "slack")
+ALL_SYSTEMS = ("datadog", "github", "confluence", "jira", "pagerduty", "slack", "llm")
 DEFAULT_SECRETS = {
     "slack_signing_secret": "sandbox-slack-signing-secret",
     "slack_bot_token": "xoxb-sandbox-token",
@@ -115,6 +117,9 @@ class Sandbox:
                 api_base_url=urls["slack"] + "/api/",
                 bot_token=SecretStr(self.ctx.secrets["slack_bot_token"]),
                 signing_secret=SecretStr(self.ctx.secrets["slack_signing_secret"])),
+            "llm": LlmSettings(
+                openai=ModelProviderSettings(base_url=urls["llm"] + "/v1", api_key=token),
+                anthropic=ModelProviderSettings(base_url=urls["llm"], api_key=token), timeout_s=10.0),
             "source_timeout_s": 15.0,
         }
         values.update(overrides)

@@ -1,0 +1,106 @@
+"""`LlmDrafter`: the brief through the gateway, and the offline drafter when the model path fails.
+
+The model answers as the typed `Brief`. Before it is accepted it is checked against the
+evidence that was actually sent (every claim cited, every id known, a deploy or config cause
+resting on a change, the ticket in the service's own project); a failed check is sent back
+once for repair. Whatever happens, the brief says how it was drafted (`DraftInfo`) and, on a
+fallback, why, in its notes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.gateway.gateway import Gateway, GatewayResult
+from bot.gateway.metered import Caller, StepCounter
+from bot.models import (
+    Alert,
+    Brief,
+    CauseKind,
+    DraftInfo,
+    Evidence,
+    EvidenceKind,
+    ServiceEntry,
+    SourceGap,
+    TimeWindow,
+)
+from bot.prompting import render_brief_prompt
+
+if TYPE_CHECKING:
+    from bot.drafting import Drafter
+
+CHANGE_KINDS = {EvidenceKind.DEPLOY, EvidenceKind.EVENT}
+
+
+def brief_problems(brief: Brief, sent: dict[str, EvidenceKind], jira_project: str | None) -> list[str]:
+    """What is wrong with a model's brief, judged only against the evidence it was shown."""
+    problems: list[str] = []
+    for claim in brief.claims():
+        if not claim.citations:
+            problems.append(f"claim without citation: {claim.text[:80]!r}")
+        unknown = [cid for cid in claim.citations if cid not in sent]
+        if unknown:
+            problems.append(f"unknown evidence id(s) {unknown} in claim {claim.text[:80]!r}")
+    for cause in brief.likely_causes:
+        if cause.kind in {CauseKind.DEPLOY, CauseKind.CONFIG} and not any(
+                sent.get(cid) in CHANGE_KINDS for cid in cause.claim.citations):
+            problems.append(f"a {cause.kind.value} cause must cite a deploy or change event, "
+                            f"not only {cause.claim.citations}")
+    if brief.ticket is not None:
+        if jira_project is None or brief.ticket.project != jira_project:
+            problems.append(f"the ticket must be for project {jira_project or '(none: propose no ticket)'}, "
+                            f"not {brief.ticket.project!r}")
+        if not brief.ticket.citations or any(cid not in sent for cid in brief.ticket.citations):
+            problems.append("the ticket must cite known evidence ids only")
+    return problems
+
+
+class LlmDrafter:
+    """The `bot.drafting.Drafter` protocol over the gateway's ``brief`` route."""
+
+    def __init__(self, gateway: Gateway, *, workspace: str, fallback: Drafter | None = None) -> None:
+        self.gateway = gateway
+        self.workspace = workspace
+        self.fallback = fallback
+        self.last_result: GatewayResult[Brief] | None = None  # for the CLI and tests to inspect
+
+    async def draft(self, alert: Alert, service: ServiceEntry, window: TimeWindow,
+                    evidence: list[Evidence], gaps: list[SourceGap]) -> Brief:
+        prompt = render_brief_prompt(alert, service, evidence, gaps,
+                                     budget_tokens=self.gateway.settings.evidence_token_budget)
+        by_id = {item.id: item.kind for item in evidence}
+        sent = {cid: by_id[cid] for cid in prompt.packed.included}
+        caller = Caller(brief_key=brief_key(alert, service), user=alert.requested_by, workspace=self.workspace)
+        result = await self.gateway.run(
+            "brief", prompt, Brief, caller=caller,
+            steps=StepCounter(self.gateway.rules.max_model_calls_per_brief),
+            validate=lambda brief: brief_problems(brief, sent, service.jira_project))
+        self.last_result = result
+        notes = result.notes()
+        if cut := prompt.packed.cut_note():
+            notes.append(cut)
+        info = DraftInfo(drafter="llm", model=result.model, prompt_version=result.prompt_version,
+                         input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                         cost_usd=round(result.cost_usd, 6), cache_hit=result.cache_hit)
+        if result.output is not None:
+            return result.output.model_copy(update={"gaps": gaps, "draft": info, "notes": notes})
+        reason = result.fallback_reason or "the model path failed"
+        offline = await self._fallback().draft(alert, service, window, evidence, gaps)
+        info = info.model_copy(update={"drafter": "offline", "fallback_reason": reason})
+        return offline.model_copy(update={
+            "draft": info,
+            "notes": [*offline.notes, f"Drafted without a model (offline drafter): {reason}", *notes],
+        })
+
+    def _fallback(self) -> Drafter:
+        if self.fallback is None:
+            from bot.drafting import OfflineDrafter  # drafting imports this module lazily too
+
+            self.fallback = OfflineDrafter()
+        return self.fallback
+
+
+def brief_key(alert: Alert, service: ServiceEntry) -> str:
+    """The audit's key for one brief: the incident when there is one, else the request."""
+    return f"incident:{alert.incident_id}" if alert.incident_id else \
+        f"request:{service.name}:{alert.triggered_at.isoformat()}"

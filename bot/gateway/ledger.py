@@ -1,0 +1,48 @@
+"""The spend ledger's hard stop: a call that would pass a limit is refused before it is made.
+
+Provider-side limits (and pydantic-ai's `UsageLimits`) are checked after a response, when the
+money is already spent; this check runs before, on an estimate, and the charge after uses the
+provider's own token counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.audit import utcnow
+from bot.gateway.store import GatewayStore
+
+
+@dataclass(frozen=True)
+class SpendLimits:
+    per_user_usd_per_day: float
+    per_workspace_usd_per_month: float
+
+
+class SpendLedger:
+    def __init__(self, store: GatewayStore, limits: SpendLimits, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.limits = limits
+        self.clock = clock
+
+    async def refusal(self, *, user: str | None, workspace: str, estimate_usd: float) -> str | None:
+        """Why a call costing about `estimate_usd` must not be made, or None if it may."""
+        today = self.clock().astimezone(UTC).date()
+        if user is not None:
+            spent = (await self.store.spend_today(user, today)).usd
+            limit = self.limits.per_user_usd_per_day
+            if spent + estimate_usd > limit:
+                return (f"the daily model budget for {user} would be passed "
+                        f"(${spent:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
+        spent = (await self.store.spend_month(workspace, today)).usd
+        limit = self.limits.per_workspace_usd_per_month
+        if spent + estimate_usd > limit:
+            return (f"the workspace's monthly model budget would be passed "
+                    f"(${spent:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
+        return None
+
+    async def charge(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> None:
+        await self.store.add_spend(user=user, workspace=workspace, usd=usd, tokens=tokens)
