@@ -85,14 +85,14 @@ class LlmSettings(BaseModel):
         "brief": "openai:gpt-4.1@2025-04-14",
         "extract": "openai:gpt-4.1-mini@2025-04-14",
     })
-    fallbacks: list[str] = Field(default_factory=lambda: ["anthropic:claude-sonnet-4-5@20250929"])
+    fallbacks: list[str] = Field(default_factory=lambda: ["anthropic:claude-haiku-4-5@20251001"])
     wire_names: dict[str, str] = Field(default_factory=dict)
     openai: ModelProviderSettings = Field(default_factory=ModelProviderSettings)
     anthropic: ModelProviderSettings = Field(default_factory=ModelProviderSettings)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
         "openai:gpt-4.1@2025-04-14": ModelPrice(input_per_mtok=2.0, output_per_mtok=8.0),
         "openai:gpt-4.1-mini@2025-04-14": ModelPrice(input_per_mtok=0.4, output_per_mtok=1.6),
-        "anthropic:claude-sonnet-4-5@20250929": ModelPrice(input_per_mtok=3.0, output_per_mtok=15.0),
+        "anthropic:claude-haiku-4-5@20251001": ModelPrice(input_per_mtok=1.0, output_per_mtok=5.0),
     })
     cache_ttl_s: int = 86_400
     timeout_s: float = 60.0  # one model request

@@ -124,7 +124,7 @@ class Recorder:
 
 
 # Tools whose wire method is POST although they only read (Datadog logs search, ...).
-_READ_SUFFIXES = (".search_logs", ".query_timeseries", ".auth_test", ".oauth", ".model_call")
+_READ_SUFFIXES = (".search_logs", ".query_timeseries", ".auth_test", ".oauth", "_model_call")
 
 Handler = Callable[[SandboxRequest], Awaitable[Reply]]
 AuthCheck = Callable[[SandboxRequest], Reply | None]

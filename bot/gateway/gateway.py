@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -95,7 +95,7 @@ def cache_key(ref: ModelRef, prompt_version: str, output_type: type[BaseModel], 
 
 class Gateway:
     def __init__(self, settings: LlmSettings, *, store: GatewayStore, audit: AuditSink, rules: GatewayRules,
-                 models: dict[str, Model] | None = None) -> None:
+                 models: Mapping[str, Model] | None = None) -> None:
         """`models` maps a pinned reference to a ready model (tests: pydantic-ai `FunctionModel`);
         any other reference is built from `settings` (OpenAI- or Anthropic-compatible HTTP)."""
         self.settings = settings
