@@ -46,15 +46,6 @@ class FileOutcome:
     message: str = ""
 
 
-def jira_request(fields: TicketFields, label: str) -> dict[str, Any]:
-    """The exact request the write tool sends (shown as the dry-run preview)."""
-    return {"method": "POST", "path": "/rest/api/2/issue", "json": {"fields": {
-        "project": {"key": fields.project}, "summary": fields.summary, "description": fields.description,
-        "issuetype": {"name": "Task"}, "priority": {"name": fields.priority},
-        "labels": ["incident-brief", label],
-    }}}
-
-
 def required_approvers(rt: Runtime) -> int:
     return 2 if rt.policy.approvals.get(TOOL, "required") == "two_person" else 1
 
@@ -109,12 +100,14 @@ async def execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
     writer = JiraWriter(rt.settings.jira)
     runner = rt.runner(brief_key=approval.incident_key, actor=actor)
     try:
+        preview = {"method": "POST", "path": "/rest/api/2/issue", "json": {"fields": writer.issue_fields(
+            fields.project, fields.summary, fields.description, fields.priority, ["incident-brief", label])}}
         outcome = await runner.write(
             TOOL,
             lambda: writer.create_issue(fields.project, fields.summary, fields.description, fields.priority,
                                         ["incident-brief", label]),
             args={"project": fields.project, "approval_id": approval.id},
-            approval=approval, preview=jira_request(fields, label))
+            approval=approval, preview=preview)
     except (PolicyDenied, ApprovalRequired) as exc:
         await rt.approvals.fail(approval.id, str(exc))
         return FileOutcome("refused", message=str(exc))
