@@ -92,8 +92,8 @@ async def test_dry_run_returns_the_preview_and_sends_nothing(checkout: Scenario)
     with Sandbox(checkout, systems=["jira"]) as sb:
         outcome = await _attempt(sb, dry, FakeApproval("a1", TOOL, "executing"), audit)
         assert sb.recorder.writes("jira") == []
-    assert getattr(outcome, "executed") is False
-    assert getattr(outcome, "preview") == {"would": "POST /rest/api/2/issue"}
+    assert outcome.executed is False
+    assert outcome.preview == {"would": "POST /rest/api/2/issue"}
     assert audit.tool_calls[-1].outcome == "preview"
 
 
@@ -102,7 +102,7 @@ async def test_with_a_claimed_approval_exactly_one_ticket_is_filed(checkout: Sce
     with Sandbox(checkout, systems=["jira"]) as sb:
         outcome = await _attempt(sb, default_policy(), FakeApproval("a1", TOOL, "executing"), audit)
         assert len([r for r in sb.recorder.writes("jira") if r.method == "POST"]) == 1
-    assert getattr(outcome, "executed") is True
+    assert outcome.executed is True
     assert audit.tool_calls[-1].decision == "needs_approval"
     assert audit.tool_calls[-1].outcome == "ok"
 
