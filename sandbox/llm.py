@@ -60,7 +60,7 @@ class Conversation:
     """What the model was asked, whatever the wire format."""
 
     text: str  # every text the request carries, system prompt included
-    is_repair: bool  # an earlier answer was sent back with a validation error
+    is_repair: bool  # an earlier answer of this conversation was sent back (with a validation error)
     output_tool: str | None  # the structured-output tool to call, if offered
     model: str
 
@@ -237,7 +237,7 @@ def openai_conversation(body: dict[str, Any]) -> Conversation:
     return Conversation(
         text="\n".join(_text_of(m.get("content")) for m in messages
                        if m.get("role") in {"system", "developer", "user"}),
-        is_repair=any(m.get("role") == "tool" or m.get("tool_calls") for m in messages),
+        is_repair=any(m.get("role") == "assistant" for m in messages),
         output_tool=tools[0] if tools else None,
         model=str(body.get("model", "")),
     )
@@ -246,17 +246,14 @@ def openai_conversation(body: dict[str, Any]) -> Conversation:
 def anthropic_conversation(body: dict[str, Any]) -> Conversation:
     messages = body.get("messages") or []
     texts = [_text_of(body.get("system") or "")]
-    repair = False
     for message in messages:
         content = message.get("content")
         if message.get("role") == "user":
             texts.append(_text_of([p for p in content if p.get("type") == "text"]) if isinstance(content, list)
                          else _text_of(content))
-        if isinstance(content, list) and any(p.get("type") in {"tool_result", "tool_use"} for p in content):
-            repair = True
     tools = [t.get("name") for t in body.get("tools") or []]
-    return Conversation(text="\n".join(texts), is_repair=repair, output_tool=tools[0] if tools else None,
-                        model=str(body.get("model", "")))
+    return Conversation(text="\n".join(texts), is_repair=any(m.get("role") == "assistant" for m in messages),
+                        output_tool=tools[0] if tools else None, model=str(body.get("model", "")))
 
 
 def _openai_error(code: str, message: str) -> dict[str, Any]:
