@@ -27,7 +27,16 @@ from pydantic_ai.settings import ModelSettings
 from bot.audit import AuditSink, ModelCallRecord
 from bot.config import LlmSettings, ModelPrice
 from bot.gateway.ledger import SpendLedger, SpendLimits
-from bot.gateway.metered import Caller, GatewayRefusal, Meter, MeteredModel, RequestLog, StepCounter
+from bot.gateway.metered import (
+    CURRENT_RUN,
+    Caller,
+    GatewayRefusal,
+    Meter,
+    MeteredModel,
+    RequestLog,
+    RunState,
+    StepCounter,
+)
 from bot.gateway.pricing import price_for
 from bot.gateway.providers import build_model
 from bot.gateway.refs import ModelRef
@@ -105,6 +114,7 @@ class Gateway:
         self.ledger = SpendLedger(store, rules.limits)
         self._models: dict[str, Model] = dict(models or {})
         self._prices: dict[str, ModelPrice] = {}
+        self._agents: dict[tuple[str, type[BaseModel], str], Any] = {}
         for task in settings.routes:
             for ref in self.chain(task):
                 price = price_for(ref, settings.prices)
@@ -175,27 +185,17 @@ class Gateway:
                     output_type: type[T], caller: Caller, steps: StepCounter, validate: Validator | None,
                     result: GatewayResult[T]) -> tuple[T | None, Attempt]:
         meter = Meter()
-        model = MeteredModel(self.model(ref), price=self._prices[str(ref)], ledger=self.ledger, steps=steps,
-                             caller=caller, meter=meter, timeout_s=self.settings.timeout_s,
-                             max_output_tokens=self.settings.max_output_tokens, system_chars=len(prompt.system))
-        agent = Agent(model, output_type=output_type, instructions=prompt.system,
-                      retries={"output": OUTPUT_REPAIRS},
-                      model_settings=ModelSettings(max_tokens=self.settings.max_output_tokens, temperature=0.0))
-        if validate is not None:
-            check = validate
-
-            @agent.output_validator
-            def _validated(answer: T) -> T:
-                problems = check(answer)
-                if problems:
-                    raise ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
-                return answer
-
+        run_state = RunState(steps=steps, caller=caller, meter=meter, system_chars=len(prompt.system),
+                             validate=validate)
+        agent = self._agent(ref, output_type, prompt.system)
         output: T | None = None
         attempt: Attempt
+        token = CURRENT_RUN.set(run_state)
         try:
             run = await agent.run(sent_user)
+            mark = time.perf_counter()
             output = self._redacted(run.output, output_type)
+            result.timings_ms["output_redact"] = _ms(mark)
             repaired = sum(1 for r in meter.requests if r.outcome is None) > 1
             attempt = Attempt(str(ref), "repaired" if repaired else "ok")
         except GatewayRefusal as refusal:
@@ -206,6 +206,9 @@ class Gateway:
             attempt = Attempt(str(ref), "timeout", f"no answer within {self.settings.timeout_s:g}s")
         except Exception as exc:  # a provider or transport failure: the next model may work
             attempt = Attempt(str(ref), "http_error", redact(_short(f"{type(exc).__name__}: {exc}")))
+        finally:
+            CURRENT_RUN.reset(token)
+        result.timings_ms["validate"] = result.timings_ms.get("validate", 0.0) + run_state.validate_ms
         _settle_outcomes(meter.requests, attempt.outcome)
         for log in meter.requests:
             result.input_tokens += log.input_tokens
@@ -215,6 +218,20 @@ class Gateway:
         result.timings_ms["ledger"] = result.timings_ms.get("ledger", 0.0) + meter.ledger_ms
         await self._audit(task, ref, prompt, caller, meter.requests, result.timings_ms)
         return output, attempt
+
+    def _agent(self, ref: ModelRef, output_type: type[T], system: str) -> Agent[None, T]:
+        """One agent per model, output type and system prompt, built on first use: building
+        one costs milliseconds (the output schema), so the hot path must not."""
+        key = (str(ref), output_type, system)
+        agent = self._agents.get(key)
+        if agent is None:
+            model = MeteredModel(self.model(ref), price=self._prices[str(ref)], ledger=self.ledger,
+                                 timeout_s=self.settings.timeout_s, max_output_tokens=self.settings.max_output_tokens)
+            agent = Agent(model, output_type=output_type, instructions=system, retries={"output": OUTPUT_REPAIRS},
+                          model_settings=ModelSettings(max_tokens=self.settings.max_output_tokens, temperature=0.0))
+            agent.output_validator(_run_validator)
+            self._agents[key] = agent
+        return agent
 
     @staticmethod
     def _redacted(output: T, output_type: type[T]) -> T:
@@ -232,6 +249,19 @@ class Gateway:
                 outcome=log.outcome or "ok", detail=redact(_short(log.detail)),
             ))
         timings["audit"] = timings.get("audit", 0.0) + _ms(mark)
+
+
+def _run_validator(answer: Any) -> Any:
+    """The output validator of every agent: this run's check; a failure is sent back for repair."""
+    run = CURRENT_RUN.get()
+    if run.validate is None:
+        return answer
+    mark = time.perf_counter()
+    problems = run.validate(answer)
+    run.validate_ms += _ms(mark)
+    if problems:
+        raise ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
+    return answer
 
 
 def _settle_outcomes(logs: list[RequestLog], run_outcome: str) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -81,6 +84,24 @@ class Meter:
     model_ms: float = 0.0
 
 
+@dataclass
+class RunState:
+    """What one gateway run gives the (shared, long-lived) metered model and output validator."""
+
+    steps: StepCounter
+    caller: Caller
+    meter: Meter
+    system_chars: int
+    validate: Callable[[Any], list[str]] | None = None
+    validate_ms: float = 0.0
+
+
+# Set by the gateway around each `agent.run`; a context variable, so concurrent runs in other
+# tasks each see their own. Agents are built once per model and output type (building one
+# costs milliseconds: the output schema), so per-run state cannot live on them.
+CURRENT_RUN: ContextVar[RunState] = ContextVar("gateway_run")
+
+
 def estimate_message_tokens(messages: list[ModelMessage], system_chars: int) -> int:
     chars = system_chars
     for message in messages:
@@ -94,29 +115,25 @@ def estimate_message_tokens(messages: list[ModelMessage], system_chars: int) -> 
 
 
 class MeteredModel(WrapperModel):
-    def __init__(self, wrapped: Model, *, price: ModelPrice, ledger: SpendLedger,
-                 steps: StepCounter, caller: Caller, meter: Meter, timeout_s: float,
-                 max_output_tokens: int, system_chars: int) -> None:
+    def __init__(self, wrapped: Model, *, price: ModelPrice, ledger: SpendLedger, timeout_s: float,
+                 max_output_tokens: int) -> None:
         super().__init__(wrapped)
         self.price = price
         self.ledger = ledger
-        self.steps = steps
-        self.caller = caller
-        self.meter = meter
         self.timeout_s = timeout_s
         self.max_output_tokens = max_output_tokens
-        self.system_chars = system_chars
 
     async def request(self, messages: list[ModelMessage], model_settings: ModelSettings | None,
                       model_request_parameters: ModelRequestParameters) -> ModelResponse:
+        run = CURRENT_RUN.get()
         try:
-            self.steps.take()
-            await self._check_spend(messages)
+            run.steps.take()
+            await self._check_spend(run, messages)
         except GatewayRefusal as refusal:
-            self.meter.requests.append(RequestLog(outcome=refusal.outcome, detail=str(refusal)))
+            run.meter.requests.append(RequestLog(outcome=refusal.outcome, detail=str(refusal)))
             raise
         log = RequestLog()
-        self.meter.requests.append(log)
+        run.meter.requests.append(log)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -129,22 +146,22 @@ class MeteredModel(WrapperModel):
             raise
         finally:
             log.latency_ms = (time.perf_counter() - started) * 1000
-            self.meter.model_ms += log.latency_ms
+            run.meter.model_ms += log.latency_ms
         log.input_tokens = response.usage.input_tokens
         log.output_tokens = response.usage.output_tokens
         log.cost_usd = cost_usd(self.price, log.input_tokens, log.output_tokens)
         charged = time.perf_counter()
-        await self.ledger.charge(user=self.caller.user, workspace=self.caller.workspace, usd=log.cost_usd,
+        await self.ledger.charge(user=run.caller.user, workspace=run.caller.workspace, usd=log.cost_usd,
                                  tokens=log.input_tokens + log.output_tokens)
-        self.meter.ledger_ms += (time.perf_counter() - charged) * 1000
+        run.meter.ledger_ms += (time.perf_counter() - charged) * 1000
         return response
 
-    async def _check_spend(self, messages: list[ModelMessage]) -> None:
+    async def _check_spend(self, run: RunState, messages: list[ModelMessage]) -> None:
         started = time.perf_counter()
-        estimate = cost_usd(self.price, estimate_message_tokens(messages, self.system_chars),
+        estimate = cost_usd(self.price, estimate_message_tokens(messages, run.system_chars),
                             self.max_output_tokens)
-        reason = await self.ledger.refusal(user=self.caller.user, workspace=self.caller.workspace,
+        reason = await self.ledger.refusal(user=run.caller.user, workspace=run.caller.workspace,
                                            estimate_usd=estimate)
-        self.meter.ledger_ms += (time.perf_counter() - started) * 1000
+        run.meter.ledger_ms += (time.perf_counter() - started) * 1000
         if reason is not None:
             raise SpendLimitReached(reason)
