@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.analysis import find_upstream
 from bot.catalog import Catalog
 from bot.citations import validate_brief
 from bot.drafting import Drafter, OfflineDrafter
-from bot.models import Alert, BriefResult, Evidence, ServiceEntry, Source, SourceGap, TimeWindow
+from bot.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source, SourceGap, TimeWindow
 from bot.tools import ReadOutcome, ToolRunner
 
 if TYPE_CHECKING:
@@ -134,19 +135,64 @@ def plan_reads(alert: Alert, service: ServiceEntry, window: TimeWindow, c: Conne
     return plan
 
 
+# Metric name prefixes of common dependencies, for the follow-up read when logs blame one.
+DEPENDENCY_METRIC_PREFIXES: dict[str, list[str]] = {
+    "Elasticsearch": ["elasticsearch."], "OpenSearch": ["opensearch."], "PostgreSQL": ["postgresql."],
+    "MySQL": ["mysql."], "Redis": ["redis."], "Memcached": ["memcache."], "Kafka": ["kafka."],
+    "RabbitMQ": ["rabbitmq."], "Cassandra": ["cassandra."], "MongoDB": ["mongodb."],
+}
+MAX_FOLLOW_UPS = 2
+
+
+def plan_follow_ups(evidence: list[Evidence], window: TimeWindow, c: Connectors) -> list[Planned]:
+    """Reads decided from the first round's evidence: when error logs blame a dependency whose
+    metrics were not gathered, fetch its saturation metrics. The workflow decides, not a model;
+    the trigger is a dependency name the analysis recognises, never free text from the logs."""
+    if c.datadog is None:
+        return []
+    datadog = c.datadog
+    have = " ".join(str(e.data.get("query", "")) for e in evidence if e.kind == EvidenceKind.METRIC).lower()
+    blamed: list[str] = []
+    for item in evidence:
+        if item.kind != EvidenceKind.LOG_PATTERN or str(item.data.get("status", "")).lower() not in {
+                "error", "critical", "warn", "warning"}:
+            continue
+        name = find_upstream(f"{item.title} {item.data.get('template', '')}")
+        prefixes = DEPENDENCY_METRIC_PREFIXES.get(name or "")
+        if name and prefixes and name not in blamed and not any(p in have for p in prefixes):
+            blamed.append(name)
+    plan: list[Planned] = []
+    for name in blamed[:MAX_FOLLOW_UPS]:
+        prefixes = DEPENDENCY_METRIC_PREFIXES[name]
+        plan.append(("datadog.query_metrics", Source.DATADOG,
+                     lambda name=name, prefixes=prefixes: datadog.dependency_metrics(name, prefixes, window),
+                     {"dependency": name}))
+    return plan
+
+
+async def _run(plan: list[Planned], runner: ToolRunner) -> list[ReadOutcome]:
+    return list(await asyncio.gather(*(runner.read(tool, source, call, args=args)
+                                       for tool, source, call, args in plan)))
+
+
 async def gather(alert: Alert, service: ServiceEntry, window: TimeWindow, runner: ToolRunner,
                  connectors: Connectors) -> tuple[list[Evidence], list[SourceGap]]:
-    plan = plan_reads(alert, service, window, connectors)
-    outcomes: list[ReadOutcome] = await asyncio.gather(*(
-        runner.read(tool, source, call, args=args) for tool, source, call, args in plan
-    ))
+    """Every planned read concurrently, then the follow-ups the first round calls for."""
+    outcomes = await _run(plan_reads(alert, service, window, connectors), runner)
     evidence: dict[str, Evidence] = {}
     gaps: list[SourceGap] = []
-    for outcome in outcomes:
-        if outcome.gap is not None:
-            gaps.append(outcome.gap)
-        for item in outcome.evidence:
-            evidence.setdefault(item.id, item)
+
+    def fold(batch: list[ReadOutcome]) -> None:
+        for outcome in batch:
+            if outcome.gap is not None:
+                gaps.append(outcome.gap)
+            for item in outcome.evidence:
+                evidence.setdefault(item.id, item)
+
+    fold(outcomes)
+    follow_ups = plan_follow_ups(list(evidence.values()), window, connectors)
+    if follow_ups:
+        fold(await _run(follow_ups, runner))
     return list(evidence.values()), gaps
 
 

@@ -51,6 +51,7 @@ ALLOWED: tuple[tuple[str, str], ...] = (
     ("GET", "/api/v1/monitor/{monitor_id}"),
     ("GET", "/api/v1/dashboard/{dashboard_id}"),
     ("GET", "/api/v1/query"),
+    ("GET", "/api/v1/search"),
     ("POST", "/api/v2/logs/events/search"),
     ("GET", "/api/v2/events"),
 )
@@ -58,6 +59,16 @@ LOG_PAGE_LIMIT = 1000  # Datadog's maximum for one logs page
 EVENT_PAGE_LIMIT = 100
 MAX_EVENTS = 50  # events are individually cited: a flood helps nobody
 EXCERPT_TEXT_CHARS = 280
+
+
+_SATURATION_WORDS = ("cpu", "mem", "heap", "connections", "pool", "latency", "queue", "rejected", "evicted")
+
+
+def _saturation_rank(name: str) -> tuple[int, str]:
+    """Saturation-like metric names first (the ones that explain a dependency slowing down)."""
+    lowered = name.lower()
+    hit = next((i for i, word in enumerate(_SATURATION_WORDS) if word in lowered), len(_SATURATION_WORDS))
+    return hit, name
 
 
 class _ReadOnlyRest(AsyncRESTClientObject):
@@ -188,6 +199,20 @@ class DatadogConnector:
             for series in _plain(raw).get("series") or []:
                 out.append(self._metric_evidence(query, series, window, tool, start, end))
         return out
+
+    async def dependency_metrics(self, upstream: str, prefixes: list[str], window: TimeWindow,
+                                 limit: int = 3) -> list[Evidence]:
+        """Saturation metrics of a dependency the logs point at (e.g. ``elasticsearch.``), found
+        by metric-name search and queried per scope: the follow-up an SRE does by hand."""
+        tool = "datadog.query_metrics"
+        api = MetricsApi(self._api())
+        names: list[str] = []
+        for prefix in prefixes:
+            raw = await self._call(tool, partial(api.list_metrics, q=f"metrics:{prefix}"))
+            names += [str(n) for n in (_plain(raw).get("results") or {}).get("metrics") or []]
+        ranked = sorted(dict.fromkeys(names), key=_saturation_rank)[:limit]
+        del upstream  # the prefixes name it; kept in the signature for the audit args
+        return await self.query_metrics([f"avg:{name}{{*}}" for name in ranked], window)
 
     async def search_logs(self, service: str, env: str, window: TimeWindow) -> list[Evidence]:
         """Tool ``datadog.search_logs``: errors and warnings, mined into templates."""

@@ -266,7 +266,8 @@ async def run_suite_async(
     folder = Path(scenarios_dir) if scenarios_dir is not None else bundled_scenarios_dir()
     scenarios = load_suite(folder)
     limits = thresholds if thresholds is not None else load_thresholds()
-    dataset = Dataset[Scenario, RunOutput, None](
+    # `Any` for the output: pydantic-evals validates the type parameters and cannot check a Protocol.
+    dataset = Dataset[Scenario, Any, None](
         name="incident-brief",
         cases=[Case(name=s.id, inputs=s) for s in scenarios],
         evaluators=[ScorerEvaluator(name) for name in SCORER_NAMES],

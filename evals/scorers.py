@@ -103,7 +103,7 @@ def derived_from(evidence: Evidence, item: WorldItem) -> bool:
     if isinstance(item, Dashboard):
         return kind == EvidenceKind.DASHBOARD and ref.get("dashboard_id") == item.id
     if isinstance(item, MetricSeries):
-        return kind == EvidenceKind.METRIC and _squash(ref.get("query", "")) == _squash(item.query) != ""
+        return kind == EvidenceKind.METRIC and _metric_match(ref.get("query", ""), item.query)
     if isinstance(item, LogEntry):
         return kind == EvidenceKind.LOG_PATTERN and _log_match(evidence, item.message)
     if isinstance(item, Event):
@@ -111,6 +111,14 @@ def derived_from(evidence: Evidence, item: WorldItem) -> bool:
             (bool(item.id) and ref.get("event_id") == item.id)
             or _squash(ref.get("title", "")) == _squash(item.title) != "")
     return kind == EvidenceKind.JIRA_ISSUE and ref.get("key") == item.key
+
+
+def _metric_match(cited: str, world: str) -> bool:
+    """Same query, or `agg:metric{*}`: the aggregate over every scope includes the world's series."""
+    a, b = _squash(cited), _squash(world)
+    if not a:
+        return False
+    return a == b or (a.endswith("{*}") and b.startswith(a[:-2]))
 
 
 def _sha_match(cited: str, world: str) -> bool:

@@ -98,6 +98,7 @@ def build(ctx: SandboxContext) -> SystemApp:
             return _bad_request("'to' must be after 'from'")
         series = _find_series(world.metrics, query)
         rendered = [] if series is None else [_render_series(series, query, start, end, ctx.now)]
+        provenance = [series.id] if series is not None and series.id else []
         body = {
             "status": "ok",
             "res_type": "time_series",
@@ -109,8 +110,18 @@ def build(ctx: SandboxContext) -> SystemApp:
             "message": "",
             "series": rendered,
         }
-        provenance = [series.id] if series is not None and series.id else []
         return Reply(body, provenance=provenance)
+
+    @app.route("GET", "/api/v1/search", "datadog.search_metrics")
+    async def search_metrics(req: SandboxRequest) -> Reply:
+        query = req.q("q") or ""
+        if not query.startswith("metrics:"):
+            return _bad_request("'q' must look like metrics:<name prefix>")
+        prefix = query.removeprefix("metrics:").strip()
+        names = sorted({_metric_and_scope(m.query)[0] for m in world.metrics})
+        found = [name for name in names if prefix and name.startswith(prefix)]
+        items = [m.id for m in world.metrics if m.id and _metric_and_scope(m.query)[0] in found]
+        return Reply({"results": {"metrics": found}}, provenance=items)
 
     @app.route("POST", "/api/v2/logs/events/search", "datadog.search_logs")
     async def search_logs(req: SandboxRequest) -> Reply:
@@ -239,7 +250,13 @@ def _find_series(metrics: list[MetricSeries], query: str) -> MetricSeries | None
     if exact is not None:
         return exact
     squashed = _squash(query)
-    return next((m for m in metrics if _squash(m.query) == squashed), None)
+    same = next((m for m in metrics if _squash(m.query) == squashed), None)
+    if same is not None or not squashed.endswith("{*}"):
+        return same
+    # `agg:metric{*}` aggregates every scope of the metric; the world holds one scope per metric
+    # at most in practice, so that series is the aggregate.
+    prefix = squashed[:-2]
+    return next((m for m in metrics if _squash(m.query).startswith(prefix)), None)
 
 
 def _rollup(span_s: int) -> int:
