@@ -95,7 +95,7 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
 async def refresh_brief(rt: Runtime, key: str, actor: str | None) -> None:
     """Re-run the workflow for a stored incident and edit its message in place."""
     incident = await rt.store.get_incident(key)
-    if incident is None or incident.alert is None or not incident.message_ts:
+    if incident is None or incident.alert is None or not incident.message_ts or not incident.channel:
         raise LookupError(f"no brief message stored for {key}")
     alert = incident.alert.model_copy(update={"requested_by": actor or incident.alert.requested_by})
     await _draft_into(rt, alert, rt.catalog.resolve(alert.service), key, incident.channel, incident.message_ts)
@@ -119,7 +119,8 @@ async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
 async def post_status(rt: Runtime, key: str, status_line: str) -> None:
     """A PagerDuty status change: reply in the brief's thread and update its header."""
     incident = await rt.store.get_incident(key)
-    if incident is None or not incident.message_ts:
+    if incident is None or not incident.message_ts or not incident.channel:
+        log.info("status change for %s, which has no brief message: nothing to update", key)
         return
     await rt.store.set_incident_status(key, status_line)
     await rt.slack.chat_postMessage(channel=incident.channel, thread_ts=incident.message_ts,

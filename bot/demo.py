@@ -50,11 +50,11 @@ async def trigger(scenario: Scenario, sandbox: Sandbox, bot_url: str) -> None:
     else:
         channel = scenario.catalog[0].slack_channel if scenario.catalog else "C0DEMO"
         text = scenario.alert.mention_text or f"<@UBRIEFBOT> brief {scenario.alert.service}"
-        body = slack_sender.app_mention_body(channel=channel or "C0DEMO", user=scenario.alert.requested_by
-                                             or "U0ONCALL1", text=text)
+        mention = slack_sender.app_mention_body(channel=channel or "C0DEMO", user=scenario.alert.requested_by
+                                                or "U0ONCALL1", text=text)
         response = await slack_sender.post_to_bot(
-            f"{bot_url}/slack/events", body,
-            slack_sender.signed_headers(sandbox.ctx.secrets["slack_signing_secret"], body))
+            f"{bot_url}/slack/events", mention,
+            slack_sender.signed_headers(sandbox.ctx.secrets["slack_signing_secret"], mention))
     if response.status_code >= 300:
         raise RuntimeError(f"the bot rejected the trigger: HTTP {response.status_code} {response.text}")
 

@@ -25,7 +25,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.drafting import Drafter, OfflineDrafter
 from bot.policy import Policy
-from bot.store.repo import Store
+from bot.store.repo import Store, StoreAudit
 from bot.tools import ToolRunner
 from bot.workflow import Connectors
 
@@ -62,7 +62,7 @@ class Runtime:
         return self.connectors() if self.connectors else Connectors.from_settings(self.settings)
 
     def runner(self, *, brief_key: str | None, actor: str | None) -> ToolRunner:
-        return ToolRunner(policy=self.policy, audit=self.store.audit(), brief_key=brief_key,
+        return ToolRunner(policy=self.policy, audit=StoreAudit(self.store), brief_key=brief_key,
                           actor=actor, timeout_s=self.settings.source_timeout_s)
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str = "background") -> asyncio.Task[Any]:

@@ -149,7 +149,7 @@ class ToolRunner:
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         await self.audit.tool_call(ToolCallRecord(
             brief_key=self.brief_key, tool=tool, actor=self.actor, decision=decision.outcome,
-            decision_reason=decision.reason, outcome=outcome,  # type: ignore[arg-type]
+            decision_reason=decision.reason, outcome=outcome,
             detail=redact(detail), evidence_count=count, latency_ms=latency,
             args=redact_obj(args),
         ))

@@ -8,7 +8,7 @@ Every rejection says why in the body (PagerDuty shows it in the delivery log).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,7 +60,7 @@ class PagerDutyEvent(BaseModel):
     data: PagerDutyIncident
 
 
-EventHandler = Callable[[PagerDutyEvent], Awaitable[None]]
+EventHandler = Callable[[PagerDutyEvent], Coroutine[Any, Any, None]]
 DeliveryRecorder = Callable[[str], Awaitable[bool]]  # True when first seen
 
 
@@ -78,7 +78,7 @@ class PagerDutyWebhook:
     """The endpoint (`handle` is the Starlette route). `on_event` runs in the background after the 202."""
 
     def __init__(self, *, secrets: Callable[[], list[str]], record_delivery: DeliveryRecorder,
-                 on_event: EventHandler, spawn: Callable[[Awaitable[None]], object],
+                 on_event: EventHandler, spawn: Callable[[Coroutine[Any, Any, None]], object],
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  max_age: timedelta = MAX_EVENT_AGE) -> None:
         self._now = now

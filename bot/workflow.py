@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.analysis import find_upstream
@@ -163,9 +164,8 @@ def plan_follow_ups(evidence: list[Evidence], window: TimeWindow, c: Connectors)
             blamed.append(name)
     plan: list[Planned] = []
     for name in blamed[:MAX_FOLLOW_UPS]:
-        prefixes = DEPENDENCY_METRIC_PREFIXES[name]
         plan.append(("datadog.query_metrics", Source.DATADOG,
-                     lambda name=name, prefixes=prefixes: datadog.dependency_metrics(name, prefixes, window),
+                     partial(datadog.dependency_metrics, name, DEPENDENCY_METRIC_PREFIXES[name], window),
                      {"dependency": name}))
     return plan
 

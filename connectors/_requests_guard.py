@@ -68,7 +68,7 @@ class GuardedAdapter(HTTPAdapter):
             raise WireRefused(self.allowlist.source, method.upper(), parts.path)
         self.allowlist.check(method, parts.path)
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,

@@ -148,7 +148,8 @@ class ConfluenceConnector:
     # -- shaping ----------------------------------------------------------------------------------
     @staticmethod
     def _candidate(candidates: dict[str, _Candidate], result: dict[str, Any]) -> _Candidate:
-        content = result.get("content") if isinstance(result.get("content"), dict) else {}
+        raw_content = result.get("content")
+        content: dict[str, Any] = raw_content if isinstance(raw_content, dict) else {}
         page_id = str(content.get("id", ""))
         if not page_id.isdigit() or content.get("type", "page") != "page":
             return _Candidate(page_id="", title="")  # not a page we can fetch: counted nowhere

@@ -105,7 +105,8 @@ class JiraReader:
 
     def _evidence(self, issue: dict[str, Any], jql: str) -> Evidence:
         key = str(issue["key"])
-        fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
+        raw_fields = issue.get("fields")
+        fields: dict[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
         summary = str(fields.get("summary") or "")
         status = str(_name(fields.get("status")) or "unknown")
         priority = _name(fields.get("priority"))

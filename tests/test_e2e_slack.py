@@ -17,11 +17,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-from bot.policy import load_policy
 
 from bot.bootstrap import BUNDLED_POLICY, build_runtime, serving
 from bot.catalog import Catalog
 from bot.demo import trigger, wait_for
+from bot.policy import load_policy
 from bot.runtime import Runtime
 from bot.scenario import Scenario
 from bot.web import build_web_app

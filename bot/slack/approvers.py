@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -14,7 +16,8 @@ async def group_members(client: AsyncWebClient, handles: list[str]) -> set[str]:
         return set()
     listed = await client.usergroups_list(include_users=False)
     wanted = {h.lstrip("@") for h in handles}
-    ids = [g["id"] for g in listed.get("usergroups", []) if g.get("handle") in wanted or g.get("id") in wanted]
+    groups: list[dict[str, Any]] = listed.get("usergroups", [])
+    ids = [g["id"] for g in groups if g.get("handle") in wanted or g.get("id") in wanted]
     members: set[str] = set()
     for group_id in ids:
         answer = await client.usergroups_users_list(usergroup=group_id)

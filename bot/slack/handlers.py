@@ -185,7 +185,7 @@ def _ticket_fields(view: dict[str, Any]) -> TicketFields:
     values = view["state"]["values"]
 
     def pick(block: str) -> str:
-        field = next(iter(values.get(block, {}).values()), {})
+        field: dict[str, Any] = next(iter(values.get(block, {}).values()), {})
         if "selected_option" in field:
             return str((field.get("selected_option") or {}).get("value", ""))
         return str(field.get("value") or "")

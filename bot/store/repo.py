@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, func, select, update
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.audit import ModelCallRecord, ToolCallRecord, utcnow
 from bot.errors import IncidentBriefError
-from bot.models import BriefResult, Evidence
+from bot.models import Alert, BriefResult, Evidence
 from bot.store.tables import (
     BriefRow,
     CacheRow,
@@ -55,8 +55,22 @@ class IncidentRecord(BaseModel):
     status: str
     slack_channel: str | None
     slack_ts: str | None
+    slack_thread_ts: str | None = None
+    alert_json: dict[str, Any] | None = Field(default=None, validation_alias="alert")
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def channel(self) -> str | None:
+        return self.slack_channel
+
+    @property
+    def message_ts(self) -> str | None:
+        return self.slack_ts
+
+    @property
+    def alert(self) -> Alert | None:
+        return Alert.model_validate(self.alert_json) if self.alert_json else None
 
 
 class BriefRecord(BaseModel):
@@ -133,14 +147,47 @@ class Store:
             row = (await session.execute(upsert)).scalar_one()
             return IncidentRecord.model_validate(row)
 
+    async def claim_incident(self, *, key: str, service: str, title: str, channel: str | None,
+                             alert: Alert | None = None, status: str = "triggered") -> bool:
+        """Create the incident unless it exists. True only for the first caller: the dedupe that
+        keeps PagerDuty retries, duplicate events and several replicas from posting twice."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            stmt = await insert_for(session, IncidentRow)
+            stmt = stmt.values(key=key, service=service, title=title, status=status, slack_channel=channel,
+                               alert=alert.model_dump(mode="json") if alert else None,
+                               created_at=now, updated_at=now)
+            inserted = await session.execute(
+                stmt.on_conflict_do_nothing(index_elements=[IncidentRow.key]).returning(IncidentRow.id))
+            return inserted.scalar_one_or_none() is not None
+
+    async def incident_for_thread(self, *, channel: str, thread_ts: str | None) -> IncidentRecord | None:
+        """The incident whose brief is this thread's parent (or was posted inside this thread)."""
+        if not thread_ts:
+            return None
+        stmt = select(IncidentRow).where(
+            IncidentRow.slack_channel == channel,
+            or_(IncidentRow.slack_ts == thread_ts, IncidentRow.slack_thread_ts == thread_ts),
+        ).order_by(IncidentRow.created_at.desc()).limit(1)
+        async with self.sessions() as session:
+            row = await session.scalar(stmt)
+            return IncidentRecord.model_validate(row) if row else None
+
+    async def latest_incident_in_channel(self, channel: str) -> IncidentRecord | None:
+        stmt = select(IncidentRow).where(IncidentRow.slack_channel == channel).order_by(
+            IncidentRow.created_at.desc(), IncidentRow.id.desc()).limit(1)
+        async with self.sessions() as session:
+            row = await session.scalar(stmt)
+            return IncidentRecord.model_validate(row) if row else None
+
     async def get_incident(self, key: str) -> IncidentRecord | None:
         async with self.sessions() as session:
             row = await session.scalar(select(IncidentRow).where(IncidentRow.key == key))
             return IncidentRecord.model_validate(row) if row else None
 
-    async def set_incident_message(self, key: str, *, channel: str, ts: str) -> None:
+    async def set_incident_message(self, key: str, *, channel: str, ts: str, thread_ts: str | None = None) -> None:
         """Remember where the brief message lives, so refreshes edit it in place."""
-        await self._update_incident(key, slack_channel=channel, slack_ts=ts)
+        await self._update_incident(key, slack_channel=channel, slack_ts=ts, slack_thread_ts=thread_ts)
 
     async def set_incident_status(self, key: str, status: str) -> None:
         await self._update_incident(key, status=status)

@@ -66,8 +66,10 @@ class IncidentRow(Base):
     service: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
-    slack_channel: Mapped[str | None] = mapped_column(String(64))
+    slack_channel: Mapped[str | None] = mapped_column(String(64), index=True)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # when the brief lives in a thread
+    alert: Mapped[dict[str, Any] | None]  # the `bot.models.Alert` that started it (for refresh)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

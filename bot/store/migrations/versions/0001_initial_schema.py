@@ -46,12 +46,15 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("slack_channel", sa.String(length=64), nullable=True),
         sa.Column("slack_ts", sa.String(length=32), nullable=True),
+        sa.Column("slack_thread_ts", sa.String(length=32), nullable=True),
+        sa.Column("alert", _json(), nullable=True),
         _ts("created_at"),
         _ts("updated_at"),
         sa.PrimaryKeyConstraint("id", name="pk_incidents"),
         sa.UniqueConstraint("key", name="uq_incidents_key"),
     )
     op.create_index("ix_incidents_status", "incidents", ["status"])
+    op.create_index("ix_incidents_slack_channel", "incidents", ["slack_channel"])
 
     op.create_table(
         "briefs",
