@@ -45,6 +45,13 @@ _ROLE_NOUN = {
 _METRIC_NAME = re.compile(r"^(?:[a-z0-9]+:)?([\w.]+)")
 
 
+TIMELINE_HOURS = 3
+
+
+def _event_name(change: ChangeSignal) -> str:
+    return change.name.removeprefix("Event: ")
+
+
 def _hhmm(at: datetime) -> str:
     return at.strftime("%H:%M UTC")
 
@@ -168,7 +175,7 @@ def _change_cause(hyp: CauseHypothesis, change: ChangeSignal, signals: Signals) 
     when = (f"{change.minutes_before_onset:.0f} min before the onset" if change.minutes_before_onset >= 0
             else f"{-change.minutes_before_onset:.0f} min after the onset")
     kind = "Deploy" if change.kind == "deploy" else "Config change"
-    name = change.name if change.kind == "deploy" else f"“{change.name}”"
+    name = change.name if change.kind == "deploy" else f"“{_event_name(change)}”"
     text = f"{kind} {name} landed at {_hhmm(change.at)}, {when}"
     if change.failed:
         text += " (its deployment status is failed)"
@@ -190,10 +197,12 @@ def _causes(signals: Signals) -> list[LikelyCause]:
 
 def _timeline(alert: Alert, signals: Signals, evidence: list[Evidence]) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
+    suspects = {h.subject for h in signals.hypotheses}
     for change in signals.changes:
-        if change.proximity <= 0 and change.minutes_before_onset > 24 * 60:
+        # The timeline is the incident's last hours; an older change appears only as a suspect.
+        if change.evidence_id not in suspects and not 0 <= change.minutes_before_onset <= TIMELINE_HOURS * 60:
             continue
-        label = f"Deploy {change.name}" if change.kind == "deploy" else f"Config change “{change.name}”"
+        label = f"Deploy {change.name}" if change.kind == "deploy" else f"Config change “{_event_name(change)}”"
         if change.environment and change.kind == "deploy":
             label += f" to {change.environment}"
         entries.append(TimelineEntry(at=change.at, claim=Claim(text=label + ".", citations=[change.evidence_id])))
@@ -229,7 +238,7 @@ def _actions(signals: Signals, evidence: list[Evidence]) -> list[Claim]:
         actions.append(Claim(text=f"Consider rolling back {change.name}{against}, then watch the symptom.",
                              citations=_ids([change.evidence_id], previous_ids)))
     elif top.kind == CauseKind.CONFIG and change is not None:
-        actions.append(Claim(text=f"Consider reverting the config change “{change.name}”, then watch "
+        actions.append(Claim(text=f"Consider reverting the config change “{_event_name(change)}”, then watch "
                                   "the symptom.", citations=[change.evidence_id]))
     elif top.kind == CauseKind.DEPENDENCY:
         actions.append(Claim(text=f"Check the health of {top.summary} and whether the service degrades "

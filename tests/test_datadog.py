@@ -22,6 +22,7 @@ from bot.config import DatadogSettings
 from bot.errors import SourceUnavailable, WireRefused
 from bot.models import EvidenceKind, Source, TimeWindow, evidence_id
 from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
+from bot.workflow import incident_window
 from connectors.datadog import ALLOWED, DatadogConnector
 from sandbox.server import Sandbox
 
@@ -341,15 +342,16 @@ async def test_writes_and_unlisted_reads_never_leave_the_process(sandbox: Sandbo
     assert sandbox.recorder.requests("datadog") == []
 
 
-def test_allowlist_is_exactly_the_five_reads() -> None:
+def test_allowlist_is_exactly_the_six_reads() -> None:
     conn = DatadogConnector(DatadogSettings(base_url="http://127.0.0.1:1/"))
     assert {m for m, _ in ALLOWED} == {"GET", "POST"}
-    assert len(ALLOWED) == 5
+    assert len(ALLOWED) == 6
+    assert [path for method, path in ALLOWED if method == "POST"] == ["/api/v2/logs/events/search"]
     assert conn.allowlist.allows("POST", "/api/v2/logs/events/search")
     for method, path in [("GET", "/api/v2/logs/events/search"), ("POST", "/api/v1/monitor/4101/mute"),
                          ("GET", "/api/v1/monitor/4101/extra"), ("PUT", "/api/v1/dashboard/abc"),
                          ("POST", "/api/v2/logs/events"), ("GET", "/api/v2/events/abc"),
-                         ("POST", "/api/v1/query")]:
+                         ("POST", "/api/v1/query"), ("POST", "/api/v1/search")]:
         assert not conn.allowlist.allows(method, path), (method, path)
 
 
@@ -421,3 +423,17 @@ def test_sandbox_rejects_bad_times(sandbox: Sandbox) -> None:
                        params={"filter[query]": "source:launchdarkly", "filter[from]": "now-1d"}).json()
     assert [e["attributes"]["attributes"]["title"] for e in events["data"]] == [
         "Feature flag new-checkout-ui enabled for 10% of users"]
+
+
+async def test_dependency_metrics_finds_the_blamed_dependency_by_name_search(search_injection: Scenario) -> None:
+    window = incident_window(search_injection.alert.to_alert(), search_injection.now)
+    with Sandbox(search_injection, systems=["datadog"]) as sandbox:
+        conn = DatadogConnector(sandbox.settings().datadog)
+        try:
+            found = await conn.dependency_metrics("Elasticsearch", ["elasticsearch."], window)
+        finally:
+            await conn.aclose()
+        searched = sandbox.recorder.requests("datadog", path_prefix="/api/v1/search")
+    assert [e.ref["query"] for e in found] == ["avg:elasticsearch.process.cpu.percent{*}"]
+    assert found[0].data["after"] > 90  # the saturated cluster the logs blamed
+    assert len(searched) == 1
