@@ -32,6 +32,8 @@ from bot.config import (
 from bot.scenario import Scenario
 from sandbox.core import Recorder, SandboxContext, SystemApp
 
+SANDBOX_WIKI = "https://example.atlassian.net/wiki"
+SANDBOX_JIRA = "https://example.atlassian.net"
 ALL_SYSTEMS = ("datadog", "github", "confluence", "jira", "pagerduty", "slack", "llm")
 DEFAULT_SECRETS = {
     "slack_signing_secret": "sandbox-slack-signing-secret",
@@ -106,9 +108,11 @@ class Sandbox:
         values: dict[str, Any] = {
             "datadog": DatadogSettings(base_url=urls["datadog"], token=token, app_key=token, **fast),
             "github": GitHubSettings(base_url=urls["github"], token=token, **fast),
-            "confluence": ConfluenceSettings(base_url=urls["confluence"] + "/wiki", web_url=None,
+            # Deep links look like the real hosts' (as Datadog's and GitHub's do): stable across
+            # runs, so snapshots and evals do not depend on the sandbox's random ports.
+            "confluence": ConfluenceSettings(base_url=urls["confluence"] + "/wiki", web_url=SANDBOX_WIKI,
                                              username="incident-brief@example.com", token=token, **fast),
-            "jira": JiraSettings(base_url=urls["jira"], web_url=None, username="incident-brief@example.com",
+            "jira": JiraSettings(base_url=urls["jira"], web_url=SANDBOX_JIRA, username="incident-brief@example.com",
                                  token=token, **fast),
             "pagerduty": PagerDutySettings(
                 base_url=urls["pagerduty"], token=token, **fast,
