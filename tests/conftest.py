@@ -9,7 +9,7 @@ from pydantic_ai import models
 
 from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario
 
-# The DB fixtures plugin (tests/conftest_db.py) is added by the store work.
+pytest_plugins = ["tests.conftest_db"]
 
 # Tests talk to the sandbox's model endpoints or pydantic-ai test models, never a provider.
 models.ALLOW_MODEL_REQUESTS = False
