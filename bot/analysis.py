@@ -67,6 +67,9 @@ _SECRETS = (
 )
 
 
+_ARROWS = (("<->", "↔"), ("->", "→"), ("=>", "⇒"), ("<-", "←"), (">=", "≥"), ("<=", "≤"))
+
+
 def looks_like_instructions(text: str) -> bool:
     """True for text that addresses the bot (prompt injection, Slack broadcasts)."""
     return bool(_INSTRUCTION_LIKE.search(text))
@@ -88,7 +91,11 @@ def quote_untrusted(text: str | None, limit: int = 100, *, keep_code: bool = Fal
     for pattern in _SECRETS:
         line = pattern.sub("[redacted]", line)
     line = _EMAIL.sub("[email]", line)
-    line = line.replace("<", "").replace(">", "")
+    # No raw angle brackets (Slack control sequences such as <!channel>), but keep what they
+    # meant: arrows stay arrows and placeholders like `<previous sha>` stay visibly placeholders.
+    for raw, safe in _ARROWS:
+        line = line.replace(raw, safe)
+    line = line.replace("<", "‹").replace(">", "›")
     if not keep_code or line.count("`") % 2:
         line = line.replace("`", "'")
     line = line.strip()
@@ -521,21 +528,42 @@ def _change_signals(evidence: list[Evidence], onset: datetime) -> list[ChangeSig
         sha = str(ev.data.get("sha") or ev.ref.get("sha") or "")[:7]
         ref = quote_untrusted(str(ev.data.get("ref") or ""), 40)
         name = f"{ref} ({sha})" if ref and sha else ref or sha or (quote_untrusted(ev.title, 60) or ev.id)
-        same_env = [p for p in deploys[:i] if p.data.get("environment") == ev.data.get("environment")]
+        # The version to go back to is the last one that went out: a failed deployment leaves
+        # the version before it serving, so it is never the rollback target.
+        same_env = [p for p in deploys[:i] if p.data.get("environment") == ev.data.get("environment")
+                    and not _deploy_failed(p)]
         previous = same_env[-1] if same_env else None
         out.append(_change(ev, "deploy", at, onset, name, _deploy_detail(ev), env,
-                           previous.id if previous else None,
-                           str(ev.data.get("status") or "").lower() in {"failure", "error"}))
+                           previous.id if previous else None, _deploy_failed(ev)))
     for ev in evidence:
         if ev.kind != EvidenceKind.EVENT or ev.timestamp is None:
             continue
         kind = _event_kind(ev)
-        title = quote_untrusted(ev.title, 90)
+        title = quote_untrusted(_event_title(ev, kind), 90)
         if kind is None or title is None:
             continue
         out.append(_change(ev, kind, _aware(ev.timestamp), onset, title, None, None, None, False))
     out.sort(key=lambda c: (-c.proximity, abs(c.minutes_before_onset), c.evidence_id))
     return out
+
+
+def _deploy_failed(ev: Evidence) -> bool:
+    return str(ev.data.get("status") or "").lower() in {"failure", "error"}
+
+
+_KIND_PREFIX = re.compile(r"^\s*(?:event|config(?:uration)? change|deploy(?:ment)?)\s*:\s*", re.IGNORECASE)
+
+
+def _event_title(ev: Evidence, kind: Literal["deploy", "config"] | None) -> str:
+    """The event's own title without the labels the connector or the emitter put in front
+    ("Event: Config change: pool max 50 -> 5" reads "pool max 50 -> 5" next to "config change")."""
+    title = str(ev.ref.get("title") or ev.title)
+    for _ in range(2):
+        stripped = _KIND_PREFIX.sub("", title)
+        if stripped == title or not stripped.strip():
+            break
+        title = stripped
+    return title
 
 
 def _change(ev: Evidence, kind: Literal["deploy", "config"], at: datetime, onset: datetime, name: str,
@@ -570,11 +598,40 @@ def _tokens(text: str) -> set[str]:
     return {t for t in re.findall(r"[a-z0-9]{3,}", text.lower()) if t not in _STOPWORDS}
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])\s+")
+
+
+def _list_items(text: str) -> list[str]:
+    """Items of a numbered or bulleted list, one per marker at the start of a line; a line
+    without a marker continues the item above it. Numbers inside a step ("GET 20.") are text."""
+    items: list[str] = []
+    for line in text.splitlines():
+        if _LIST_ITEM.match(line):
+            items.append(_LIST_ITEM.sub("", line, count=1))
+        elif items and line.strip():
+            items[-1] += " " + line.strip()
+    return items
+
+
+def _inline_numbered(flat: str) -> list[str]:
+    """Items of a list flattened onto one line ("1. a 2. b"): markers must count 1, 2, 3..."""
+    cuts: list[tuple[int, int]] = []
+    for match in re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", flat):
+        if int(match.group(1)) == len(cuts) + 1:
+            cuts.append((match.start(), match.end()))
+    if not cuts:
+        return []
+    ends = [start for start, _ in cuts[1:]] + [len(flat)]
+    return [flat[body:end].strip() for (_, body), end in zip(cuts, ends, strict=True)]
+
+
 def runbook_steps(text: str, limit: int = 6) -> list[str]:
     """Steps of a runbook body: numbered or bulleted items, else its sentences. Quoted safely."""
-    flat = " ".join(text.split())
-    parts = re.split(r"(?:^|\s)(?:\d{1,2}[.)]|[-*•])\s+", flat)
-    if len([p for p in parts if p.strip()]) < 2:
+    parts = _list_items(text)
+    if len(parts) < 2:
+        parts = _inline_numbered(" ".join(text.split()))
+    if len(parts) < 2:
+        flat = " ".join(text.split())
         parts = re.split(r"(?<=[.!?])\s+", flat)
     steps: list[str] = []
     for part in parts:

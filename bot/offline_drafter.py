@@ -48,8 +48,8 @@ _METRIC_NAME = re.compile(r"^(?:[a-z0-9]+:)?([\w.]+)")
 TIMELINE_HOURS = 3
 
 
-def _event_name(change: ChangeSignal) -> str:
-    return change.name.removeprefix("Event: ")
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _hhmm(at: datetime) -> str:
@@ -107,15 +107,25 @@ def _alert_evidence(evidence: list[Evidence]) -> list[str]:
 def _headline(alert: Alert, service: ServiceEntry, signals: Signals, evidence: list[Evidence]) -> Claim:
     top = signals.top
     symptom = signals.symptom
-    what = (f"{_ROLE_NOUN[symptom.role]} up since {_hhmm(symptom.onset)}" if symptom
-            else f"alert “{_safe_title(alert.title)}”")
+    what = _symptom_phrase(alert, signals)
     if top.kind == CauseKind.UNKNOWN:
         cause = "cause not yet clear"
     else:
-        cause = f"likely {top.summary} ({top.confidence.value} confidence)"
+        cause = f"likely {_suspect(top)} ({top.confidence.value} confidence)"
     cites = _ids([symptom.evidence_id] if symptom else None, top.evidence_ids[:2] if top.kind != CauseKind.UNKNOWN
                  else None, _alert_evidence(evidence)[:1])
     return Claim(text=f"{service.name}: {what}; {cause}.", citations=cites)
+
+
+def _suspect(hyp: CauseHypothesis) -> str:
+    """The top hypothesis as a short noun phrase: "deploy v2.3.1 (9f1c2ab)", "Redis degraded"."""
+    return f"{hyp.summary} degraded" if hyp.kind == CauseKind.DEPENDENCY else hyp.summary
+
+
+def _symptom_phrase(alert: Alert, signals: Signals) -> str:
+    symptom = signals.symptom
+    return (f"{_ROLE_NOUN[symptom.role]} up since {_hhmm(symptom.onset)}" if symptom
+            else f"alert “{_safe_title(alert.title)}”")
 
 
 def _safe_title(title: str) -> str:
@@ -130,7 +140,7 @@ def _impact(alert: Alert, signals: Signals, evidence: list[Evidence]) -> Claim:
     parts: list[str] = []
     cites: list[str] = []
     if symptom is not None:
-        parts.append(_movement(symptom)[0].upper() + _movement(symptom)[1:])
+        parts.append(_sentence(_movement(symptom)))
         cites.append(symptom.evidence_id)
     if errors:
         parts.append(f"top error {_log_phrase(errors[0])}")
@@ -167,21 +177,22 @@ def _cause_text(hyp: CauseHypothesis, signals: Signals) -> str:
         pats = [s for s in signals.log_signals if s.evidence_id in hyp.evidence_ids]
         detail = _movement(hot[0]) if hot else (_log_phrase(pats[0]) if pats else "")
         return f"Capacity: {hyp.summary}" + (f"; {detail}." if detail else ".")
+    what = "the alert" if signals.onset_basis == "alert" else "the change"
     return ("No clear cause yet: no deploy, config change, dependency, capacity or traffic signal "
-            f"explains the change at {_hhmm(signals.onset)}.")
+            f"explains {what} at {_hhmm(signals.onset)}.")
 
 
 def _change_cause(hyp: CauseHypothesis, change: ChangeSignal, signals: Signals) -> str:
     when = (f"{change.minutes_before_onset:.0f} min before the onset" if change.minutes_before_onset >= 0
             else f"{-change.minutes_before_onset:.0f} min after the onset")
     kind = "Deploy" if change.kind == "deploy" else "Config change"
-    name = change.name if change.kind == "deploy" else f"“{_event_name(change)}”"
+    name = change.name if change.kind == "deploy" else f"“{change.name}”"
     text = f"{kind} {name} landed at {_hhmm(change.at)}, {when}"
     if change.failed:
         text += " (its deployment status is failed)"
     followers = [s for s in signals.log_signals if s.evidence_id in hyp.evidence_ids and s.quote]
     if followers:
-        text += f"; right after it: {_log_phrase(followers[0])}"
+        text += f"; then {_log_phrase(followers[0])}"
     if change.detail:
         text += f". It shipped: {change.detail}"
     return text.rstrip(".") + "."
@@ -202,13 +213,13 @@ def _timeline(alert: Alert, signals: Signals, evidence: list[Evidence]) -> list[
         # The timeline is the incident's last hours; an older change appears only as a suspect.
         if change.evidence_id not in suspects and not 0 <= change.minutes_before_onset <= TIMELINE_HOURS * 60:
             continue
-        label = f"Deploy {change.name}" if change.kind == "deploy" else f"Config change “{_event_name(change)}”"
+        label = f"Deploy {change.name}" if change.kind == "deploy" else f"Config change “{change.name}”"
         if change.environment and change.kind == "deploy":
             label += f" to {change.environment}"
         entries.append(TimelineEntry(at=change.at, claim=Claim(text=label + ".", citations=[change.evidence_id])))
     own = [m for m in signals.metric_changes if m.upstream is None]
     for metric in ([signals.symptom] if signals.symptom else own[:1]):
-        entries.append(TimelineEntry(at=metric.onset, claim=Claim(text=_movement(metric) + ".",
+        entries.append(TimelineEntry(at=metric.onset, claim=Claim(text=_sentence(_movement(metric)) + ".",
                                                                   citations=[metric.evidence_id])))
     for metric in signals.metric_changes:
         if metric.upstream and metric is not signals.symptom:
@@ -238,7 +249,7 @@ def _actions(signals: Signals, evidence: list[Evidence]) -> list[Claim]:
         actions.append(Claim(text=f"Consider rolling back {change.name}{against}, then watch the symptom.",
                              citations=_ids([change.evidence_id], previous_ids)))
     elif top.kind == CauseKind.CONFIG and change is not None:
-        actions.append(Claim(text=f"Consider reverting the config change “{_event_name(change)}”, then watch "
+        actions.append(Claim(text=f"Consider reverting the config change “{change.name}”, then watch "
                                   "the symptom.", citations=[change.evidence_id]))
     elif top.kind == CauseKind.DEPENDENCY:
         actions.append(Claim(text=f"Check the health of {top.summary} and whether the service degrades "
@@ -264,7 +275,7 @@ def _actions(signals: Signals, evidence: list[Evidence]) -> list[Claim]:
     return actions[:MAX_ACTIONS]
 
 
-def _ticket(alert: Alert, service: ServiceEntry, headline: Claim, causes: list[LikelyCause],
+def _ticket(alert: Alert, service: ServiceEntry, signals: Signals, headline: Claim, causes: list[LikelyCause],
             evidence: list[Evidence]) -> TicketProposal | None:
     # A ticket needs a finding to act on: with no cause yet, the brief says so and proposes none.
     if not service.jira_project or not causes or causes[0].kind == CauseKind.UNKNOWN:
@@ -280,9 +291,7 @@ def _ticket(alert: Alert, service: ServiceEntry, headline: Claim, causes: list[L
     lines.append("Evidence:")
     for cid in cites:
         lines.append(f"- {cid}: {links.get(cid, '(no link)')}")
-    top = causes[0] if causes else None
-    summary = f"{service.name}: " + (top.claim.text.split(";")[0].rstrip(".") if top and top.kind != CauseKind.UNKNOWN
-                                      else _safe_title(alert.title))
+    summary = f"{service.name}: {_symptom_phrase(alert, signals)}, likely {_suspect(signals.top)}"
     return TicketProposal(project=service.jira_project, summary=summary[:240], description="\n".join(lines)[:4000],
                           priority="High" if alert.urgency == "high" else "Medium", citations=cites)
 
@@ -311,7 +320,7 @@ def draft_offline(alert: Alert, service: ServiceEntry, window: TimeWindow, evide
         timeline=_timeline(alert, signals, evidence),
         next_actions=_actions(signals, evidence),
         gaps=list(gaps),
-        ticket=_ticket(alert, service, headline, causes, evidence),
+        ticket=_ticket(alert, service, signals, headline, causes, evidence),
         draft=DraftInfo(drafter="offline"),
         notes=_notes(signals, gaps),
     )
