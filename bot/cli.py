@@ -134,6 +134,42 @@ def serve(
 
 
 @app.command()
+def doctor(
+    sandbox: Annotated[Path | None, typer.Option(
+        "--sandbox", help="check against a local sandbox rendered from this scenario")] = None,
+    use_sandbox: Annotated[bool, typer.Option(
+        "--demo-sandbox", help="check against the sandbox of the bundled demo scenario")] = False,
+) -> None:
+    """Per connector: a read works and a write is refused at the wire. Non-zero exit otherwise."""
+    from bot.catalog import Catalog, load_catalog
+    from bot.config import Settings
+    from bot.doctor import doctor_table, run_doctor
+    from bot.policy import default_policy, load_policy
+
+    try:
+        if sandbox is None and not use_sandbox:
+            settings = Settings()
+            policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
+            catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
+            rows = asyncio.run(run_doctor(settings, policy, catalog))
+        else:
+            from sandbox.server import Sandbox
+
+            loaded = load_scenario(sandbox or bundled_scenarios_dir() / DEMO_SCENARIO)
+            with Sandbox(loaded) as sb:
+                rows = asyncio.run(run_doctor(sb.settings(), default_policy(),
+                                              Catalog(loaded.service_entries()), now=loaded.now))
+    except (ScenarioError, ConfigError) as exc:
+        _fail(str(exc))
+        return
+    console.print(doctor_table(rows))
+    failed = [row.connector for row in rows if row.failed]
+    if failed:
+        err.print(f"[red]doctor: problems with {', '.join(failed)}[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
 def clock() -> None:
     """Start the clock process: retention purge, approval recovery and expiry, scheduled refresh."""
     from bot.config import Settings
