@@ -104,25 +104,41 @@ async def refresh_brief(rt: Runtime, key: str, actor: str | None) -> None:
 async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
                       ts: str) -> None:
     started = time.perf_counter()
+    previous = await rt.store.get_brief(key)
     try:
         result = await draft_result(rt, alert, service, key)
-        await rt.store.save_brief(key, result)
+        # Nothing changed since the last version (a Refresh with the same evidence): keep that
+        # version rather than storing a copy; the card is still re-rendered.
+        if previous is None or not same_brief(previous.result, result):
+            await rt.store.save_brief(key, result)
         await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
     except Exception as exc:
         log.exception("drafting the brief for %s failed", key)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
-        await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {reason}",
-                                   blocks=failure_blocks(reason))
+        if previous is None:  # never leave a placeholder behind: say what failed in its place
+            await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {reason}",
+                                       blocks=failure_blocks(reason))
+        else:  # a failed refresh keeps the brief people are reading, and says so in the thread
+            await rt.slack.chat_postMessage(channel=channel, thread_ts=ts,
+                                            text=f"Refresh failed; the brief above is unchanged: {escape(reason)}")
         raise
 
 
-async def post_status(rt: Runtime, key: str, status_line: str) -> None:
+def same_brief(before: BriefResult, after: BriefResult) -> bool:
+    """Same claims on the same evidence (drafting metadata such as timing aside)."""
+    def core(result: BriefResult) -> object:
+        return (result.brief.model_dump(exclude={"draft"}), sorted(e.id for e in result.evidence),
+                [g.model_dump() for g in result.gaps])
+    return core(before) == core(after)
+
+
+async def post_status(rt: Runtime, key: str, status: str, status_line: str) -> None:
     """A PagerDuty status change: reply in the brief's thread and update its header."""
     incident = await rt.store.get_incident(key)
     if incident is None or not incident.message_ts or not incident.channel:
         log.info("status change for %s, which has no brief message: nothing to update", key)
         return
-    await rt.store.set_incident_status(key, status_line)
+    await rt.store.set_incident_status(key, status)
     await rt.slack.chat_postMessage(channel=incident.channel, thread_ts=incident.message_ts,
                                     text=escape(status_line))
     await update_card(rt, key, channel=incident.channel, ts=incident.message_ts)

@@ -54,8 +54,9 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         await publish_brief(rt, alert, rt.catalog.resolve(name), channel, key=key)
         return
     who = f" by {event.agent.summary}" if event.agent and event.agent.summary else ""
-    await post_status(rt, key, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
-                               f"at {event.occurred_at:%H:%M} UTC")
+    status = event.event_type.removeprefix("incident.")
+    await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
+                                       f"at {event.occurred_at:%H:%M} UTC")
 
 
 def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:

@@ -98,6 +98,9 @@ async def test_refresh_in_the_thread_updates_the_same_message(bot: Harness, chec
     assert len(bot.posts()) == 1, "refresh edits the brief; it does not post another"
     updates = bot.sb.ctx.recorder.requests("slack", path_prefix="/api/chat.update")
     assert len(updates) >= 2
+    latest = await bot.rt.store.get_brief(f"pd:{checkout.alert.incident_id}")
+    assert latest is not None
+    assert latest.version == 1, "unchanged evidence: no new brief version"
 
 
 async def test_a_slash_command_without_a_service_asks_briefly(bot: Harness) -> None:
