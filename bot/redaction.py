@@ -31,6 +31,15 @@ class _Detector:
     hints: tuple[str, ...]  # the text must contain one of these (lower-cased) to be scanned
     group: int = 0  # the part of the match to mask
     accept: Callable[[str], bool] | None = None
+    # A cheap pattern (a literal prefix, no look-arounds) that must match somewhere before the
+    # full pattern scans the text: most text has no candidate at all, and skipping is ~free.
+    gate: re.Pattern[str] | None = None
+    # Patterns with look-arounds are slow to try at every position. `candidates` (simple character
+    # classes, fast) finds where a match could be; the full pattern runs only around those spots,
+    # `reach` characters past each (what the full match may consume beyond the candidate).
+    candidates: re.Pattern[str] | None = None
+    reach: int = 2
+    lowered: bool = False  # run `candidates` on the lower-cased text (case-insensitive, but fast)
 
 
 def _luhn(candidate: str) -> bool:
@@ -70,25 +79,31 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),
     _Detector("bearer_token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"), ("bearer",), group=1),
     _Detector("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), ("://",),
-              group=1),
+              group=1, gate=re.compile('://[^\\s/@]*:[^\\s/@]*@')),
     _Detector("secret", re.compile(
         rf"(?i)\b{_KEYWORD}[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?([^\s\"',;&]{{4,}})"),
-        ("key", "token", "secret", "pass", "pwd"), group=1),
+        ("key", "token", "secret", "pass", "pwd"), group=1,
+        candidates=re.compile(r"key|token|secret|passw|pwd"), reach=400, lowered=True),
     _Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
               ("@",)),
-    _Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"), accept=_luhn),
+    _Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"),
+        accept=_luhn,
+        gate=re.compile('\\d{4}[ -]?\\d{4}[ -]?\\d{4}'), candidates=re.compile(r"\d[\d -]{11,}\d")),
     # International numbers need their "+"; national ones the usual (415) 555-0132 / 415-555-0132
     # shapes. Bare digit runs ("1200 1500 3000") are counts, not phone numbers.
     _Detector("phone", re.compile(
         r"(?<![\w.:/-])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,3}(?![\w.:/-])"
         r"|(?<![\w.:/-])\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w.:/-])"
         r"|(?<![\w.:/-])\d{3}([.-])\d{3}\1\d{4}(?![\w.:/-])"),
-        tuple("0123456789")),
-    _Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), (".",), accept=_plausible_ipv4),
+        tuple("0123456789"), gate=re.compile('\\+\\d|\\(\\d{3}\\)|\\d{3}[.-]\\d{3}[.-]\\d{4}'),
+        candidates=re.compile(r"\+\d[\d .()-]{5,}\d|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}")),
+    _Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), (".",),
+        accept=_plausible_ipv4,
+        gate=re.compile('\\d\\.\\d{1,3}\\.\\d{1,3}\\.\\d'), candidates=re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")),
     _Detector("ipv6", re.compile(
         r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"),
-        ("::", ":")),
+        ("::", ":"), gate=re.compile('::|(?:[0-9A-Fa-f]{1,4}:){7}')),
 )
 
 _MASK = "[REDACTED:{}]"
@@ -98,6 +113,24 @@ def _timestamp_like(text: str, start: int, end: int) -> bool:
     """Digits that belong to a date or time (2026-06-03 08:12:00) are not phone numbers."""
     window = text[max(0, start - 3):min(len(text), end + 3)]
     return bool(re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", window))
+
+
+def _matches(detector: _Detector, text: str, lowered: str) -> list[re.Match[str]]:
+    if detector.candidates is None:
+        return list(detector.pattern.finditer(text))
+    # Lower-casing keeps indices for nearly all text; when it does not, scan the original.
+    haystack = lowered if detector.lowered and len(lowered) == len(text) else text
+    found: dict[tuple[int, int], re.Match[str]] = {}
+    end_of_window = -1
+    for candidate in detector.candidates.finditer(haystack):
+        start = max(candidate.start() - _LOOKBACK, end_of_window)  # windows never overlap
+        end_of_window = min(len(text), candidate.end() + detector.reach)
+        for match in detector.pattern.finditer(text, start, end_of_window):
+            found.setdefault(match.span(), match)
+    return list(found.values())
+
+
+_LOOKBACK = 40  # how far before a candidate a match may start (e.g. "api_key=" before the key)
 
 
 def find(text: str) -> list[Finding]:
@@ -110,7 +143,9 @@ def find(text: str) -> list[Finding]:
     for detector in _DETECTORS:
         if not any(hint in lowered for hint in detector.hints):
             continue
-        for match in detector.pattern.finditer(text):
+        if detector.gate is not None and detector.gate.search(text) is None:
+            continue
+        for match in _matches(detector, text, lowered):
             start, end = match.span(detector.group)
             if start < 0 or start == end:
                 continue
