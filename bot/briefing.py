@@ -8,11 +8,13 @@ workflow and edits the same message; PagerDuty status changes reply in the threa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 
-from bot.models import Alert, BriefResult, ServiceEntry, Source
+from bot.charts import render_metric_chart
+from bot.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.redaction import redact
 from bot.runtime import Runtime
 from bot.slack.blocks import (
@@ -109,9 +111,12 @@ async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
         result = await draft_result(rt, alert, service, key)
         # Nothing changed since the last version (a Refresh with the same evidence): keep that
         # version rather than storing a copy; the card is still re-rendered.
-        if previous is None or not same_brief(previous.result, result):
+        changed = previous is None or not same_brief(previous.result, result)
+        if changed:
             await rt.store.save_brief(key, result)
         await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
+        if changed:
+            await attach_chart(rt, result, alert, channel=channel, thread_ts=ts)
     except Exception as exc:
         log.exception("drafting the brief for %s failed", key)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
@@ -122,6 +127,32 @@ async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
             await rt.slack.chat_postMessage(channel=channel, thread_ts=ts,
                                             text=f"Refresh failed; the brief above is unchanged: {escape(reason)}")
         raise
+
+
+def key_metric(result: BriefResult) -> Evidence | None:
+    """The metric the brief leans on most: the first cited one that has points to draw."""
+    by_id = {item.id: item for item in result.evidence}
+    for cited in result.brief.cited_ids():
+        item = by_id.get(cited)
+        if item is not None and item.kind == EvidenceKind.METRIC and item.data.get("points"):
+            return item
+    return None
+
+
+async def attach_chart(rt: Runtime, result: BriefResult, alert: Alert, *, channel: str, thread_ts: str) -> None:
+    """Post the key series around the alert as a PNG in the brief's thread, with Datadog's own
+    graph link. A chart that cannot be drawn or uploaded is logged, never fatal."""
+    metric = key_metric(result)
+    if metric is None:
+        return
+    try:
+        png = await asyncio.to_thread(render_metric_chart, metric, alert.triggered_at)
+        link = f" · <{metric.link}|open in Datadog>" if metric.link else ""
+        await rt.slack.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, content=png, filename=f"{metric.id}.png",
+            title=metric.title[:200], initial_comment=f"Key metric around the alert{link}")
+    except Exception:
+        log.warning("could not attach the chart of %s", metric.id, exc_info=True)
 
 
 def same_brief(before: BriefResult, after: BriefResult) -> bool:

@@ -80,6 +80,11 @@ async def test_pagerduty_brief_posts_once_and_a_double_click_files_one_ticket(
     message = await wait_for(harness.brief_message, "the brief in Slack")
     await harness.rt.idle()
     assert len(harness.posts()) == 1, "the brief is posted once, whatever the retries"
+    charts = harness.sb.system("slack").files
+    assert len(charts) == 1, "the key metric is attached as a chart in the brief's thread"
+    assert charts[0].thread_ts == message.ts
+    assert (charts[0].content or b"").startswith(b"\x89PNG")
+    assert "app.datadoghq.com" in (charts[0].initial_comment or ""), "Datadog's own graph link is kept"
     assert harness.sb.ctx.recorder.writes("jira") == [], "nothing is written to Jira before approval"
 
     # Two people (or one impatient one) click the button; both modals are submitted at once.
