@@ -56,13 +56,33 @@ def _luhn(candidate: str) -> bool:
     return total % 10 == 0
 
 
+def _card_like(candidate: str) -> bool:
+    """Luhn-valid, and a bare digit run must look like a card (15 or 16 digits, a card network's
+    first digit 2-6): epoch milliseconds and decimal trace ids are Luhn-valid one time in ten."""
+    if not _luhn(candidate):
+        return False
+    if candidate.isdigit():
+        return len(candidate) in (15, 16) and candidate[0] in "23456"
+    return True
+
+
+def _phone_like(candidate: str) -> bool:
+    digits = sum(c.isdigit() for c in candidate)
+    return 8 <= digits <= 15 if candidate.startswith("+") else digits == 10
+
+
 def _plausible_ipv4(candidate: str) -> bool:
     parts = candidate.split(".")
     return all(p.isdigit() and int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts)
 
 
-_KEYWORD = (r"(?:api[_-]?key|apikey|app[_-]?key|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|"
-            r"token|auth[_-]?token|access[_-]?token|password|passwd|pwd|dd[_-]?api[_-]?key)")
+_KEYWORD = (r"(?:api[_-]?key|apikey|app[_-]?key|application[_-]?key|access[_-]?key|secret(?:[_-]?key)?|"
+            r"client[_-]?secret|token|auth[_-]?token|access[_-]?token|password|passwd|pwd)")
+# A key-ish name may carry a prefix (DD_APP_KEY, STRIPE_SECRET_KEY, x-api-key), never glued letters
+# (``monkey`` is not a key).
+_KEY_NAME = rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*{_KEYWORD}"
+_VALUE_END = r"[^\s\"',;&]"
+_KEY_NAME_ONLY = re.compile(rf"(?i){_KEY_NAME}")
 
 # Order matters: specific secrets first, so a token inside a URL is named for what it is.
 _DETECTORS: tuple[_Detector, ...] = (
@@ -78,24 +98,34 @@ _DETECTORS: tuple[_Detector, ...] = (
               ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     _Detector("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),
     _Detector("bearer_token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"), ("bearer",), group=1),
-    _Detector("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), ("://",),
+    # Any Authorization header value (Basic, Digest, a bare token), scheme word kept.
+    _Detector("auth_header", re.compile(
+        r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|digest|token|negotiate)\s+)?([^\s\"',;]{8,})"),
+        ("authorization",), group=1),
+    # The user may be empty (redis://:pass@cache); scheme, user and host are kept.
+    _Detector("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]*:([^\s/@]+)@"), ("://",),
               group=1, gate=re.compile('://[^\\s/@]*:[^\\s/@]*@')),
-    _Detector("secret", re.compile(
-        rf"(?i)\b{_KEYWORD}[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?([^\s\"',;&]{{4,}})"),
+    _Detector("secret", re.compile(rf"(?i){_KEY_NAME}[\"']?\s*[:=]\s*[\"']?({_VALUE_END}{{4,}})"),
         ("key", "token", "secret", "pass", "pwd"), group=1,
         candidates=re.compile(r"key|token|secret|passw|pwd"), reach=400, lowered=True),
+    # "the password is hunter2": only a value with a digit or symbol, so "token is invalid" stays.
+    _Detector("secret", re.compile(
+        rf"(?i){_KEY_NAME}\s+is\s+[\"']?((?={_VALUE_END}*[^A-Za-z\s\"',;&]){_VALUE_END}{{4,}})"),
+        ("key", "token", "secret", "pass", "pwd"), group=1,
+        candidates=re.compile(r"(?:key|token|secret|password|passwd|pwd)\s+is\s"), reach=400, lowered=True),
     _Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
               ("@",)),
     _Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"),
-        accept=_luhn,
+        accept=_card_like,
         gate=re.compile('\\d{4}[ -]?\\d{4}[ -]?\\d{4}'), candidates=re.compile(r"\d[\d -]{11,}\d")),
-    # International numbers need their "+"; national ones the usual (415) 555-0132 / 415-555-0132
-    # shapes. Bare digit runs ("1200 1500 3000") are counts, not phone numbers.
+    # International numbers need their "+" (8 to 15 digits, E.164); national ones the usual
+    # (415) 555-0132 / 415-555-0132 shapes. Bare digit runs ("1200 1500 3000") are counts, not
+    # phone numbers. A sentence's full stop may follow; a decimal point may not.
     _Detector("phone", re.compile(
-        r"(?<![\w.:/-])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,3}(?![\w.:/-])"
-        r"|(?<![\w.:/-])\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w.:/-])"
-        r"|(?<![\w.:/-])\d{3}([.-])\d{3}\1\d{4}(?![\w.:/-])"),
-        tuple("0123456789"), gate=re.compile('\\+\\d|\\(\\d{3}\\)|\\d{3}[.-]\\d{3}[.-]\\d{4}'),
+        r"(?<![\w.:/+-])\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){6,16}(?![\w:/-]|\.\d)"
+        r"|(?<![\w.:/-])\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w:/-]|\.\d)"
+        r"|(?<![\w.:/-])\d{3}([.-])\d{3}\1\d{4}(?![\w:/-]|\.\d)"),
+        tuple("0123456789"), accept=_phone_like, gate=re.compile('\\+\\d|\\(\\d{3}\\)|\\d{3}[.-]\\d{3}[.-]\\d{4}'),
         candidates=re.compile(r"\+\d[\d .()-]{5,}\d|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}")),
     _Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), (".",),
         accept=_plausible_ipv4,
@@ -177,12 +207,21 @@ def redact(text: str | None) -> str:
     return "".join(out)
 
 
+def _secret_key(key: Any) -> bool:
+    """A mapping key that names a secret (``password``, ``DD_API_KEY``): its string value is
+    masked whole, whatever it looks like."""
+    return isinstance(key, str) and _KEY_NAME_ONLY.fullmatch(key) is not None
+
+
 def redact_obj(value: Any) -> Any:
-    """Redact every string inside dicts, lists and tuples; keys and other values are kept."""
+    """Redact every string inside dicts, lists and tuples; keys and other values are kept.
+    A string under a secret-named key (``{"password": "hunter2"}``) is masked whole."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {key: redact_obj(item) for key, item in value.items()}
+        return {key: (_MASK.format("secret") if _secret_key(key) and isinstance(item, str) and item
+                      else redact_obj(item))
+                for key, item in value.items()}
     if isinstance(value, list):
         return [redact_obj(item) for item in value]
     if isinstance(value, tuple):
