@@ -8,6 +8,7 @@ typed models below give the rest of the code attribute access.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -252,10 +253,80 @@ _NoTimestampLoader.yaml_implicit_resolvers = {
 }
 
 
+# RFC 3339 date-time with an explicit offset. jsonschema checks "date-time" only when the optional
+# rfc3339-validator package is installed (it is not), so without this the format went unchecked
+# and "2026-05-12 14:00" (no offset, read as local time) loaded.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _is_timestamp(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the schema's "type" reports non-strings
+    if not _TIMESTAMP.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:  # right shape, impossible date such as month 13
+        return False
+    return True
+
+
 @cache
 def _validator() -> Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text())
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    checker = FormatChecker()
+    checker.checks("date-time")(_is_timestamp)
+    return Draft202012Validator(schema, format_checker=checker)
+
+
+def world_item_ids(scenario: Scenario) -> dict[str, str]:
+    """Every id `expect` may name, with what kind of item it is (monitors by their numeric id
+    as text, Jira issues by key)."""
+    world = scenario.world
+    ids: dict[str, str] = {}
+    pairs: list[tuple[str | None, str]] = [
+        *((str(m.id), "monitor") for m in world.monitors),
+        *((d.id, "dashboard") for d in world.dashboards),
+        *((m.id, "metric") for m in world.metrics),
+        *((log.id, "log") for log in world.logs),
+        *((e.id, "event") for e in world.events),
+        *((d.id, "deploy") for d in world.deploys),
+        *((r.id, "runbook") for r in world.runbooks),
+        *((i.key, "jira issue") for i in world.jira.existing_issues),
+    ]
+    for item_id, kind in pairs:
+        if item_id is not None:
+            ids.setdefault(item_id, kind)
+    return ids
+
+
+def _reference_errors(scenario: Scenario) -> list[str]:
+    """Semantic checks the schema cannot express: world ids are unique, and every id in
+    `expect` names a world item (a typo there would make the scenario impossible to pass)."""
+    world = scenario.world
+    seen: set[str] = set()
+    errors: list[str] = []
+    named: list[tuple[str, str | None]] = [
+        *((f"world.metrics[{i}].id", m.id) for i, m in enumerate(world.metrics)),
+        *((f"world.logs[{i}].id", log.id) for i, log in enumerate(world.logs)),
+        *((f"world.events[{i}].id", e.id) for i, e in enumerate(world.events)),
+        *((f"world.deploys[{i}].id", d.id) for i, d in enumerate(world.deploys)),
+        *((f"world.runbooks[{i}].id", r.id) for i, r in enumerate(world.runbooks)),
+        *((f"world.dashboards[{i}].id", d.id) for i, d in enumerate(world.dashboards)),
+    ]
+    for field, item_id in named:
+        if item_id is None:
+            continue
+        if item_id in seen:
+            errors.append(f"{field}: duplicate id {item_id!r}")
+        seen.add(item_id)
+    known = world_item_ids(scenario)
+    expect = scenario.expect
+    refs = [("expect.cause.item", expect.cause.item)]
+    refs += [(f"expect.must_cite[{i}]", item) for i, item in enumerate(expect.must_cite)]
+    errors += [f"{field}: {item!r} is not the id of any world item" for field, item in refs
+               if item is not None and item not in known]
+    return errors
 
 
 def _field_path(parts: Any) -> str:
@@ -272,10 +343,14 @@ def parse_scenario(raw: Any, origin: str = "<scenario>") -> Scenario:
         lines = [f"{origin}: {_field_path(e.absolute_path)}: {e.message}" for e in errors[:10]]
         raise ScenarioError("invalid scenario\n  " + "\n  ".join(lines))
     try:
-        return Scenario.model_validate(raw)
+        scenario = Scenario.model_validate(raw)
     except ValidationError as exc:  # the schema passed, so this is a semantic check
         lines = [f"{origin}: {_field_path(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ScenarioError("invalid scenario\n  " + "\n  ".join(lines)) from exc
+    problems = _reference_errors(scenario)
+    if problems:
+        raise ScenarioError("invalid scenario\n  " + "\n  ".join(f"{origin}: {p}" for p in problems))
+    return scenario
 
 
 def load_scenario(path: str | Path) -> Scenario:

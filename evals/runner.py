@@ -3,7 +3,7 @@
 `pydantic_evals` is the harness: one `Case` per scenario file, one `ScorerEvaluator` per scorer
 in `evals.scorers`, and a task that runs `bot.workflow.draft_for_scenario`. The harness's report
 is folded into a `SuiteReport` (per-scenario scores, per-scorer means, thresholds) that the CLI
-prints as a table and writes as JSON (shape documented in evals/README.md).
+prints as a table and writes as JSON (shape documented in docs/evals.md).
 
 Exit codes of `main`: 0 every threshold met, 1 a threshold missed, 2 bad input (a scenario or
 the thresholds file does not load).
@@ -37,17 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
 DEFAULT_CONCURRENCY = 2  # each scenario runs six sandbox servers; the CI machine has two cores
 _EPSILON = 1e-9
-LABELS = {
-    "cause_kind_correct": "cause",
-    "cause_item_cited": "cause item",
-    "must_cite_recall": "cite recall",
-    "must_mention": "mention",
-    "must_not_mention": "no leak",
-    "gaps_reported": "gaps",
-    "citation_validity": "citations",
-    "ticket_project": "ticket",
-    "no_writes_without_approval": "no writes",
-}
 
 
 class EvalInputError(ValueError):
@@ -132,6 +121,7 @@ class ScenarioResult:
     scores: dict[str, Score]
     error: str | None = None
     duration_s: float = 0.0
+    expects: str = ""  # e.g. "deploy (bad-deploy), gaps: confluence"
 
     @property
     def passed(self) -> bool:
@@ -139,7 +129,7 @@ class ScenarioResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "title": self.title, "path": self.path, "passed": self.passed,
+            "id": self.id, "title": self.title, "path": self.path, "expects": self.expects, "passed": self.passed,
             "error": self.error, "duration_s": round(self.duration_s, 3),
             "scores": {name: {"value": s.value, "passed": s.passed, "reason": s.reason}
                        for name, s in self.scores.items()},
@@ -298,15 +288,25 @@ def _fold(scenarios: Sequence[Scenario],
         if scenario.id in cases:
             case = cases[scenario.id]
             out.append(ScenarioResult(scenario.id, scenario.title, path, _case_scores(scenario, case),
-                                      duration_s=case.task_duration))
+                                      duration_s=case.task_duration, expects=expects_label(scenario)))
             continue
         failure = failures.get(scenario.id)
         error = failure.error_message if failure else "the harness returned no result"
         # A crashed run fails every scorer that would have applied: a crash is not a pass.
         scores = {s.name: Score(False if s.kind == "bool" else 0.0, f"run failed: {error}")
                   if s.applies(scenario) else Score(None, NOT_APPLICABLE) for s in SCORERS}
-        out.append(ScenarioResult(scenario.id, scenario.title, path, scores, error=error))
+        out.append(ScenarioResult(scenario.id, scenario.title, path, scores, error=error,
+                                  expects=expects_label(scenario)))
     return out
+
+
+def expects_label(scenario: Scenario) -> str:
+    """The scenario's expectation in a few words, for the table."""
+    cause = scenario.expect.cause
+    label = cause.kind + (f" ({cause.item})" if cause.item else "")
+    if scenario.expect.gaps:
+        label += ", gaps: " + " ".join(scenario.expect.gaps)
+    return label
 
 
 def _case_scores(scenario: Scenario, case: ReportCase[Scenario, RunOutput, None]) -> dict[str, Score]:
@@ -329,32 +329,34 @@ def _case_scores(scenario: Scenario, case: ReportCase[Scenario, RunOutput, None]
 # --- the command line --------------------------------------------------------------------
 
 
-def _cell(score: Score) -> str:
-    if score.value is None:
-        return "[dim]–[/dim]"
-    if isinstance(score.value, bool):
-        return "[green]✔[/green]" if score.value else "[red]✘[/red]"
-    colour = "green" if score.passed else "red"
-    return f"[{colour}]{score.value:.2f}[/{colour}]"
-
-
 def render(report: SuiteReport, console: Console) -> None:
-    per_case = Table(title=f"Eval suite · drafter {report.drafter} · {report.scenarios_dir}")
+    """Two tables a person can read in an 80-column terminal: one row per scenario (what it
+    expects, which scorers failed), then one row per scorer against its threshold."""
+    per_case = Table(title=f"Eval suite · drafter {report.drafter} · {len(report.scenarios)} scenarios")
     per_case.add_column("scenario", no_wrap=True)
-    per_case.add_column("pass", justify="center")
-    for name in SCORER_NAMES:
-        per_case.add_column(LABELS.get(name, name), justify="center")
+    per_case.add_column("result", justify="center", no_wrap=True)
+    per_case.add_column("cause", no_wrap=True)  # the expected kind; the JSON has the full label
+    per_case.add_column("failed scorers", min_width=14)
+    per_case.add_column("s", justify="right", no_wrap=True)
     for result in report.scenarios:
-        verdict = "[green]✔[/green]" if result.passed else "[red]✘[/red]"
-        per_case.add_row(result.id, verdict, *(_cell(result.scores[n]) for n in SCORER_NAMES))
+        verdict = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+        if result.error is not None:
+            failed = "[red]run crashed[/red]"
+        else:
+            failed = ", ".join(n for n, s in result.scores.items() if s.passed is False) or "–"
+        cause = result.expects.split(" ", 1)[0].rstrip(",")
+        per_case.add_row(result.id, verdict, cause, failed, f"{result.duration_s:.1f}")
     console.print(per_case)
 
-    problems = [(r.id, name, s.reason) for r in report.scenarios for name, s in r.scores.items()
-                if s.passed is False]
-    for scenario_id, name, reason in problems:
-        console.print(f"  [red]✘[/red] {scenario_id} · {name}: {reason}", markup=True, highlight=False)
+    for result in report.scenarios:
+        if result.error is not None:  # one line, not one per scorer: they all failed the same way
+            console.print(f"  [red]✘[/red] {result.id}: run failed: {result.error}", highlight=False)
+            continue
+        for name, score in result.scores.items():
+            if score.passed is False:
+                console.print(f"  [red]✘[/red] {result.id} · {name}: {score.reason}", highlight=False)
 
-    summary = Table(title="Scorers (mean over the scenarios where each applies)")
+    summary = Table(title="Scorers: mean over the scenarios where each applies")
     for column, justify in (("scorer", "left"), ("mean", "right"), ("passed", "right"),
                             ("min", "right"), ("met", "center")):
         summary.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -367,7 +369,7 @@ def render(report: SuiteReport, console: Console) -> None:
     if report.passed:
         console.print(f"[green]suite passed[/green]: {len(report.scenarios)} scenarios, every threshold met")
     else:
-        console.print("[red]suite failed[/red]: " + "; ".join(report.missed()))
+        console.print("[red]suite failed[/red]: " + "; ".join(report.missed()), highlight=False)
 
 
 def _parser() -> argparse.ArgumentParser:
