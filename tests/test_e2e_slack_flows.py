@@ -150,3 +150,40 @@ async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harne
     assert len(bot.sb.system("jira").created) == 1
     assert (await bot.rt.approvals.get(approval.id)).jira_key == outcomes[0].key
     del message
+
+
+async def _submit_modal(h: Harness, view: dict[str, object], user: str) -> None:
+    submit = slack_sender.view_submission_body(user=user, view=view, values=slack_sender.initial_values(view))
+    assert (await h.post_signed(submit)).status_code == 200
+    await asyncio.sleep(0.05)
+    await h.rt.idle()
+
+
+async def test_two_person_rule_files_only_after_a_second_approver(bot: Harness, checkout: Scenario) -> None:
+    bot.rt.policy = default_policy().model_copy(
+        update={"approvals": {"jira.create_issue": "two_person"}})
+    message = await _page(bot, checkout)
+    slack = bot.sb.system("slack")
+    await _click_create(bot, message, "U0ONCALL1")
+    await _submit_modal(bot, slack.views[0], "U0ONCALL1")
+    assert bot.sb.recorder.writes("jira") == [], "the requester alone is not enough"
+    waiting = [e for e in slack.ephemerals if e.user == "U0ONCALL1"]
+    assert any("second approver" in e.text for e in waiting)
+    await _click_create(bot, message, "U0APPROVER")
+    await _submit_modal(bot, slack.views[1], "U0APPROVER")
+    created = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
+    assert len(created) == 1
+
+
+async def test_dry_run_shows_the_exact_request_and_sends_nothing(bot: Harness, checkout: Scenario) -> None:
+    bot.rt.policy = default_policy().model_copy(update={"default_mode": "dry_run"})
+    message = await _page(bot, checkout)
+    slack = bot.sb.system("slack")
+    await _click_create(bot, message, "U0ONCALL1")
+    await _submit_modal(bot, slack.views[0], "U0ONCALL1")
+    assert bot.sb.recorder.writes("jira") == []
+    preview = [e for e in slack.ephemerals if e.user == "U0ONCALL1"]
+    assert preview, "the person sees what would have been sent"
+    shown = json.dumps([e.blocks for e in preview])
+    assert "/rest/api/2/issue" in shown
+    assert "CHK" in shown

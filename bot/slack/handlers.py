@@ -19,7 +19,13 @@ from bot.models import Alert, TicketProposal
 from bot.redaction import redact
 from bot.runtime import Runtime
 from bot.slack.approvers import may_approve
-from bot.slack.blocks import dry_run_preview_blocks, feedback_reason_modal, ticket_modal
+from bot.slack.blocks import (
+    JIRA_SUMMARY_MAX,
+    dry_run_preview_blocks,
+    feedback_reason_modal,
+    ticket_description,
+    ticket_modal,
+)
 from bot.slack.mentions import HELP_TEXT, parse_request
 from bot.ticketing import TicketFields, approve_and_file
 
@@ -143,8 +149,12 @@ async def _open_ticket_modal(rt: Runtime, body: dict[str, Any], client: AsyncWeb
     if latest is None or proposal is None:
         await _ephemeral(client, body, "This brief has no ticket proposal to file.")
         return
+    # The approval holds exactly what the modal shows (description with the citations as links),
+    # so every click on this brief finds the same approval and an unedited submit changes nothing.
+    shown = proposal.model_copy(update={"summary": proposal.summary[:JIRA_SUMMARY_MAX],
+                                        "description": ticket_description(proposal, latest.result.evidence)})
     approval = await rt.approvals.propose(incident_key=meta["incident_key"],
-                                       brief_version=int(meta["brief_version"]), proposal=proposal,
+                                       brief_version=int(meta["brief_version"]), proposal=shown,
                                        requested_by=user, tool="jira.create_issue")
     if approval.state == "done":
         await _ephemeral(client, body, f"Already filed as {approval.jira_key}.")
