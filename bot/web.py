@@ -30,8 +30,8 @@ STATUS_LINES = {
 
 
 def build_bolt_app(rt: Runtime) -> AsyncApp:
+    # The client already carries the bot token (and the retry handlers); Bolt uses it as is.
     app = AsyncApp(client=rt.slack, signing_secret=rt.settings.slack.signing_secret.get_secret_value(),
-                   token=rt.settings.slack.bot_token.get_secret_value() or None,
                    request_verification_enabled=True, process_before_response=False)
     register(app, rt)
     return app
