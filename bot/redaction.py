@@ -10,6 +10,7 @@ git SHAs, version numbers, durations and metric values, URLs without credentials
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections.abc import Callable, Mapping, MutableMapping
@@ -82,6 +83,7 @@ _KEYWORD = (r"(?:api[_-]?key|apikey|app[_-]?key|application[_-]?key|access[_-]?k
 # (``monkey`` is not a key).
 _KEY_NAME = rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*{_KEYWORD}"
 _VALUE_END = r"[^\s\"',;&]"
+_NOT_A_MASK = r"(?!\[REDACTED:)"  # "token=[REDACTED:api_key]" is already done: redact(redact(x)) == redact(x)
 _KEY_NAME_ONLY = re.compile(rf"(?i){_KEY_NAME}")
 
 # Order matters: specific secrets first, so a token inside a URL is named for what it is.
@@ -100,17 +102,18 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector("bearer_token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"), ("bearer",), group=1),
     # Any Authorization header value (Basic, Digest, a bare token), scheme word kept.
     _Detector("auth_header", re.compile(
-        r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|digest|token|negotiate)\s+)?([^\s\"',;]{8,})"),
+        r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|digest|token|negotiate)\s+)?"
+        r"(?!\[REDACTED:)([^\s\"',;]{8,})"),
         ("authorization",), group=1),
     # The user may be empty (redis://:pass@cache); scheme, user and host are kept.
     _Detector("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/:@]*:([^\s/@]+)@"), ("://",),
               group=1, gate=re.compile('://[^\\s/@]*:[^\\s/@]*@')),
-    _Detector("secret", re.compile(rf"(?i){_KEY_NAME}[\"']?\s*[:=]\s*[\"']?({_VALUE_END}{{4,}})"),
+    _Detector("secret", re.compile(rf"(?i){_KEY_NAME}[\"']?\s*[:=]\s*[\"']?{_NOT_A_MASK}({_VALUE_END}{{4,}})"),
         ("key", "token", "secret", "pass", "pwd"), group=1,
         candidates=re.compile(r"key|token|secret|passw|pwd"), reach=400, lowered=True),
     # "the password is hunter2": only a value with a digit or symbol, so "token is invalid" stays.
     _Detector("secret", re.compile(
-        rf"(?i){_KEY_NAME}\s+is\s+[\"']?((?={_VALUE_END}*[^A-Za-z\s\"',;&]){_VALUE_END}{{4,}})"),
+        rf"(?i){_KEY_NAME}\s+is\s+[\"']?{_NOT_A_MASK}((?={_VALUE_END}*[^A-Za-z\s\"',;&]){_VALUE_END}{{4,}})"),
         ("key", "token", "secret", "pass", "pwd"), group=1,
         candidates=re.compile(r"(?:key|token|secret|password|passwd|pwd)\s+is\s"), reach=400, lowered=True),
     _Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
@@ -145,22 +148,57 @@ def _timestamp_like(text: str, start: int, end: int) -> bool:
     return bool(re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", window))
 
 
-def _matches(detector: _Detector, text: str, lowered: str) -> list[re.Match[str]]:
+def _windows(detector: _Detector, text: str, lowered: str) -> list[tuple[int, int]]:
+    """Where the full pattern has to run: the whole text, or only around cheap candidates."""
     if detector.candidates is None:
-        return list(detector.pattern.finditer(text))
+        return [(0, len(text))]
     # Lower-casing keeps indices for nearly all text; when it does not, scan the original.
     haystack = lowered if detector.lowered and len(lowered) == len(text) else text
-    found: dict[tuple[int, int], re.Match[str]] = {}
-    end_of_window = -1
+    # Overlapping windows are merged, not clipped: a clipped window starts inside the next
+    # candidate ("10.0.0.1 10.0.0.1") and would miss it. Each text position is scanned once.
+    windows: list[tuple[int, int]] = []
     for candidate in detector.candidates.finditer(haystack):
-        start = max(candidate.start() - _LOOKBACK, end_of_window)  # windows never overlap
-        end_of_window = min(len(text), candidate.end() + detector.reach)
-        for match in detector.pattern.finditer(text, start, end_of_window):
-            found.setdefault(match.span(), match)
-    return list(found.values())
+        start = max(0, candidate.start() - _LOOKBACK)
+        end = min(len(text), candidate.end() + detector.reach)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], end))
+        else:
+            windows.append((start, end))
+    return windows
 
 
 _LOOKBACK = 40  # how far before a candidate a match may start (e.g. "api_key=" before the key)
+
+
+def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
+    """`taken` is sorted and non-overlapping, so only the two neighbours can overlap
+    (bisect keeps text with hundreds of findings linear-ish, not quadratic)."""
+    index = bisect.bisect_left(taken, (start, start))
+    return (index > 0 and taken[index - 1][1] > start) or (index < len(taken) and taken[index][0] < end)
+
+
+def _claims(detector: _Detector, text: str, lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans this detector masks. A rejected match (not Luhn-valid, part of a timestamp,
+    already claimed) is retried one character later rather than skipped whole: in
+    "10.0.0.1 4111 1111 1111 1111" the card pattern first matches "1 4111 ...", which fails Luhn."""
+    spans: list[tuple[int, int]] = []
+    for window_start, window_end in _windows(detector, text, lowered):
+        pos = window_start
+        while (match := detector.pattern.search(text, pos, window_end)) is not None:
+            start, end = match.span(detector.group)
+            usable = (
+                0 <= start < end
+                and (detector.accept is None or detector.accept(match.group(detector.group)))
+                and not (detector.kind == "phone" and _timestamp_like(text, start, end))
+                and not _overlaps(start, end, taken)
+                and not _overlaps(start, end, spans)
+            )
+            if usable:
+                bisect.insort(spans, (start, end))
+                pos = max(match.end(), match.start() + 1)
+            else:
+                pos = match.start() + 1
+    return spans
 
 
 def find(text: str) -> list[Finding]:
@@ -175,18 +213,10 @@ def find(text: str) -> list[Finding]:
             continue
         if detector.gate is not None and detector.gate.search(text) is None:
             continue
-        for match in _matches(detector, text, lowered):
-            start, end = match.span(detector.group)
-            if start < 0 or start == end:
-                continue
-            if detector.accept is not None and not detector.accept(match.group(detector.group)):
-                continue
-            if detector.kind == "phone" and _timestamp_like(text, start, end):
-                continue
-            if any(start < t_end and t_start < end for t_start, t_end in taken):
-                continue
-            taken.append((start, end))
-            found.append(Finding(detector.kind, start, end))
+        claimed = _claims(detector, text, lowered, taken)
+        if claimed:
+            found.extend(Finding(detector.kind, start, end) for start, end in claimed)
+            taken = sorted(taken + claimed)
     return sorted(found, key=lambda f: f.start)
 
 
