@@ -37,6 +37,7 @@ def draft(
         "--blocks", help="write the exact Block Kit payload the bot would post here")] = None,
     drafter: DrafterOpt = "offline",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="do not print the brief")] = False,
+    audit: Annotated[bool, typer.Option("--audit", help="print the audit trail: tool and model calls")] = False,
 ) -> None:
     """Draft one brief for a scenario, against the sandbox."""
     from bot.terminal import render_brief
@@ -60,6 +61,10 @@ def draft(
         render_brief(run.result, console, title=f"Brief · {loaded.title}")
         if json_out is not None:
             console.print(f"[dim]JSON written to {json_out}[/dim]")
+    if audit and run.audit is not None:
+        from bot.terminal import render_audit
+
+        render_audit(run.audit, console)
 
 
 @app.command("eval")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
+from bot.audit import MemoryAudit
 from bot.models import BriefResult, Claim
 
 
@@ -54,3 +56,25 @@ def render_brief(result: BriefResult, console: Console, *, title: str = "Inciden
                   + (f" · ${draft.cost_usd:.4f}" if draft.cost_usd else "")
                   + f" · {len(result.evidence)} evidence items", style="dim")
     console.print(Panel(Group("\n".join(parts), "", "\n".join(sources), footer), title=title, expand=True))
+
+
+def render_audit(audit: MemoryAudit, console: Console) -> None:
+    """The audit trail of one brief: every tool call with its policy decision, every model call."""
+    tools = Table(title="Audit · tool calls", show_lines=False)
+    for column in ("tool", "decision", "outcome", "items", "ms", "detail"):
+        tools.add_column(column, overflow="fold")
+    for row in audit.tool_calls:
+        tools.add_row(row.tool, row.decision, row.outcome, str(row.evidence_count), f"{row.latency_ms:.0f}",
+                      row.detail[:80])
+    console.print(tools)
+    if not audit.model_calls:
+        console.print("[dim]no model calls (offline drafter)[/dim]")
+        return
+    models = Table(title="Audit · model calls")
+    for column in ("task", "model", "prompt", "tokens in/out", "cost $", "ms", "cache", "outcome"):
+        models.add_column(column, overflow="fold")
+    for call in audit.model_calls:
+        models.add_row(call.task, call.model, call.prompt_version or "", f"{call.input_tokens}/{call.output_tokens}",
+                       f"{call.cost_usd:.5f}", f"{call.latency_ms:.0f}", "hit" if call.cache_hit else "miss",
+                       call.outcome)
+    console.print(models)

@@ -17,6 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.analysis import find_upstream
+from bot.audit import MemoryAudit
 from bot.catalog import Catalog
 from bot.citations import validate_brief
 from bot.drafting import Drafter, OfflineDrafter
@@ -220,11 +221,11 @@ class ScenarioRun:
     result: BriefResult
     writes: list[RecordedRequest]
     requests: list[RecordedRequest]
+    audit: MemoryAudit | None = None  # the tool calls (and, for a model drafter, its model calls)
 
 
 async def draft_for_scenario(scenario: Scenario, *, drafter: str | Drafter = "offline") -> ScenarioRun:
     """Start the scenario's sandbox, run the workflow against it, stop the sandbox."""
-    from bot.audit import MemoryAudit
     from bot.drafting import drafter_for
     from bot.policy import default_policy
     from sandbox.server import Sandbox
@@ -235,7 +236,8 @@ async def draft_for_scenario(scenario: Scenario, *, drafter: str | Drafter = "of
     with Sandbox(scenario) as sandbox:
         settings = sandbox.settings()
         connectors = Connectors.from_settings(settings)
-        runner = ToolRunner(policy=default_policy(), audit=MemoryAudit(), brief_key=f"scenario:{scenario.id}",
+        audit = MemoryAudit()
+        runner = ToolRunner(policy=default_policy(), audit=audit, brief_key=f"scenario:{scenario.id}",
                             actor=alert.requested_by, timeout_s=settings.source_timeout_s)
         try:
             result = await build_brief(alert, service, runner=runner, connectors=connectors,
@@ -244,7 +246,10 @@ async def draft_for_scenario(scenario: Scenario, *, drafter: str | Drafter = "of
             await connectors.aclose()
         requests = sandbox.recorder.requests()
         writes = sandbox.recorder.writes()
-    return ScenarioRun(result=result, writes=writes, requests=requests)
+    model_audit = getattr(chosen, "audit", None)
+    if isinstance(model_audit, MemoryAudit):
+        audit.model_calls.extend(model_audit.model_calls)
+    return ScenarioRun(result=result, writes=writes, requests=requests, audit=audit)
 
 
 def brief_json(result: BriefResult) -> str:

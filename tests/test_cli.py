@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic_ai import models
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -60,3 +61,19 @@ def test_policy_check_prints_each_tool_and_refuses_a_bad_file(tmp_path: Path) ->
     refused = RUNNER.invoke(app, ["policy", "check", str(bad)])
     assert refused.exit_code == 2
     assert "agent_policy.default_mode" in refused.output
+
+
+def test_draft_with_the_model_records_model_prompt_tokens_and_cost_and_shows_the_audit(tmp_path: Path) -> None:
+    out = tmp_path / "llm.json"
+    with models.override_allow_model_requests(True):  # the sandbox's model endpoint, not a provider
+        result = RUNNER.invoke(app, ["draft", "--scenario", str(SCENARIOS / "checkout-5xx-after-deploy.yaml"),
+                                     "--drafter", "llm", "--json", str(out), "--audit"])
+    assert result.exit_code == 0, result.output
+    draft = json.loads(out.read_text())["brief"]["draft"]
+    assert draft["drafter"] == "llm"
+    assert "@" in draft["model"]
+    assert draft["prompt_version"].startswith("brief@")
+    assert draft["input_tokens"] > 0
+    assert draft["cost_usd"] > 0
+    assert "Audit · model calls" in result.output
+    assert "Audit · tool calls" in result.output
