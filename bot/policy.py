@@ -11,6 +11,7 @@ Pure: no I/O beyond reading the file in `load_policy`.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,49 @@ class Decision(_Strict):
     preview_only: bool = False
 
 
+def _did_you_mean(tool: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(tool, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _inconsistencies(policy: Policy) -> list[str]:
+    """Each problem as "key: message", so the error names the key to fix. A typo in a tool name
+    is an error, not a silent deny: nobody would notice the missing read until an incident."""
+    problems: list[str] = []
+    for field in ("allowed_tools", "write_tools"):
+        tools: list[str] = getattr(policy, field)
+        for index, tool in enumerate(tools):
+            if tool in tools[:index]:
+                problems.append(f"{field}[{index}]: {tool!r} is listed twice")
+    for index, tool in enumerate(policy.allowed_tools):
+        if tool in policy.write_tools:
+            problems.append(f"allowed_tools[{index}]: {tool!r} is listed as both a read and a write tool")
+        elif tool in WRITE_TOOLS:
+            problems.append(f"allowed_tools[{index}]: {tool!r} is a write tool: list it under write_tools, "
+                            "not allowed_tools")
+        elif tool not in READ_TOOLS:
+            problems.append(f"allowed_tools[{index}]: unknown tool {tool!r}{_did_you_mean(tool, KNOWN_TOOLS)}")
+    for index, tool in enumerate(policy.write_tools):
+        if tool not in WRITE_TOOLS:
+            kind = "a read tool, list it under allowed_tools" if tool in READ_TOOLS else "not a known write tool"
+            problems.append(f"write_tools[{index}]: {tool!r} is {kind} (write tools: {', '.join(WRITE_TOOLS)})")
+        elif tool not in policy.approvals:
+            problems.append(f"approvals.{tool}: write tool {tool!r} needs an `approvals` entry "
+                            "(required, two_person or none)")
+    for tool in policy.approvals:
+        if tool not in policy.write_tools:
+            problems.append(f"approvals.{tool}: names {tool!r}, which is not in write_tools")
+    if "jira.create_issue" in policy.write_tools and not policy.jira.allowed_projects:
+        problems.append("jira.allowed_projects: jira.create_issue is a write tool but jira.allowed_projects "
+                        "is empty")
+    needs_approver = [t for t in policy.write_tools if policy.approvals.get(t, "required") != "none"]
+    if (needs_approver and policy.default_mode != "read_only"
+            and not policy.approvers.users and not policy.approvers.slack_user_groups):
+        problems.append(f"approvers: {', '.join(needs_approver)} needs an approval but no approver is listed "
+                        "(approvers.users or approvers.slack_user_groups)")
+    return problems
+
+
 class Policy(_Strict):
     default_mode: Mode = "read_only"
     allowed_tools: list[str] = Field(default_factory=list)
@@ -85,22 +129,10 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
-        both = sorted(set(self.allowed_tools) & set(self.write_tools))
-        if both:
-            raise ValueError(f"listed as both allowed (read) and write tools: {', '.join(both)}")
-        for tool in self.write_tools:
-            if tool not in WRITE_TOOLS:
-                raise ValueError(f"{tool!r} is not a known write tool (known: {', '.join(WRITE_TOOLS)})")
-            if tool not in self.approvals:
-                raise ValueError(f"write tool {tool!r} needs an `approvals` entry (required, two_person or none)")
-        for tool in self.allowed_tools:
-            if tool in WRITE_TOOLS:
-                raise ValueError(f"{tool!r} is a write tool: list it under write_tools, not allowed_tools")
-        for tool in self.approvals:
-            if tool not in self.write_tools:
-                raise ValueError(f"approvals names {tool!r}, which is not in write_tools")
-        if "jira.create_issue" in self.write_tools and not self.jira.allowed_projects:
-            raise ValueError("jira.create_issue is a write tool but jira.allowed_projects is empty")
+        problems = _inconsistencies(self)
+        if problems:
+            # One "key: message" per line; `parse_policy` prefixes each key with `agent_policy.`.
+            raise ValueError("\n".join(problems))
         return self
 
     def decide(self, tool: str, actor: str | None = None, args: dict[str, Any] | None = None) -> Decision:
@@ -123,8 +155,10 @@ class Policy(_Strict):
                             reason=f"Jira project {project!r} is not in jira.allowed_projects")
         preview = self.default_mode == "dry_run"
         rule = self.approvals.get(tool, "required")
-        if rule == "none" and not preview:
-            return Decision(tool=tool, outcome="allow", reason="write tool with approvals: none")
+        if rule == "none":
+            # Explicitly no approver; dry_run still only previews.
+            return Decision(tool=tool, outcome="allow", preview_only=preview,
+                            reason="write tool with approvals: none" + (" (dry_run: preview only)" if preview else ""))
         why = {"required": "one approver", "two_person": "two approvers, not only the requester",
                "none": "no approver"}[rule]
         suffix = " (dry_run: preview only, nothing is sent)" if preview else ""
@@ -163,13 +197,28 @@ def parse_policy(raw: Any, origin: str) -> Policy:
     extra = sorted(set(raw) - {"agent_policy"})
     if extra:
         raise ConfigError(f"{origin}: unknown top-level key(s): {', '.join(extra)}")
+    body = raw["agent_policy"]
+    if body is not None and not isinstance(body, dict):
+        raise ConfigError(f"{origin}: agent_policy: expected a mapping, got {type(body).__name__}")
     try:
-        return Policy.model_validate(raw["agent_policy"] or {})
+        return Policy.model_validate(body or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("agent_policy", *first["loc"]))
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{origin}: {where}: {message}") from exc
+        raise ConfigError("\n".join(f"{origin}: {line}" for line in _error_lines(exc))) from exc
+
+
+def _error_lines(exc: ValidationError) -> list[str]:
+    """Every problem as "agent_policy.<key>: <message>", the file's own key path."""
+    lines: list[str] = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in ("agent_policy", *error["loc"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        if error["loc"]:
+            lines.append(f"{where}: {message}")
+        else:  # cross-field checks: each line already starts with its own key
+            lines.extend(f"agent_policy.{line}" for line in message.splitlines())
+    return lines
 
 
 def load_policy(path: str | Path) -> Policy:
