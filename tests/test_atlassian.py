@@ -130,3 +130,44 @@ async def test_read_connectors_refuse_every_write_before_it_leaves(checkout: Sce
             await writer.aclose()
         assert sb.recorder.requests("confluence") == []
         assert sb.recorder.requests("jira") == []
+
+
+def with_world(base: Scenario, **world: object) -> Scenario:
+    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
+    for key, value in world.items():  # lists are extended: the scenario's own items stay
+        current = raw["world"].get(key)
+        raw["world"][key] = [*current, *value] if isinstance(current, list) and isinstance(value, list) else value
+    raw.pop("path", None)
+    return parse_scenario(raw, f"{base.id} with more world")
+
+
+async def test_jira_search_pages_until_its_bound(checkout: Scenario) -> None:
+    issues = [{"key": f"CHK-{n}", "summary": f"checkout-api flake {n}", "labels": ["checkout-api"]}
+              for n in range(1, 131)]
+    with Sandbox(with_world(checkout, jira={"existing_issues": issues}), systems=["jira"]) as sb:
+        settings = sb.settings().jira.model_copy(update={"max_pages": 2})
+        reader = JiraReader(settings)
+        try:
+            found = await reader.open_issues("CHK", "checkout-api")
+        finally:
+            await reader.aclose()
+        searches = sb.recorder.requests("jira", path_prefix="/rest/api/2/search")
+    assert len(found) == 100, "two pages of 50, then the bound stops it"
+    assert [r.query.get("startAt") for r in searches] == [["0"], ["50"]]
+    assert len({e.id for e in found}) == 100
+
+
+async def test_confluence_search_follows_next_links_within_its_bound(checkout: Scenario) -> None:
+    pages = [{"id": f"rb-{n}", "page_id": str(99000 + n), "space": "OPS", "title": f"checkout-api runbook {n}",
+              "labels": ["checkout-api"], "body": f"<p>Step {n}: check the checkout-api dashboards.</p>"}
+             for n in range(1, 61)]
+    with Sandbox(with_world(checkout, runbooks=pages), systems=["confluence"]) as sb:
+        settings = sb.settings().confluence.model_copy(update={"max_pages": 2})
+        confluence = ConfluenceConnector(settings)
+        try:
+            found = await confluence.find_runbooks("OPS", ["checkout-api"], "")
+        finally:
+            await confluence.aclose()
+        searches = [r for r in sb.recorder.requests("confluence") if "search" in r.path]
+    assert len(found) == 3, "only the best few pages are read"
+    assert len(searches) == 2, "two pages of results, then the bound stops it"
