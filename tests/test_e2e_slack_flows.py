@@ -187,3 +187,39 @@ async def test_dry_run_shows_the_exact_request_and_sends_nothing(bot: Harness, c
     shown = json.dumps([e.blocks for e in preview])
     assert "/rest/api/2/issue" in shown
     assert "CHK" in shown
+
+
+async def test_thumbs_down_asks_for_a_reason_and_stores_it(bot: Harness, checkout: Scenario) -> None:
+    message = await _page(bot, checkout)
+    blocks = message.blocks
+    button = next(e for b in blocks if b.get("type") == "actions" for e in b["elements"]
+                  if e["action_id"] == "feedback_down")
+    click = slack_sender.block_actions_body(user="U0ONCALL1", channel=message.channel,
+                                            message_ts=message.ts, action_id="feedback_down",
+                                            value=button["value"])
+    assert (await bot.post_signed(click)).status_code == 200
+    slack = bot.sb.system("slack")
+    view = await wait_for(lambda: slack.views[0] if slack.views else None, "the reason modal")
+    block_id = next(b["block_id"] for b in view["blocks"] if b.get("type") == "input")
+    reason = "blamed the deploy but it was the flag; reach me at jane.doe@example.com"
+    submit = slack_sender.view_submission_body(user="U0ONCALL1", view=view,
+                                               values={block_id: {"value": {"type": "plain_text_input",
+                                                                            "value": reason}}})
+    assert (await bot.post_signed(submit)).status_code == 200
+    await asyncio.sleep(0.05)
+    await bot.rt.idle()
+    stored = await bot.rt.store.list_feedback(f"pd:{checkout.alert.incident_id}", 1)
+    assert [f.vote for f in stored] == ["down"]
+    assert stored[0].reason is not None
+    assert "blamed the deploy" in stored[0].reason
+    assert "jane.doe@example.com" not in stored[0].reason, "feedback text is redacted too"
+
+
+async def test_slash_command_naming_a_service_posts_a_brief(bot: Harness) -> None:
+    body = slack_sender.slash_command_body("/brief", "checkout-api", user="U0ONCALL1", channel="C0INCCHK",
+                                           response_url=bot.sb.url("slack") + "/response/cmd-2")
+    assert (await bot.post_signed(body)).status_code == 200
+    message = await wait_for(bot.brief_message, "the brief in Slack")
+    await bot.rt.idle()
+    assert message.channel == "C0INCCHK"
+    assert "checkout-api" in json.dumps(message.blocks)
