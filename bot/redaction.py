@@ -266,28 +266,49 @@ def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return event_dict
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not hide the record
+        message = str(record.msg)
+    record.msg = redact(message)
+    record.args = None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+
+
 class RedactingFilter(logging.Filter):
     """A stdlib logging filter that redacts the formatted message (and drops the args)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not hide the record
-            message = str(record.msg)
-        record.msg = redact(message)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
+        _redact_record(record)
         return True
 
 
+class _RedactingRecordFactory:
+    """Wraps the record factory, so every record is masked when it is created: whatever logger
+    it comes from and whichever handlers are added later. (A filter on the root *logger* never
+    sees records that child loggers propagate; only handler filters do.)"""
+
+    def __init__(self, wrapped: Callable[..., logging.LogRecord]) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.wrapped(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+
 def install_logging_redaction(logger: logging.Logger | None = None) -> None:
-    """Redact every record that reaches the root logger's handlers (idempotent)."""
+    """Redact every stdlib log record from now on (idempotent): the record factory is wrapped,
+    and the handlers already on `logger` (default: root) get a `RedactingFilter` as well, for
+    records made before this call or by a custom factory installed later."""
+    current = logging.getLogRecordFactory()
+    if not isinstance(current, _RedactingRecordFactory):
+        logging.setLogRecordFactory(_RedactingRecordFactory(current))
     target = logger or logging.getLogger()
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
-    if not any(isinstance(f, RedactingFilter) for f in target.filters):
-        target.addFilter(RedactingFilter())

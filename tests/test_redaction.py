@@ -17,7 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.redaction import RedactingFilter, find, redact, redact_event, redact_obj
+from bot.redaction import RedactingFilter, find, install_logging_redaction, redact, redact_event, redact_obj
 from bot.scenario import bundled_scenarios_dir
 
 MASKED = [
@@ -396,3 +396,24 @@ def test_property_masking_twice_changes_nothing(text: str) -> None:
 
 def test_short_bearer_token_in_an_authorization_header_is_masked() -> None:
     assert redact("Authorization: Bearer abcdefgh1") == "Authorization: Bearer [REDACTED:auth_header]"
+
+
+def test_installed_redaction_covers_child_loggers_and_later_handlers() -> None:
+    previous = logging.getLogRecordFactory()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # added after installing, with no filter of its own
+    child = logging.getLogger("test.redaction.installed.child")
+    try:
+        install_logging_redaction()
+        install_logging_redaction()  # idempotent: the factory is wrapped once
+        assert getattr(logging.getLogRecordFactory(), "wrapped", None) is previous
+        logging.getLogger("test.redaction.installed").addHandler(handler)
+        child.setLevel(logging.INFO)
+        child.info("login %s with password=%s", "jane.doe@example.com", "hunter22")
+    finally:
+        logging.setLogRecordFactory(previous)
+        logging.getLogger("test.redaction.installed").removeHandler(handler)
+    out = stream.getvalue()
+    assert "jane.doe@example.com" not in out
+    assert "hunter22" not in out
+    assert "login [REDACTED:email] with password=[REDACTED:secret]" in out
