@@ -223,3 +223,21 @@ async def test_slash_command_naming_a_service_posts_a_brief(bot: Harness) -> Non
     await bot.rt.idle()
     assert message.channel == "C0INCCHK"
     assert "checkout-api" in json.dumps(message.blocks)
+
+
+async def test_two_approvers_at_once_file_one_ticket(bot: Harness, checkout: Scenario) -> None:
+    message = await _page(bot, checkout)
+    slack = bot.sb.system("slack")
+    await _click_create(bot, message, "U0ONCALL1")
+    await _click_create(bot, message, "U0APPROVER")
+    views = await wait_for(lambda: slack.views[:2] if len(slack.views) >= 2 else None, "two modals")
+    submits = [slack_sender.view_submission_body(user=user, view=view, values=slack_sender.initial_values(view))
+               for user, view in zip(("U0ONCALL1", "U0APPROVER"), views, strict=True)]
+    responses = await asyncio.gather(*(bot.post_signed(body) for body in submits))
+    assert [r.status_code for r in responses] == [200, 200]
+    await asyncio.sleep(0.05)
+    await bot.rt.idle()
+    created = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
+    await asyncio.sleep(0.2)
+    assert len(created) == 1
+    assert len([r for r in bot.sb.recorder.writes("jira") if r.method == "POST"]) == 1
