@@ -86,7 +86,7 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
         log.info("brief for %s already posted or in progress: not posting twice", key)
         return None
     posted = await rt.slack.chat_postMessage(
-        channel=channel, thread_ts=thread_ts, text=f"Gathering evidence for {redact(alert.title)}…",
+        channel=channel, thread_ts=thread_ts, text=f"Gathering evidence for {escape(redact(alert.title))}…",
         blocks=placeholder_blocks(redact(alert.title)))
     ts = str(posted["ts"])
     await rt.store.set_incident_message(key=key, channel=channel, ts=ts, thread_ts=thread_ts)
@@ -121,7 +121,7 @@ async def _draft_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
         log.exception("drafting the brief for %s failed", key)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
         if previous is None:  # never leave a placeholder behind: say what failed in its place
-            await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {reason}",
+            await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {escape(reason)}",
                                        blocks=failure_blocks(reason))
         else:  # a failed refresh keeps the brief people are reading, and says so in the thread
             await rt.slack.chat_postMessage(channel=channel, thread_ts=ts,

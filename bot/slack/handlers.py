@@ -27,6 +27,7 @@ from bot.slack.blocks import (
     ticket_modal,
 )
 from bot.slack.mentions import HELP_TEXT, parse_request
+from bot.slack.mrkdwn import escape
 from bot.ticketing import TicketFields, approve_and_file
 
 log = logging.getLogger("incident_brief.slack")
@@ -48,7 +49,9 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             return
         alert = Alert(via="slack_mention", title=f"{service.name}: brief requested", service=service.name,
                       triggered_at=rt.now(), mention_text=request.text, requested_by=command["user_id"])
-        rt.spawn(publish_brief(rt, alert, service, command["channel_id"]), name="command")
+        # Each /brief is its own request (Slack's trigger id); a retry of the same one posts once.
+        key = f"slack:{command['channel_id']}:cmd:{command.get('trigger_id') or rt.now().timestamp()}"
+        rt.spawn(publish_brief(rt, alert, service, command["channel_id"], key=key), name="command")
 
     @app.action("ticket_create")
     async def on_ticket(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -177,7 +180,7 @@ async def _file_ticket(rt: Runtime, meta: dict[str, Any], user: str, fields: Tic
         await _show_ticket_on_card(rt, meta, channel, ts)
         return
     if channel and outcome.message:
-        await client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
+        await client.chat_postEphemeral(channel=channel, user=user, text=escape(outcome.message))
 
 
 async def _show_ticket_on_card(rt: Runtime, meta: dict[str, Any], channel: str, ts: str) -> None:
