@@ -40,6 +40,7 @@ class _Detector:
     # `reach` characters past each (what the full match may consume beyond the candidate).
     candidates: re.Pattern[str] | None = None
     reach: int = 2
+    lookback: int = 40  # how far before a candidate a match may start (e.g. "api_key=" before the key)
     lowered: bool = False  # run `candidates` on the lower-cased text (case-insensitive, but fast)
 
 
@@ -116,8 +117,10 @@ _DETECTORS: tuple[_Detector, ...] = (
         rf"(?i){_KEY_NAME}\s+is\s+[\"']?{_NOT_A_MASK}((?={_VALUE_END}*[^A-Za-z\s\"',;&]){_VALUE_END}{{4,}})"),
         ("key", "token", "secret", "pass", "pwd"), group=1,
         candidates=re.compile(r"(?:key|token|secret|password|passwd|pwd)\s+is\s"), reach=400, lowered=True),
+    # Slack mentions (<@U0ONCALL1>) put "@" in most evidence: only "@domain." spots are scanned,
+    # reaching back over a local part (64 characters by RFC 5321; 128 allowed) and on over the domain.
     _Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-              ("@",)),
+              ("@",), candidates=re.compile(r"@[A-Za-z0-9-]+\."), lookback=128, reach=255),
     _Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"),
         accept=_card_like,
         gate=re.compile('\\d{4}[ -]?\\d{4}[ -]?\\d{4}'), candidates=re.compile(r"\d[\d -]{11,}\d")),
@@ -136,7 +139,8 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector("ipv6", re.compile(
         r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"),
-        ("::", ":"), gate=re.compile('::|(?:[0-9A-Fa-f]{1,4}:){7}')),
+        ("::", ":"), gate=re.compile('::|(?:[0-9A-Fa-f]{1,4}:){7}'),
+        accept=lambda candidate: any(c.isdigit() for c in candidate)),  # "dead::beef" is a word, not an address
 )
 
 _MASK = "[REDACTED:{}]"
@@ -158,16 +162,13 @@ def _windows(detector: _Detector, text: str, lowered: str) -> list[tuple[int, in
     # candidate ("10.0.0.1 10.0.0.1") and would miss it. Each text position is scanned once.
     windows: list[tuple[int, int]] = []
     for candidate in detector.candidates.finditer(haystack):
-        start = max(0, candidate.start() - _LOOKBACK)
+        start = max(0, candidate.start() - detector.lookback)
         end = min(len(text), candidate.end() + detector.reach)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], max(windows[-1][1], end))
         else:
             windows.append((start, end))
     return windows
-
-
-_LOOKBACK = 40  # how far before a candidate a match may start (e.g. "api_key=" before the key)
 
 
 def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:

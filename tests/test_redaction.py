@@ -163,7 +163,7 @@ SURVIVES = [
     "epoch 1717401120 and ms 1717401120123", "trace_id=5876433158290173493", "span 4bf92f3577b34da6a3ce929d0e0e4736",
     "order 4111111111111111111111", "ids 1234567890123", "ext 555-0132", "count +1200", "delta +15.5%",
     "monkey=banana", "key: value", "the token expired", "token is invalid", "api key rotated",
-    "basic troubleshooting steps", "Bearer", "std::vector and a::", "CHK-482 and PAY-311",
+    "basic troubleshooting steps", "Bearer", "std::vector and a::", "dead::beef Cafe::Face", "CHK-482 and PAY-311",
     "<@U0ONCALL1> <#C0INCIDENTS>", "checkout-api 5xx above 2% for 10m", "4111-1111-1111-1112",
     "gauge 12.34.56", "999.1.1.1", "",
 ]
