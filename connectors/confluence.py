@@ -34,6 +34,7 @@ from connectors.storage_format import storage_to_text
 
 SOURCE = "confluence"
 TOOL = "confluence.search"
+PAGE_TOOL = "confluence.get_page"
 RULES = (("GET", "/rest/api/search"), ("GET", "/rest/api/content/{page_id}"))
 PAGE_EXPAND = "body.storage,version,space,metadata.labels"
 SEARCH_PAGE_SIZE = 25
@@ -81,43 +82,46 @@ class ConfluenceConnector:
         """The `limit` best-matching runbook pages for this service and alert, best first."""
         alert_words = _query_words(alert_text)
         scope = [f"space = {_quote(space)}"] if space else []
-        candidates: dict[str, _Candidate] = {}
+        label_cql = text_cql = None
         if labels:
             label_cql = " AND ".join(["type = page", *scope, f"label in ({', '.join(map(_quote, labels))})"])
-            for result in await self._search(label_cql):
-                self._candidate(candidates, result).label_hit = True
         if alert_words:
             any_word = " OR ".join(f"text ~ {_quote(w)}" for w in alert_words)
             text_cql = " AND ".join(["type = page", *scope, f"({any_word})"])
-            for rank, result in enumerate(await self._search(text_cql)):
-                found = self._candidate(candidates, result)
-                found.text_rank = rank if found.text_rank is None else found.text_rank
-        ranked = sorted(candidates.values(), key=lambda c: (-c.score(alert_words), c.page_id))
-        evidence: list[Evidence] = []
-        for candidate in ranked[: max(limit, 0)]:
-            page = await call_blocking(SOURCE, TOOL, self._get_page, candidate.page_id)
-            if page is not None:
-                evidence.append(self._evidence(page, candidate, candidate.score(alert_words), space))
-        return evidence
+        # Both searches, then the chosen pages, run concurrently: the source costs two round trips.
+        by_label, by_text = await asyncio.gather(self._search(label_cql), self._search(text_cql))
+        candidates: dict[str, _Candidate] = {}
+        for result in by_label:
+            self._candidate(candidates, result).label_hit = True
+        for rank, result in enumerate(by_text):
+            found = self._candidate(candidates, result)
+            found.text_rank = rank if found.text_rank is None else found.text_rank
+        ranked = sorted(candidates.values(), key=lambda c: (-c.score(alert_words), c.page_id))[: max(limit, 0)]
+        pages = await asyncio.gather(*(call_blocking(SOURCE, PAGE_TOOL, self._get_page, c.page_id) for c in ranked))
+        return [self._evidence(page, candidate, candidate.score(alert_words), space)
+                for page, candidate in zip(pages, ranked, strict=True) if page is not None]
 
-    async def write_probe(self) -> bool:
-        """True when a write (``POST .../rest/api/content``) is refused before it leaves the process.
-        The probe's body is empty, so even a broken guard would send nothing a server accepts."""
+    async def write_probe(self) -> str:
+        """The guard's refusal of a write (``POST .../rest/api/content``), or "" if it left the
+        process. The probe's body is empty, so even a broken guard sends nothing a server accepts."""
         try:
             await asyncio.to_thread(self.client.post, "rest/api/content", data={})
-        except WireRefused:
-            return True
+        except WireRefused as refused:
+            return str(refused)
         except Exception:  # it left the process: whatever came back, the guard failed
-            return False
-        return False
+            return ""
+        return ""
 
     async def aclose(self) -> None:
         self.client.close()
 
     # -- wire -------------------------------------------------------------------------------------
-    async def _search(self, cql: str) -> list[dict[str, Any]]:
-        """Every result of a CQL query, following ``start`` paging for at most `max_pages` pages."""
+    async def _search(self, cql: str | None) -> list[dict[str, Any]]:
+        """Every result of a CQL query, following ``start`` paging for at most `max_pages` pages
+        (none for no query)."""
         results: list[dict[str, Any]] = []
+        if cql is None:
+            return results
         start = 0
         for _ in range(max(self.settings.max_pages, 1)):
             page = await call_blocking(SOURCE, TOOL, self.client.cql, cql, start=start, limit=SEARCH_PAGE_SIZE)
@@ -142,7 +146,7 @@ class ConfluenceConnector:
                 return None
             raise
         if not isinstance(page, dict) or not isinstance(page.get("id"), str | int):
-            raise SourceUnavailable(SOURCE, "malformed JSON in page response", TOOL)
+            raise SourceUnavailable(SOURCE, "malformed JSON in page response", PAGE_TOOL)
         return page
 
     # -- shaping ----------------------------------------------------------------------------------
@@ -175,7 +179,7 @@ class ConfluenceConnector:
             timestamp=_parse_time(_dig(page, "version", "when")),
             link=self._link(page, page_id),
             provenance=Provenance(
-                system=Source.CONFLUENCE, tool="confluence.get_page",
+                system=Source.CONFLUENCE, tool=PAGE_TOOL,
                 request=f"GET {self.base_path}/rest/api/content/{page_id}?expand={PAGE_EXPAND}",
                 fetched_at=datetime.now(UTC),
             ),

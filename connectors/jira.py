@@ -6,7 +6,7 @@ blocking (requests), so every call runs in a worker thread.
 
 Two identities, two sessions: `JiraReader` may only search (its allowlist is that one GET), so
 nothing reached through the evidence path can write. `JiraWriter` has its own session whose
-allowlist is the reader's plus exactly ``POST /rest/api/2/issue``; only the tool choke point
+allowlist is exactly ``POST /rest/api/2/issue``: it cannot even read. Only the tool choke point
 calls it, after an approval was claimed for execution. Give it the constrained Jira account.
 """
 
@@ -37,10 +37,10 @@ _KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[0-9]+$")
 _PROJECT = re.compile(r"^[A-Z][A-Z0-9_]{0,19}$")
 
 
-class JiraReader:
-    """Searches Jira; can never write (the wire refuses anything but the search GET)."""
+class _JiraSession:
+    """One `atlassian.Jira` client whose requests session is guarded by this class's `RULES`."""
 
-    RULES: ClassVar[tuple[tuple[str, str], ...]] = (("GET", API + "/search"),)
+    RULES: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, settings: JiraSettings) -> None:
         self.settings = settings
@@ -55,6 +55,15 @@ class JiraReader:
         self.adapter = guard_session(self.client.session, self.allowlist, base_url=settings.base_url,
                                      timeout_s=settings.timeout_s, max_retries=settings.max_retries)
 
+    async def aclose(self) -> None:
+        self.client.close()
+
+
+class JiraReader(_JiraSession):
+    """Searches Jira; can never write (the wire refuses anything but the search GET)."""
+
+    RULES: ClassVar[tuple[tuple[str, str], ...]] = (("GET", API + "/search"),)
+
     async def open_issues(self, project: str, service: str) -> list[Evidence]:
         """Unresolved issues of `project` that mention or are labelled with `service`: shown in the
         brief so nobody files a duplicate."""
@@ -65,8 +74,9 @@ class JiraReader:
         issues = await self._search(jql, "jira.search", max_items=PAGE_SIZE * max(self.settings.max_pages, 1))
         return [self._evidence(issue, jql) for issue in issues]
 
-    async def find_by_label(self, label: str) -> str | None:
-        """The key of the oldest issue carrying `label` (the bot's idempotency label), or None.
+    async def find_by_label(self, label: str) -> dict[str, str] | None:
+        """The oldest issue carrying `label` (the bot's idempotency label) as ``{"key", "id",
+        "url"}``, or None.
 
         Raises `SourceUnavailable` when Jira cannot be asked: a caller must then not create a
         ticket, since it cannot tell whether one exists. Jira's search index can trail a create
@@ -75,15 +85,15 @@ class JiraReader:
         _check_label(label)
         found = await self._search(f"labels = {_quote(label)} ORDER BY created ASC", "jira.search",
                                    max_items=1, fields="summary,labels")
-        return str(found[0]["key"]) if found else None
+        if not found:
+            return None
+        key = str(found[0]["key"])
+        return {"key": key, "id": str(found[0].get("id", "")), "url": f"{self.settings.link_base}/browse/{key}"}
 
-    async def write_probe(self) -> bool:
-        """True when a write is refused before it leaves the process. The probe creates an issue
-        with no fields, which even a server would reject, so a broken guard does no harm."""
-        return await _refused(self.client.post, self.client.resource_url("issue"), data={"fields": {}})
-
-    async def aclose(self) -> None:
-        self.client.close()
+    async def write_probe(self) -> str:
+        """The refusal of a write (create issue) by this reader's guard, before it leaves the process.
+        The probe has no fields, which even a server would reject, so a broken guard does no harm."""
+        return await _refusal(self.client.post, self.client.resource_url("issue"), data={"fields": {}})
 
     async def _search(self, jql: str, tool: str, *, max_items: int, fields: str = SEARCH_FIELDS
                       ) -> list[dict[str, Any]]:
@@ -129,11 +139,11 @@ class JiraReader:
         )
 
 
-class JiraWriter(JiraReader):
-    """Files tickets. Its own session; allowlist = the reader's + ``POST /rest/api/2/issue``.
+class JiraWriter(_JiraSession):
+    """Files tickets. Its own session, whose allowlist is only ``POST /rest/api/2/issue``.
     Only the tool choke point may call `create_issue`, and only after an approval."""
 
-    RULES: ClassVar[tuple[tuple[str, str], ...]] = (*JiraReader.RULES, ("POST", API + "/issue"))
+    RULES: ClassVar[tuple[tuple[str, str], ...]] = (("POST", API + "/issue"),)
 
     def __init__(self, settings: JiraSettings, *, issue_type: str = "Task") -> None:
         super().__init__(settings)
@@ -173,19 +183,20 @@ class JiraWriter(JiraReader):
             "labels": list(dict.fromkeys(labels)),
         }
 
-    async def write_probe(self) -> bool:
-        """True when a write outside the writer's one POST (deleting an issue) is refused."""
-        return await _refused(self.client.delete, self.client.resource_url("issue/PROBE-0"))
+    async def write_probe(self) -> str:
+        """The refusal of a write outside the writer's one POST (deleting an issue)."""
+        return await _refusal(self.client.delete, self.client.resource_url("issue/PROBE-0"))
 
 
-async def _refused(send: Any, *args: Any, **kwargs: Any) -> bool:
+async def _refusal(send: Any, *args: Any, **kwargs: Any) -> str:
+    """The guard's refusal message, or "" when the request left the process (the guard failed)."""
     try:
         await asyncio.to_thread(send, *args, **kwargs)
-    except WireRefused:
-        return True
+    except WireRefused as refused:
+        return str(refused)
     except Exception:  # it left the process: whatever came back, the guard failed
-        return False
-    return False
+        return ""
+    return ""
 
 
 def _check_label(label: str) -> None:

@@ -18,7 +18,8 @@ Routes (tool names in brackets):
   storage format (rendered from the scenario's plain-text runbook), version, space and labels
   as requested by ``expand``.
 
-Every route needs HTTP Basic auth whose password is the sandbox API token. Provenance is the
+Every route needs HTTP Basic auth whose password is the sandbox API token, or that token as a
+Bearer token. Provenance is the
 runbook ids behind each answer. The query parser is shared with the fake Jira (JQL and CQL
 have the same grammar).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import html
 import re
 from collections.abc import Callable
@@ -249,21 +251,26 @@ def term_hits(terms: list[str], indexed: set[str]) -> int:
 
 def basic_auth(ctx: SandboxContext,
                denial: dict[str, Any] | None = None) -> Callable[[SandboxRequest], Reply | None]:
-    """HTTP Basic auth: any user name, the sandbox API token as the password; `denial` is the
-    system's own 401 body."""
+    """Atlassian auth: HTTP Basic with any user name and the sandbox API token as the password
+    (Cloud API tokens), or ``Bearer <token>`` (Server/Data Center personal access tokens);
+    `denial` is the system's own 401 body."""
 
     def check(req: SandboxRequest) -> Reply | None:
         header = req.headers.get("authorization", "")
-        scheme, _, encoded = header.partition(" ")
+        scheme, _, credential = header.partition(" ")
+        token = ctx.secrets["api_token"]
+        if scheme.lower() == "bearer" and hmac.compare_digest(credential.encode(), token.encode()):
+            return None
         try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+            user, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             user, password = "", ""
-        if scheme.lower() == "basic" and user and password == ctx.secrets["api_token"]:
+        if scheme.lower() == "basic" and user and hmac.compare_digest(password.encode(), token.encode()):
             return None
         body = denial or {"statusCode": 401, "reason": "Unauthorized",
                           "message": "Basic authentication with a valid API token is required"}
-        return Reply(body, status=401, headers={"WWW-Authenticate": 'Basic realm="sandbox"'})
+        return Reply(body, status=401, headers={"WWW-Authenticate": 'Basic realm="sandbox"',
+                                                "Content-Type": "application/json;charset=UTF-8"})
 
     return check
 

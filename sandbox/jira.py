@@ -13,7 +13,7 @@ Routes (tool names in brackets):
 - ``GET /rest/api/2/issue/{key}`` [jira.get_issue], ``GET /rest/api/2/serverInfo``
   [jira.server_info].
 
-Every route needs HTTP Basic auth with the sandbox API token. Created issues are kept on the
+Every route needs the sandbox API token (HTTP Basic password or Bearer). Created issues are kept on the
 app (`JiraApp.created`) so tests can inspect exactly what was filed.
 """
 

@@ -54,7 +54,7 @@ async def test_open_issues_and_the_idempotency_label_are_searched(checkout: Scen
             assert await reader.find_by_label("ib-0123456789abcdef01234567") is None
             created = await writer.create_issue("CHK", "checkout-api 5xx", "cited", "High",
                                                 ["incident-brief", "ib-0123456789abcdef01234567"])
-            assert await reader.find_by_label("ib-0123456789abcdef01234567") == created["key"]
+            assert await reader.find_by_label("ib-0123456789abcdef01234567") == created
             issues = await reader.open_issues("CHK", "checkout-api")
         finally:
             await reader.aclose()
