@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 
 from bot.errors import ConfigError
+from bot.redaction import install_logging_redaction
 from bot.scenario import ScenarioError, bundled_scenarios_dir, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -187,6 +190,11 @@ def clock() -> None:
 
 
 def main() -> None:
+    # Every process the CLI starts (serve, clock, demo, draft…) logs through the redactor:
+    # a secret in an exception message or a library's log line is masked before any handler.
+    level = os.environ.get("IB_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_logging_redaction()
     try:
         app()
     except KeyboardInterrupt:
