@@ -56,6 +56,7 @@ class ApprovalStateError(IncidentBriefError):
     """A transition the approval's current state does not allow (or a refused approver)."""
 
     def __init__(self, approval_id: str, state: str | None, action: str, reason: str | None = None) -> None:
+        state = None if state is None else str(state)  # the plain value, never an enum repr
         detail = reason or f"not allowed from state {state!r}"
         super().__init__(f"approval {approval_id}: cannot {action}: {detail}")
         self.approval_id = approval_id

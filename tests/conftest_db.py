@@ -1,8 +1,10 @@
 """Database fixtures: every store test runs on SQLite (embedded) and PostgreSQL (scale-out).
 
-PostgreSQL tests get a fresh database each, created on 127.0.0.1:5432 (override with
-``IB_TEST_POSTGRES``). Without a server they skip on a laptop, but fail under ``CI=true``:
-CI must test both stores.
+``db_url`` is an empty database: a SQLite file in the test's tmp dir, or a PostgreSQL database
+created for the test on 127.0.0.1:5432 (override the server with ``IB_TEST_POSTGRES``) and
+dropped after it. Without a server the PostgreSQL cases skip on a laptop but fail under
+``CI=true``: CI must test both stores. ``sessions``, ``store`` and ``approvals`` sit on a
+database migrated to head.
 """
 
 from __future__ import annotations
@@ -12,23 +14,31 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals import Approvals
 from bot.store.db import create_engine_for, migrate, session_factory
 from bot.store.repo import Store
 
-POSTGRES = os.environ.get("IB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+POSTGRES = os.environ.get("IB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 
 
-async def _admin() -> asyncpg.Connection:
+async def _admin(statement: str) -> None:
+    """Run CREATE/DROP DATABASE (which refuse to run inside a transaction) on the server."""
+    engine = create_engine_for(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT",
+                               connect_args={"timeout": 3})
     try:
-        return await asyncpg.connect(f"{POSTGRES}/postgres", timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    except (OSError, OperationalError, DBAPIError) as exc:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and unreachable at {POSTGRES}: {exc}")
+            pytest.fail(f"PostgreSQL is required under CI=true and is unreachable at {POSTGRES}: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {exc}")
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -37,23 +47,15 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
         return
     name = f"ib_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin()
+    await _admin(f'CREATE DATABASE "{name}"')
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES}/{name}"
     finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{POSTGRES.removeprefix('postgresql://')}/{name}"
-    finally:
-        admin = await _admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[object]:
+async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     await migrate(db_url)
     engine = create_engine_for(db_url)
     try:
@@ -63,10 +65,10 @@ async def sessions(db_url: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-def store(sessions: object) -> Store:
-    return Store(sessions)  # type: ignore[arg-type]
+def store(sessions: async_sessionmaker[AsyncSession]) -> Store:
+    return Store(sessions)
 
 
 @pytest.fixture
-def approvals(sessions: object) -> Approvals:
-    return Approvals(sessions)  # type: ignore[arg-type]
+def approvals(sessions: async_sessionmaker[AsyncSession]) -> Approvals:
+    return Approvals(sessions)

@@ -9,6 +9,8 @@ Plain ``sqlite://`` and ``postgresql://`` URLs are accepted and mapped to their 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,33 @@ def alembic_config() -> Config:
     return cfg
 
 
+# Alembic keeps its migration context in module globals, so two upgrades interleaving on one
+# event loop (two apps built in one process) would trample each other: one at a time per loop.
+_MIGRATE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _migrate_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATE_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATE_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+def _sqlite_migrations_in_one_transaction(engine: AsyncEngine) -> None:
+    """The sqlite3 driver runs DDL outside any transaction; take over and open every transaction
+    with BEGIN IMMEDIATE. The whole upgrade is then atomic, and a second process migrating the
+    same file waits for the write lock (busy timeout) and finds the schema at head."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         # Replicas starting together: one migrates, the others wait and then find head.
@@ -91,11 +120,13 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def migrate(url: str | URL, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (Alembic ``upgrade``); safe to call at start-up
-    on every process."""
+    """Bring the database at `url` to `revision` (Alembic ``upgrade``) in one transaction; safe
+    to call at start-up from every process and replica at once."""
     engine = create_engine_for(url, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+        _sqlite_migrations_in_one_transaction(engine)
     try:
-        async with engine.begin() as conn:
+        async with _migrate_lock(), engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)
     finally:
         await engine.dispose()

@@ -84,6 +84,11 @@ class BriefRecord(BaseModel):
     prompt_version: str | None
     created_at: datetime
 
+    @property
+    def evidence(self) -> list[Evidence]:
+        """The evidence the brief was built from (its citations resolve against these ids)."""
+        return self.result.evidence
+
 
 class FeedbackRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
