@@ -120,6 +120,8 @@ class _Converter(HTMLParser):
         elif tag in ("td", "th"):
             if self.cells:
                 self._emit(" | ")
+            elif not self._line_start():  # a stray cell outside a row must not glue words together
+                self._emit(" ")
             self.cells += 1
         elif tag in ("a", "ac:link"):
             self.link = (False, "")
@@ -128,7 +130,7 @@ class _Converter(HTMLParser):
             self.link = (self.link[0], self.link[1] or target)
         elif tag == "ri:user":
             who = attr.get("ri:username") or attr.get("ri:userkey") or attr.get("ri:account-id") or "user"
-            self._text(("" if self._line_start() else " ") + "@" + who + " ")
+            self._text(("" if self._line_start() or self.out[-1].endswith(" ") else " ") + "@" + who)
         elif tag == "time" and attr.get("datetime"):
             self._text(attr["datetime"])
         elif tag in _HEADINGS or tag in _BLOCKS:
