@@ -4,13 +4,15 @@
        │  ▲                  ▲                                  │
        │  └─ (more approvers needed)                            ├──fail──► failed
        ├──reject──► rejected                                    │
-       └──expire_stale──► expired   (approved rows too)         └─reset_to_approved (after a restart)
+       └──expire_stale──► expired   (approved rows too)         ├─reclaim_stuck: executing again, new claim
+                                                                └─reset_to_approved (after a restart)
 
 Every transition is one conditional ``UPDATE ... WHERE state IN (...)``: the database, not the
 process, decides who wins, so a double click, two approvers, a retry or two replicas execute a
 proposal exactly once. A restart between claim and completion leaves the row ``executing``:
-`recover_stuck` lists such rows, the caller looks in Jira for the idempotency key (it is put on
-the ticket as a label) and either `complete`s the row or `reset_to_approved` and claims again.
+`recover_stuck` lists such rows; one recoverer wins `reclaim_stuck` (or `reset_to_approved`, so
+the next click claims it), looks in Jira for the idempotency key (it is on the ticket as a
+label), and either `complete`s the row with the ticket found or creates the ticket.
 """
 
 from __future__ import annotations
@@ -249,6 +251,18 @@ class Approvals:
                                          ApprovalRow.claimed_at < older_than).order_by(ApprovalRow.claimed_at)
         async with self.sessions() as session:
             return [Approval.model_validate(row) for row in await session.scalars(stmt)]
+
+    async def reclaim_stuck(self, approval_id: str, *, claimed_before: datetime) -> Approval | None:
+        """Take over an executing approval claimed before `claimed_before` (its executor died),
+        renewing the claim in one statement: of several recovering replicas exactly one gets it
+        back, the others get None, as does anyone once it was finished, failed or reclaimed
+        a moment ago. The winner checks Jira for the idempotency label before creating."""
+        try:
+            return await self._transition(
+                approval_id, "reclaim", (ApprovalState.EXECUTING,), ApprovalState.EXECUTING,
+                claimed_at=self.clock(), where_claimed_before=claimed_before)
+        except ApprovalStateError:
+            return None  # no longer stuck: someone else recovered, finished or reset it
 
     async def reset_to_approved(self, approval_id: str, *, claimed_before: datetime) -> Approval:
         """Put a stuck executing approval back to approved so it can be claimed again. Only if

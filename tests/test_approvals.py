@@ -395,3 +395,23 @@ async def test_stale_proposed_and_approved_expire_but_executing_does_not(machine
     with pytest.raises(ApprovalStateError, match=r"cannot approve.*'expired'"):
         await machine.approve(proposed.id, "U2", forbid_self_approval=True)
     assert await machine.expire_stale(clock() - timedelta(hours=24)) == []
+
+
+async def test_exactly_one_replica_reclaims_a_stuck_claim(machine: Approvals, replica: Approvals,
+                                                          clock: Clock) -> None:
+    approved = await _approved(machine)
+    first = await machine.claim_for_execution(approved.id)
+    assert first is not None
+    assert await machine.reclaim_stuck(approved.id, claimed_before=clock() - timedelta(minutes=5)) is None, \
+        "a live executor's fresh claim is not taken"
+    clock.advance(timedelta(minutes=10))
+    cutoff = clock() - timedelta(minutes=5)
+    reclaims = await asyncio.gather(*(m.reclaim_stuck(approved.id, claimed_before=cutoff)
+                                      for m in (machine, replica) * 3))
+    winners = [r for r in reclaims if r is not None]
+    assert len(winners) == 1
+    assert winners[0].state is ApprovalState.EXECUTING
+    assert winners[0].claimed_at == clock()
+    assert await machine.recover_stuck(cutoff) == [], "the renewed claim is not stuck"
+    await machine.complete(approved.id, "CHK-5")
+    assert await replica.reclaim_stuck(approved.id, claimed_before=clock() + timedelta(days=1)) is None

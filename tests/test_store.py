@@ -109,7 +109,7 @@ async def test_the_brief_message_is_found_from_its_thread_and_channel(timed: Sto
     await _claim(timed, key="pd:Q2")
     await timed.set_incident_message("pd:Q2", channel="C1", ts="222.2", thread_ts="200.0")
 
-    in_thread = await timed.incident_for_thread(channel="C1", thread_ts="111.1")
+    in_thread = await timed.incident_for_thread("C1", "111.1")
     assert in_thread is not None
     assert in_thread.key == "pd:Q1"
     posted_in_a_thread = await timed.incident_for_thread(channel="C1", thread_ts="200.0")

@@ -166,7 +166,7 @@ class Store:
                 stmt.on_conflict_do_nothing(index_elements=[IncidentRow.key]).returning(IncidentRow.id))
             return inserted.scalar_one_or_none() is not None
 
-    async def incident_for_thread(self, *, channel: str, thread_ts: str | None) -> IncidentRecord | None:
+    async def incident_for_thread(self, channel: str, thread_ts: str | None) -> IncidentRecord | None:
         """The incident whose brief is this thread's parent (or was posted inside this thread)."""
         if not thread_ts:
             return None
