@@ -47,6 +47,17 @@ _STOP_WORDS = frozenset({
 })
 
 
+class _ConfluenceAllowlist(Allowlist):
+    """The two reads, where a content id must be a number: ``content/search``, ``content/blueprint``
+    and the like fit the ``{page_id}`` pattern but are not what this connector reads."""
+
+    def allows(self, method: str, path: str) -> bool:
+        if not super().allows(method, path):
+            return False
+        rest = path[len(self.base_path):]
+        return not rest.startswith("/rest/api/content/") or rest.rsplit("/", 1)[-1].isdigit()
+
+
 @dataclass
 class _Candidate:
     page_id: str
@@ -67,7 +78,7 @@ class ConfluenceConnector:
     def __init__(self, settings: ConfluenceSettings) -> None:
         self.settings = settings
         self.base_path = base_path(settings.base_url)
-        self.allowlist = Allowlist(SOURCE, RULES, base_path=self.base_path)
+        self.allowlist = _ConfluenceAllowlist(SOURCE, RULES, base_path=self.base_path)
         auth: dict[str, Any] = (
             {"username": settings.username, "password": settings.token.get_secret_value()}
             if settings.username else {"token": settings.token.get_secret_value()}
