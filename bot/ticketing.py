@@ -130,8 +130,8 @@ async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[FileOut
     `execute` looks for the idempotency label in Jira first, so none is filed twice."""
     outcomes = []
     for stuck in await rt.approvals.recover_stuck(older_than):
-        reset = await rt.approvals.reset_to_approved(stuck.id, claimed_before=older_than)
-        claimed = await rt.approvals.claim_for_execution(reset.id)
+        # One atomic step: of several replicas recovering at once, exactly one gets it back.
+        claimed = await rt.approvals.reclaim_stuck(stuck.id, claimed_before=older_than)
         if claimed is not None:
             outcomes.append(await execute(rt, claimed, actor="recovery"))
     return outcomes
