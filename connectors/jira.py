@@ -1,8 +1,11 @@
 """Jira: a read-only reader for evidence and idempotency checks, and a separate writer.
 
-Client: `atlassian.Jira(url=<site>, cloud=False)`, REST v2: ``jql()`` sends ``GET
-/rest/api/2/search`` and ``create_issue()`` sends ``POST /rest/api/2/issue``. The library is
-blocking (requests), so every call runs in a worker thread.
+Client: `atlassian.Jira(url=<site>)`. Searching differs by deployment: Server/Data Center serve
+``GET /rest/api/2/search`` (``jql()``, ``startAt`` paging), Jira Cloud has retired it for ``GET
+/rest/api/3/search/jql`` (``enhanced_jql()``, ``nextPageToken`` paging). The deployment is told
+from the host (``*.atlassian.net``, ``*.jira.com`` are Cloud), as the library itself does, or
+passed as ``cloud=``. Both create with ``POST /rest/api/2/issue``. The library is blocking
+(requests), so every call runs in a worker thread.
 
 Two identities, two sessions: `JiraReader` may only search (its allowlist is that one GET), so
 nothing reached through the evidence path can write. `JiraWriter` has its own session whose
@@ -17,6 +20,7 @@ import re
 from datetime import UTC, datetime
 from math import ceil
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from atlassian import Jira
 
@@ -28,6 +32,7 @@ from connectors._requests_guard import call_blocking, guard_session
 
 SOURCE = "jira"
 API = "/rest/api/2"
+CLOUD_SEARCH = "/rest/api/3/search/jql"
 SEARCH_FIELDS = "summary,status,labels,priority,issuetype,updated,created"
 PAGE_SIZE = 50
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
@@ -42,27 +47,39 @@ class _JiraSession:
 
     RULES: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    def __init__(self, settings: JiraSettings) -> None:
+    def __init__(self, settings: JiraSettings, *, cloud: bool | None = None) -> None:
         self.settings = settings
+        self.cloud = is_cloud(settings.base_url) if cloud is None else cloud
         self.base_path = base_path(settings.base_url)
-        self.allowlist = Allowlist(SOURCE, self.RULES, base_path=self.base_path)
+        self.allowlist = Allowlist(SOURCE, self.rules(), base_path=self.base_path)
         auth: dict[str, Any] = (
             {"username": settings.username, "password": settings.token.get_secret_value()}
             if settings.username else {"token": settings.token.get_secret_value()}
         )
-        self.client = Jira(url=settings.base_url.rstrip("/"), cloud=False, retry_with_header=False,
+        self.client = Jira(url=settings.base_url.rstrip("/"), cloud=self.cloud, retry_with_header=False,
                            backoff_and_retry=False, timeout=max(1, ceil(settings.timeout_s)), **auth)
         self.adapter = guard_session(self.client.session, self.allowlist, base_url=settings.base_url,
                                      timeout_s=settings.timeout_s, max_retries=settings.max_retries)
+
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        return self.RULES
 
     async def aclose(self) -> None:
         self.client.close()
 
 
 class JiraReader(_JiraSession):
-    """Searches Jira; can never write (the wire refuses anything but the search GET)."""
+    """Searches Jira; can never write (the wire refuses anything but the one search GET)."""
 
     RULES: ClassVar[tuple[tuple[str, str], ...]] = (("GET", API + "/search"),)
+    CLOUD_RULES: ClassVar[tuple[tuple[str, str], ...]] = (("GET", CLOUD_SEARCH),)
+
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        return self.CLOUD_RULES if self.cloud else self.RULES
+
+    @property
+    def search_path(self) -> str:
+        return self.base_path + (CLOUD_SEARCH if self.cloud else API + "/search")
 
     async def open_issues(self, project: str, service: str) -> list[Evidence]:
         """Unresolved issues of `project` that mention or are labelled with `service`: shown in the
@@ -97,19 +114,32 @@ class JiraReader(_JiraSession):
 
     async def _search(self, jql: str, tool: str, *, max_items: int, fields: str = SEARCH_FIELDS
                       ) -> list[dict[str, Any]]:
-        """Issues matching `jql`, following ``startAt`` paging, at most `max_items` of them."""
+        """Issues matching `jql`, following ``startAt`` (Server) or ``nextPageToken`` (Cloud)
+        paging for at most `max_pages` pages, at most `max_items` of them."""
         issues: list[dict[str, Any]] = []
         start = 0
+        token: str | None = None
         for _ in range(max(self.settings.max_pages, 1)):
             size = min(PAGE_SIZE, max_items - len(issues))
-            page = await call_blocking(SOURCE, tool, self.client.jql, jql, fields=fields, start=start, limit=size)
+            if self.cloud:
+                page = await call_blocking(SOURCE, tool, self.client.enhanced_jql, jql, fields=fields,
+                                           nextPageToken=token, limit=size)
+            else:
+                page = await call_blocking(SOURCE, tool, self.client.jql, jql, fields=fields, start=start,
+                                           limit=size)
             if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
                 raise SourceUnavailable(SOURCE, "malformed JSON in search response", tool)
             batch = [i for i in page["issues"] if isinstance(i, dict) and _KEY.match(str(i.get("key", "")))]
             issues.extend(batch[: max_items - len(issues)])
             start += len(page["issues"])
-            total = page.get("total")
-            if not page["issues"] or len(issues) >= max_items or (isinstance(total, int) and start >= total):
+            if not page["issues"] or len(issues) >= max_items:
+                break
+            if self.cloud:
+                next_token = page.get("nextPageToken")
+                if page.get("isLast") is not False or not isinstance(next_token, str) or not next_token:
+                    break
+                token = next_token
+            elif isinstance(page.get("total"), int) and start >= page["total"]:
                 break
         return issues
 
@@ -132,7 +162,7 @@ class JiraReader(_JiraSession):
             timestamp=_parse_time(fields.get("updated") or fields.get("created")),
             link=f"{self.settings.link_base}/browse/{key}",
             provenance=Provenance(system=Source.JIRA, tool="jira.search",
-                                  request=f"GET {self.base_path}{API}/search?jql={jql}",
+                                  request=f"GET {self.search_path}?jql={jql}",
                                   fetched_at=datetime.now(UTC)),
             ref={"key": key},
             data={"key": key, "status": status, "labels": labels, "priority": priority},
@@ -145,8 +175,8 @@ class JiraWriter(_JiraSession):
 
     RULES: ClassVar[tuple[tuple[str, str], ...]] = (("POST", API + "/issue"),)
 
-    def __init__(self, settings: JiraSettings, *, issue_type: str = "Task") -> None:
-        super().__init__(settings)
+    def __init__(self, settings: JiraSettings, *, issue_type: str = "Task", cloud: bool | None = None) -> None:
+        super().__init__(settings, cloud=cloud)
         self.issue_type = issue_type
 
     async def create_issue(self, project: str, summary: str, description: str, priority: str,
@@ -197,6 +227,12 @@ async def _refusal(send: Any, *args: Any, **kwargs: Any) -> str:
     except Exception:  # it left the process: whatever came back, the guard failed
         return ""
     return ""
+
+
+def is_cloud(base_url: str) -> bool:
+    """Jira Cloud's hosts, as atlassian-python-api tells them apart."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host.endswith((".atlassian.net", ".jira.com")) or host in ("atlassian.net", "jira.com")
 
 
 def _check_label(label: str) -> None:

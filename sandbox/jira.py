@@ -1,4 +1,4 @@
-"""Fake Jira: the Server/Data Center REST API v2 (what `atlassian.Jira(cloud=False)` sends).
+"""Fake Jira: REST API v2 as Server/Data Center serve it, plus Jira Cloud's v3 enhanced search.
 
 Routes (tool names in brackets):
 - ``GET /rest/api/2/search?jql=&startAt=&maxResults=&fields=`` [jira.search]: a JQL subset
@@ -6,6 +6,9 @@ Routes (tool names in brackets):
   ``issuetype``, ``text ~``, ``summary ~``, ``description ~``; ``= != ~ !~ IN NOT IN``;
   ``AND OR NOT`` and parentheses; ``ORDER BY`` accepted and ignored). ``~`` needs every word of
   its value. An unknown field or project is a 400, as in Jira.
+- ``GET /rest/api/3/search/jql?jql=&nextPageToken=&maxResults=&fields=`` [jira.search]: Jira
+  Cloud's enhanced search over the same JQL: ``{"issues", "nextPageToken", "isLast"}``, no total,
+  an opaque token per next page (a bad token is a 400), rich text as ADF.
 - ``POST /rest/api/2/issue`` [jira.create_issue]: validates the fields the way Jira does
   (400 ``{"errorMessages": [], "errors": {field: message}}``), numbers the key after the
   project's existing keys, answers 201 ``{"id", "key", "self"}``. The issue becomes searchable
@@ -19,6 +22,7 @@ app (`JiraApp.created`) so tests can inspect exactly what was filed.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +42,7 @@ from sandbox.confluence import (
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp
 
 API = "/rest/api/2"
+CLOUD_SEARCH = "/rest/api/3/search/jql"
 DEFAULT_MAX_RESULTS = 50
 MAX_RESULTS_CAP = 100
 ISSUE_TYPES = ("Task", "Bug", "Incident", "Story", "Epic")
@@ -121,15 +126,18 @@ class JiraApp(SystemApp):
 def build(ctx: SandboxContext) -> SystemApp:
     app = JiraApp(ctx)
 
+    def hits_for(req: SandboxRequest) -> list[Issue]:
+        node = parse_query(req.q("jql") or "")
+        for clause in all_clauses(node):  # bad fields and projects are a 400 even with no issues
+            _matches(app, _PROBE, clause)
+        return [issue for issue in app.issues if evaluate(node, partial(_matches, app, issue))]
+
     @app.route("GET", API + "/search", tool="jira.search")
     async def search(req: SandboxRequest) -> Reply:
         try:
-            node = parse_query(req.q("jql") or "")
             start = _int_param(req, "startAt", 0)
             max_results = min(_int_param(req, "maxResults", DEFAULT_MAX_RESULTS), MAX_RESULTS_CAP)
-            for clause in all_clauses(node):  # bad fields and projects are a 400 even with no issues
-                _matches(app, _PROBE, clause)
-            hits = [issue for issue in app.issues if evaluate(node, partial(_matches, app, issue))]
+            hits = hits_for(req)
         except QueryError as exc:
             return _errors(400, [str(exc)])
         window = hits[start:start + max_results]
@@ -138,6 +146,25 @@ def build(ctx: SandboxContext) -> SystemApp:
             "expand": "schema,names", "startAt": start, "maxResults": max_results, "total": len(hits),
             "issues": [_issue_json(app, issue, wanted) for issue in window],
         }, provenance=[i.provenance for i in window])
+
+    @app.route("GET", CLOUD_SEARCH, tool="jira.search")
+    async def search_jql(req: SandboxRequest) -> Reply:
+        """Jira Cloud's enhanced search: an opaque ``nextPageToken`` instead of ``startAt``, no total."""
+        try:
+            if not req.q("jql"):
+                raise QueryError("Unbounded JQL queries are not allowed here. Please add a search restriction.")
+            start = _offset(req.q("nextPageToken"))
+            max_results = min(_int_param(req, "maxResults", DEFAULT_MAX_RESULTS), MAX_RESULTS_CAP)
+            hits = hits_for(req)
+        except QueryError as exc:
+            return _errors(400, [str(exc)])
+        window = hits[start:start + max_results]
+        wanted = _wanted_fields(req.q("fields"))
+        body: dict[str, Any] = {"issues": [_issue_json(app, issue, wanted, adf=True) for issue in window],
+                                "isLast": start + max_results >= len(hits)}
+        if not body["isLast"]:
+            body["nextPageToken"] = _token(start + max_results)
+        return Reply(body, provenance=[i.provenance for i in window])
 
     @app.route("POST", API + "/issue", tool="jira.create_issue")
     async def create_issue(req: SandboxRequest) -> Reply:
@@ -255,7 +282,7 @@ def _wanted_fields(raw: str | None) -> set[str] | None:
     return None if names & {"*all", "*navigable"} else names
 
 
-def _issue_json(app: JiraApp, issue: Issue, wanted: set[str] | None) -> dict[str, Any]:
+def _issue_json(app: JiraApp, issue: Issue, wanted: set[str] | None, adf: bool = False) -> dict[str, Any]:
     base = app.base_url
     cat_key, cat_name, colour = issue.status_category
     cat_id = {"new": 2, "indeterminate": 4, "done": 3}[cat_key]
@@ -263,7 +290,7 @@ def _issue_json(app: JiraApp, issue: Issue, wanted: set[str] | None) -> dict[str
     stamp = "%Y-%m-%dT%H:%M:%S.000+0000"
     fields: dict[str, Any] = {
         "summary": issue.summary,
-        "description": issue.description or None,
+        "description": (_adf(issue.description) if adf else issue.description) if issue.description else None,
         "labels": list(issue.labels),
         "status": {"self": f"{base}{API}/status/{issue.status}", "name": issue.status, "id": str(cat_id),
                    "description": "", "statusCategory": {"self": f"{base}{API}/statuscategory/{cat_id}",
@@ -283,6 +310,29 @@ def _issue_json(app: JiraApp, issue: Issue, wanted: set[str] | None) -> dict[str
         fields = {k: v for k, v in fields.items() if k.lower() in wanted}
     return {"expand": "operations,versionedRepresentations,editmeta,changelog,renderedFields",
             "id": issue.id, "self": f"{base}{API}/issue/{issue.id}", "key": issue.key, "fields": fields}
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"sandbox-page:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        prefix, _, offset = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        prefix, offset = "", ""
+    if prefix != "sandbox-page" or not offset.isdigit():
+        raise QueryError("The provided next page token is invalid or expired.")
+    return int(offset)
+
+
+def _adf(text: str) -> dict[str, Any]:
+    """Plain text as an Atlassian Document Format document (REST v3 rich-text fields)."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    return {"type": "doc", "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paragraphs]}
 
 
 def _int_param(req: SandboxRequest, name: str, default: int) -> int:

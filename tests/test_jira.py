@@ -16,7 +16,7 @@ from bot.config import JiraSettings
 from bot.errors import SourceUnavailable, WireRefused
 from bot.models import EvidenceKind, Source, evidence_id
 from bot.scenario import Scenario, parse_scenario
-from connectors.jira import JiraReader, JiraWriter
+from connectors.jira import JiraReader, JiraWriter, is_cloud
 from sandbox.server import Sandbox
 
 TOKEN = "sandbox-api-token"
@@ -370,6 +370,7 @@ async def test_the_reader_sends_only_its_search_and_the_writer_only_its_create()
 
 def test_the_allowlists_are_one_read_and_one_write() -> None:
     assert JiraReader.RULES == (("GET", "/rest/api/2/search"),)
+    assert JiraReader.CLOUD_RULES == (("GET", "/rest/api/3/search/jql"),)
     assert JiraWriter.RULES == (("POST", "/rest/api/2/issue"),)
 
 
@@ -419,3 +420,74 @@ def test_sandbox_wire_format_validation_and_auth() -> None:
             assert denied.status_code == 401
             assert denied.json()["errorMessages"]
     assert [c["key"] for c in sb.system("jira").created] == ["CHK-4"]
+
+
+# --- Jira Cloud: the enhanced search -------------------------------------------------------------
+
+
+def test_cloud_is_told_from_the_host() -> None:
+    assert is_cloud("https://acme.atlassian.net")
+    assert is_cloud("https://acme.jira.com/")
+    assert not is_cloud("https://jira.acme.internal")
+    assert not is_cloud("http://127.0.0.1:8080")
+    assert not is_cloud("https://atlassian.net.evil.example")
+
+
+async def test_cloud_search_follows_next_page_tokens_within_its_bound() -> None:
+    with Sandbox(scenario(many(130)), systems=["jira"]) as sb:
+        reader = JiraReader(settings(sb, max_pages=5), cloud=True)
+        bounded = JiraReader(settings(sb, max_pages=2), cloud=True)
+        try:
+            found = await reader.open_issues("CHK", "checkout-api")
+            first_two = await bounded.open_issues("CHK", "checkout-api")
+            by_label = await reader.find_by_label("checkout-api")
+        finally:
+            await reader.aclose()
+            await bounded.aclose()
+        searches = sb.recorder.requests("jira", tool="jira.search")
+    assert {r.path for r in searches} == {"/rest/api/3/search/jql"}
+    tokens = [r.query.get("nextPageToken") for r in searches]
+    assert tokens[0] is None
+    assert tokens[1] is not None
+    assert tokens[2] is not None
+    assert tokens[1] != tokens[2]
+    assert len(searches) == 3 + 2 + 1
+    assert len({e.id for e in found}) == 130
+    assert len(first_two) == 100
+    assert by_label is not None
+    assert by_label["key"] == "CHK-1"
+    assert found[0].provenance.request.startswith("GET /rest/api/3/search/jql?jql=")
+
+
+async def test_cloud_reader_allows_only_the_enhanced_search() -> None:
+    with Sandbox(scenario(), systems=["jira"]) as sb:
+        reader = JiraReader(settings(sb), cloud=True)
+        try:
+            with pytest.raises(WireRefused):
+                reader.client.session.get(sb.url("jira") + "/rest/api/2/search", timeout=2)
+            with pytest.raises(WireRefused):
+                reader.client.session.post(sb.url("jira") + "/rest/api/3/search/jql", json={}, timeout=2)
+            found = await reader.open_issues("CHK", "checkout-api")
+        finally:
+            await reader.aclose()
+        recorded = sb.recorder.requests()
+    assert [e.ref["key"] for e in found] == ["CHK-7", "CHK-8"]
+    assert [(r.method, r.path) for r in recorded] == [("GET", "/rest/api/3/search/jql")]
+
+
+def test_sandbox_cloud_search_wire_format() -> None:
+    with Sandbox(scenario([*many(3), {"key": "CHK-50", "summary": "s", "labels": ["x"]}]),
+                 systems=["jira"]) as sb:
+        client = requests.Session()
+        client.auth = (USER, TOKEN)
+        url = sb.url("jira") + "/rest/api/3/search/jql"
+        first = client.get(url, params={"jql": "labels = checkout-api", "maxResults": "2"}).json()
+        assert set(first) == {"issues", "nextPageToken", "isLast"}
+        assert first["isLast"] is False
+        last = client.get(url, params={"jql": "labels = checkout-api", "maxResults": "2",
+                                       "nextPageToken": first["nextPageToken"]}).json()
+        assert [i["key"] for i in last["issues"]] == ["CHK-3"]
+        assert last["isLast"] is True
+        assert "nextPageToken" not in last
+        assert client.get(url, params={"jql": "labels = x", "nextPageToken": "bogus"}).status_code == 400
+        assert client.get(url).status_code == 400  # Cloud refuses an unbounded query
