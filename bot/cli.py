@@ -143,27 +143,25 @@ def serve(
 
 @app.command()
 def doctor(
-    sandbox: Annotated[Path | None, typer.Option(
-        "--sandbox", help="check against a local sandbox rendered from this scenario")] = None,
+    sandbox: Annotated[str | None, typer.Option(
+        "--sandbox", metavar="SCENARIO",
+        help="check against a local sandbox of this scenario (a file, or a bundled scenario's name)")] = None,
     use_sandbox: Annotated[bool, typer.Option(
         "--demo-sandbox", help="check against the sandbox of the bundled demo scenario")] = False,
 ) -> None:
     """Per connector: a read works and a write is refused at the wire. Non-zero exit otherwise."""
-    from bot.catalog import Catalog, load_catalog
+    from bot.catalog import Catalog
     from bot.config import Settings
     from bot.doctor import doctor_table, run_doctor
-    from bot.policy import default_policy, load_policy
+    from bot.policy import default_policy
 
     try:
         if sandbox is None and not use_sandbox:
-            settings = Settings()
-            policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
-            catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
-            rows = asyncio.run(run_doctor(settings, policy, catalog))
+            rows = asyncio.run(run_doctor(Settings()))
         else:
             from sandbox.server import Sandbox
 
-            loaded = load_scenario(sandbox or bundled_scenarios_dir() / DEMO_SCENARIO)
+            loaded = load_scenario(_scenario_path(sandbox) if sandbox else bundled_scenarios_dir() / DEMO_SCENARIO)
             with Sandbox(loaded) as sb:
                 rows = asyncio.run(run_doctor(sb.settings(), default_policy(),
                                               Catalog(loaded.service_entries()), now=loaded.now))
@@ -175,6 +173,15 @@ def doctor(
     if failed:
         err.print(f"[red]doctor: problems with {', '.join(failed)}[/red]")
         raise typer.Exit(1)
+
+
+def _scenario_path(name: str) -> Path:
+    """A scenario file as given, else the bundled scenario of that name (with or without .yaml)."""
+    given = Path(name)
+    if given.exists():
+        return given
+    bundled = bundled_scenarios_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return bundled if bundled.exists() else given
 
 
 @app.command()

@@ -20,11 +20,11 @@ from rich.table import Table
 from slack_sdk.errors import SlackApiError
 
 from bot.audit import MemoryAudit
-from bot.catalog import Catalog
+from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.errors import ConfigError, WireRefused
 from bot.models import Alert, ServiceEntry, Source
-from bot.policy import Policy
+from bot.policy import Policy, default_policy, load_policy
 from bot.runtime import slack_client
 from bot.tools import ToolRunner
 from bot.workflow import Connectors, incident_window
@@ -59,23 +59,36 @@ def _first(catalog: Catalog, has: Callable[[ServiceEntry], object]) -> ServiceEn
     return next((catalog.get(name) for name in catalog.names() if has(catalog.get(name))), None)  # type: ignore[arg-type]
 
 
-async def run_doctor(settings: Settings, policy: Policy, catalog: Catalog,
+async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: Catalog | None = None,
                      now: datetime | None = None) -> list[DoctorRow]:
+    """One row per connector: a cheap real read, and a write that the wire allowlist must refuse.
+
+    Policy and catalog default to the configured files (or the bundled policy and an empty
+    catalog). The checks run concurrently, so the doctor takes as long as its slowest source.
+    """
+    policy = policy or (load_policy(settings.policy_file) if settings.policy_file else default_policy())
+    if catalog is None:
+        catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
     now = now or datetime.now(UTC)
     connectors = Connectors.from_settings(settings)
     runner = ToolRunner(policy=policy, audit=MemoryAudit(), brief_key="doctor", actor="doctor", timeout_s=15)
     any_service = _first(catalog, lambda s: True) or ServiceEntry(name="doctor")
     alert = Alert(via="cli", title="doctor", service=any_service.name, triggered_at=now)
     window = incident_window(alert, now)
-    rows: list[DoctorRow] = []
 
-    async def read(name: str, tool: str, source: Source, call: Callable[[], Awaitable[Any]]) -> tuple[str, str]:
+    async def read(tool: str, source: Source, call: Callable[[], Awaitable[Any]]) -> tuple[str, str]:
         started = time.perf_counter()
         outcome = await runner.read(tool, source, call)
         took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
         if outcome.gap is not None:
             return "FAILED", f"{tool}: {outcome.gap.reason}"
         return "ok", f"{tool}: {len(outcome.evidence)} items in {took}"
+
+    async def check(name: str, reading: Awaitable[tuple[str, str]],
+                    write: Callable[[], Awaitable[Any]]) -> DoctorRow:
+        status, detail = await reading
+        write_status, write_detail = await _probe_write(write)
+        return DoctorRow(name, status, detail, write_status, write_detail)
 
     try:
         if not (connectors.datadog and connectors.github and connectors.confluence and connectors.pagerduty
@@ -84,37 +97,33 @@ async def run_doctor(settings: Settings, policy: Policy, catalog: Catalog,
         dd, gh, cf, pd, jr = (connectors.datadog, connectors.github, connectors.confluence, connectors.pagerduty,
                               connectors.jira)
         dd_service = any_service.datadog.service if any_service.datadog else any_service.name
-        checks: list[tuple[str, Awaitable[tuple[str, str]], Callable[[], Awaitable[Any]] | None]] = [
-            ("datadog", read("datadog", "datadog.query_metrics", Source.DATADOG,
-                             lambda: dd.query_metrics([f"sum:trace.http.request.hits{{service:{dd_service}}}"],
-                                                      window)), dd.write_probe),
-        ]
         repo = _first(catalog, lambda s: s.github_repo)
-        checks.append(("github", read("github", "github.list_deployments", Source.GITHUB,
-                                      lambda: gh.recent_deploys(repo.github_repo or "", window))
-                       if repo else _skip("no catalog service names a GitHub repo"), gh.write_probe))
         space = _first(catalog, lambda s: s.confluence_space)
-        checks.append(("confluence", read("confluence", "confluence.search", Source.CONFLUENCE,
-                                          lambda: cf.find_runbooks(space.confluence_space if space else None,
-                                                                   space.confluence_labels if space else [],
-                                                                   "doctor")), cf.write_probe))
         pd_service = _first(catalog, lambda s: s.pagerduty_service_id)
-        checks.append(("pagerduty", read("pagerduty", "pagerduty.list_incidents", Source.PAGERDUTY,
-                                         lambda: pd.recent_incidents(pd_service.pagerduty_service_id or "", window))
-                       if pd_service else _skip("no catalog service names a PagerDuty service"), pd.write_probe))
         project = _first(catalog, lambda s: s.jira_project)
-        checks.append(("jira (read)", read("jira", "jira.search", Source.JIRA,
-                                           lambda: jr.open_issues(project.jira_project or "", project.name))
-                       if project else _skip("no catalog service names a Jira project"), jr.write_probe))
-        for name, reading, write in checks:
-            status, detail = await reading
-            write_status, write_detail = await _probe_write(write) if write else ("n/a", "")
-            rows.append(DoctorRow(name, status, detail, write_status, write_detail))
-        rows.append(await _jira_writer(settings))
-        rows.append(await _slack(settings))
+        checks = [
+            check("datadog", read("datadog.query_metrics", Source.DATADOG,
+                                  lambda: dd.query_metrics([f"sum:trace.http.request.hits{{service:{dd_service}}}"],
+                                                           window)), dd.write_probe),
+            check("github", read("github.list_deployments", Source.GITHUB,
+                                 lambda: gh.recent_deploys(repo.github_repo or "", window))
+                  if repo else _skip("no catalog service names a GitHub repo"), gh.write_probe),
+            check("confluence", read("confluence.search", Source.CONFLUENCE,
+                                     lambda: cf.find_runbooks(space.confluence_space if space else None,
+                                                              space.confluence_labels if space else [], "doctor")),
+                  cf.write_probe),
+            check("pagerduty", read("pagerduty.list_incidents", Source.PAGERDUTY,
+                                    lambda: pd.recent_incidents(pd_service.pagerduty_service_id or "", window))
+                  if pd_service else _skip("no catalog service names a PagerDuty service"), pd.write_probe),
+            check("jira (read)", read("jira.search", Source.JIRA,
+                                      lambda: jr.open_issues(project.jira_project or "", project.name))
+                  if project else _skip("no catalog service names a Jira project"), jr.write_probe),
+            _jira_writer(settings),
+            _slack(settings),
+        ]
+        return list(await asyncio.gather(*checks))
     finally:
         await connectors.aclose()
-    return rows
 
 
 async def _skip(reason: str) -> tuple[str, str]:
@@ -122,13 +131,13 @@ async def _skip(reason: str) -> tuple[str, str]:
 
 
 async def _jira_writer(settings: Settings) -> DoctorRow:
-    """The writer may create issues (behind approval) and nothing else: a DELETE must be refused."""
+    """The writer may create issues (behind approval) and nothing else. Its create is never
+    exercised here: a different write (DELETE an issue) must be refused instead."""
     from connectors.jira import JiraWriter
 
     writer = JiraWriter(settings.jira)
     try:
-        status, detail = await _probe_write(
-            lambda: asyncio.to_thread(writer.client.delete, writer.client.resource_url("issue") + "/DOCTOR-1"))
+        status, detail = await _probe_write(writer.write_probe)
     finally:
         await writer.aclose()
     return DoctorRow("jira (writer)", "n/a", "create_issue runs only after an approval", status, detail)
@@ -156,7 +165,8 @@ def doctor_table(rows: list[DoctorRow]) -> Table:
     for row in rows:
         read_style = "green" if row.read in {"ok", "n/a"} else "yellow" if row.read == "skipped" else "red"
         write_style = "green" if row.write in {"refused", "n/a"} else "red"
-        table.add_row(row.connector, f"[{read_style}]{row.read}[/]", row.read_detail,
+        read = f"read {row.read}" if row.read in {"ok", "FAILED"} else row.read
+        table.add_row(row.connector, f"[{read_style}]{read}[/]", row.read_detail,
                       f"[{write_style}]{'write refused' if row.write == 'refused' else row.write}[/]",
                       row.write_detail)
     return table
