@@ -129,16 +129,19 @@ _JIRA_PATHS = (
     "/rest/api/2/issue/CHK-1/transitions", "/rest/api/2/issue/CHK-1/assignee", "/rest/api/2/issue/CHK-1/worklog",
     "/rest/api/2/issue/bulk", "/rest/api/2/issueLink", "/rest/api/2/myself", "/rest/api/2/serverInfo",
     "/rest/api/2/project", "/rest/api/2/project/CHK", "/rest/api/3/issue", "/rest/api/3/search",
-    "/rest/api/2/search",
+    "/rest/api/2/search", "/rest/api/3/search/jql",
 )
 JIRA_READER = WireCase(system="jira", allowed=frozenset({("GET", "/rest/api/2/search")}), other_paths=_JIRA_PATHS)
+# On Jira Cloud the reader's one search is the enhanced JQL endpoint, and the retired one is refused.
+JIRA_CLOUD_READER = WireCase(system="jira", allowed=frozenset({("GET", "/rest/api/3/search/jql")}),
+                             other_paths=_JIRA_PATHS)
 # The writer's session: only the create, which this test never sends (it is reached only behind an
 # approval); every other write, and every read, must be refused.
 JIRA_WRITER = WireCase(system="jira", allowed=frozenset({("POST", "/rest/api/2/issue")}), other_paths=_JIRA_PATHS,
                        send_allowed=False)
 
 CASES = {"datadog": DATADOG, "github": GITHUB, "pagerduty": PAGERDUTY, "confluence": CONFLUENCE,
-         "jira reader": JIRA_READER, "jira writer": JIRA_WRITER}
+         "jira reader": JIRA_READER, "jira cloud reader": JIRA_CLOUD_READER, "jira writer": JIRA_WRITER}
 
 
 @dataclass
@@ -177,7 +180,9 @@ async def open_wire(name: str, sb: Sandbox) -> AsyncIterator[Wire]:
             await http.aclose()
     else:
         atlassian = (ConfluenceConnector(settings.confluence) if name == "confluence"
-                     else JiraReader(settings.jira) if name == "jira reader" else JiraWriter(settings.jira))
+                     else JiraReader(settings.jira) if name == "jira reader"
+                     else JiraReader(settings.jira, cloud=True) if name == "jira cloud reader"
+                     else JiraWriter(settings.jira))
 
         async def send_requests(method: str, path: str) -> object:
             return await asyncio.to_thread(atlassian.client.session.request, method, base + path, timeout=5)
