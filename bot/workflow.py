@@ -178,22 +178,31 @@ async def _run(plan: list[Planned], runner: ToolRunner) -> list[ReadOutcome]:
 
 async def gather(alert: Alert, service: ServiceEntry, window: TimeWindow, runner: ToolRunner,
                  connectors: Connectors) -> tuple[list[Evidence], list[SourceGap]]:
-    """Every planned read concurrently, then the follow-ups the first round calls for."""
-    outcomes = await _run(plan_reads(alert, service, window, connectors), runner)
+    """Every planned read concurrently; the follow-ups start as soon as the reads they depend
+    on (Datadog's) are in, so they overlap the slower sources instead of waiting for them.
+    Evidence is folded in plan order, whatever order the answers arrive in."""
+    plan = plan_reads(alert, service, window, connectors)
+    datadog_reads = [item for item in plan if item[1] == Source.DATADOG]
+    other_reads = [item for item in plan if item[1] != Source.DATADOG]
+
+    async def datadog_then_follow_ups() -> tuple[list[ReadOutcome], list[ReadOutcome]]:
+        first = await _run(datadog_reads, runner)
+        seen = [item for outcome in first for item in outcome.evidence]
+        follow_ups = plan_follow_ups(seen, window, connectors)
+        return first, (await _run(follow_ups, runner) if follow_ups else [])
+
+    (datadog_first, follow_up_outcomes), others = await asyncio.gather(
+        datadog_then_follow_ups(), _run(other_reads, runner))
+    by_plan_order = {id(item): outcome for item, outcome in zip(datadog_reads, datadog_first, strict=True)}
+    by_plan_order.update({id(item): outcome for item, outcome in zip(other_reads, others, strict=True)})
+    outcomes = [by_plan_order[id(item)] for item in plan] + follow_up_outcomes
     evidence: dict[str, Evidence] = {}
     gaps: list[SourceGap] = []
-
-    def fold(batch: list[ReadOutcome]) -> None:
-        for outcome in batch:
-            if outcome.gap is not None:
-                gaps.append(outcome.gap)
-            for item in outcome.evidence:
-                evidence.setdefault(item.id, item)
-
-    fold(outcomes)
-    follow_ups = plan_follow_ups(list(evidence.values()), window, connectors)
-    if follow_ups:
-        fold(await _run(follow_ups, runner))
+    for outcome in outcomes:
+        if outcome.gap is not None:
+            gaps.append(outcome.gap)
+        for found in outcome.evidence:
+            evidence.setdefault(found.id, found)
     return list(evidence.values()), gaps
 
 
