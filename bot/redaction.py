@@ -95,10 +95,15 @@ _DETECTORS: tuple[_Detector, ...] = (
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
         ("private key",)),
     _Detector("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), ("eyj",)),
+    # Candidates start with a literal ("k", "sk-", "A"), which the regex engine finds by fast
+    # scanning; the full pattern (with its \b) then runs only a few characters around each.
     _Detector("api_key", re.compile(r"\b(?:sk|pk|rk)[-_](?:live|test|proj)[-_][A-Za-z0-9_-]{8,}"),
-              ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_")),
-    _Detector("api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{16,}|\bsk-[A-Za-z0-9]{32,}"), ("sk-",)),
-    _Detector("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia")),
+              ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_"),
+              candidates=re.compile(r"k[-_](?:live|test|proj)[-_]"), lookback=2, reach=512),
+    _Detector("api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{16,}|\bsk-[A-Za-z0-9]{32,}"), ("sk-",),
+              candidates=re.compile(r"sk-"), lookback=1, reach=512),
+    _Detector("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia"),
+              candidates=re.compile(r"A[KS]IA[0-9A-Z]{16}"), lookback=1, reach=1),
     _Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
               ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     _Detector("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),
