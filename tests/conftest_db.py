@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,24 @@ def store(sessions: async_sessionmaker[AsyncSession]) -> Store:
 @pytest.fixture
 def approvals(sessions: async_sessionmaker[AsyncSession]) -> Approvals:
     return Approvals(sessions)
+
+
+T0 = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand (TTLs, retention, stuck claims, ordering)."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,28 +26,10 @@ from bot.approvals import (
 )
 from bot.models import TicketProposal
 from bot.store.db import create_engine_for, session_factory
+from tests.conftest_db import Clock
 
 PROPOSAL = TicketProposal(project="CHK", summary="checkout-api 5xx after v2.3.1", description="cited",
                           citations=["deploy-a5999c"])
-T0 = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -23,27 +23,11 @@ from bot.models import (
     evidence_id,
 )
 from bot.store.repo import Store, StoreAudit, UnknownRecord
+from tests.conftest_db import T0, Clock
 
-T0 = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
 ALERT = Alert(via="pagerduty", title="checkout-api 5xx", service="checkout-api",
               triggered_at=datetime(2026, 6, 1, 14, 1, tzinfo=UTC), incident_id="Q1",
               details={"monitor": 42})
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
