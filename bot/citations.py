@@ -16,11 +16,14 @@ are checked against the evidence actually gathered:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from bot.models import Brief, Claim, Evidence, LikelyCause, TimelineEntry
+from bot.models import Brief, Claim, Evidence
 
 UNSUPPORTED_PREFIX = "Unsupported by gathered evidence: "
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,39 +58,33 @@ def validate_brief(brief: Brief, evidence: list[Evidence]) -> CitationCheck:
             supported += 1
         return cleaned
 
-    headline = check(brief.headline, "headline")
-    impact = check(brief.impact, "impact")
-    for name, claim in (("headline", headline), ("impact", impact)):
-        if not claim.citations and not claim.text.startswith(UNSUPPORTED_PREFIX):
-            problems.append(f"{name}: no valid citation")
-    if not headline.citations and not headline.text.startswith(UNSUPPORTED_PREFIX):
-        headline = headline.model_copy(update={"text": UNSUPPORTED_PREFIX + headline.text})
-    if not impact.citations and not impact.text.startswith(UNSUPPORTED_PREFIX):
-        impact = impact.model_copy(update={"text": UNSUPPORTED_PREFIX + impact.text})
+    def required(claim: Claim, where: str) -> Claim:
+        """Headline and impact cannot be dropped: an unsupported one says so instead."""
+        cleaned = check(claim, where)
+        if cleaned.citations or cleaned.text.startswith(UNSUPPORTED_PREFIX):
+            return cleaned
+        problems.append(f"{where}: no valid citation")
+        return cleaned.model_copy(update={"text": UNSUPPORTED_PREFIX + cleaned.text})
 
-    causes: list[LikelyCause] = []
-    for index, cause in enumerate(brief.likely_causes):
-        claim = check(cause.claim, f"likely_causes[{index}]")
-        if claim.citations:
-            causes.append(cause.model_copy(update={"claim": claim}))
-        else:
-            problems.append(f"likely_causes[{index}]: dropped, no valid citation")
+    def kept(items: Sequence[T], where: str, claim_of: Callable[[T], Claim],
+             rebuild: Callable[[T, Claim], T]) -> list[T]:
+        """The items whose claim keeps a valid citation; the others are dropped and noted."""
+        out: list[T] = []
+        for index, item in enumerate(items):
+            claim = check(claim_of(item), f"{where}[{index}]")
+            if claim.citations:
+                out.append(rebuild(item, claim))
+            else:
+                problems.append(f"{where}[{index}]: dropped, no valid citation")
+        return out
 
-    timeline: list[TimelineEntry] = []
-    for index, entry in enumerate(brief.timeline):
-        claim = check(entry.claim, f"timeline[{index}]")
-        if claim.citations:
-            timeline.append(entry.model_copy(update={"claim": claim}))
-        else:
-            problems.append(f"timeline[{index}]: dropped, no valid citation")
-
-    actions: list[Claim] = []
-    for index, action in enumerate(brief.next_actions):
-        claim = check(action, f"next_actions[{index}]")
-        if claim.citations:
-            actions.append(claim)
-        else:
-            problems.append(f"next_actions[{index}]: dropped, no valid citation")
+    headline = required(brief.headline, "headline")
+    impact = required(brief.impact, "impact")
+    causes = kept(brief.likely_causes, "likely_causes", lambda c: c.claim,
+                  lambda c, claim: c.model_copy(update={"claim": claim}))
+    timeline = kept(brief.timeline, "timeline", lambda e: e.claim,
+                    lambda e, claim: e.model_copy(update={"claim": claim}))
+    actions = kept(brief.next_actions, "next_actions", lambda a: a, lambda _a, claim: claim)
 
     ticket = brief.ticket
     if ticket is not None:
