@@ -239,14 +239,21 @@ async def draft_for_scenario(scenario: Scenario, *, drafter: str | Drafter = "of
     from bot.policy import default_policy
     from sandbox.server import Sandbox
 
-    chosen = drafter_for(drafter, scenario=scenario) if isinstance(drafter, str) else drafter
     alert = scenario.alert.to_alert()
     service = Catalog(scenario.service_entries()).resolve(alert.service)
+    policy = default_policy()
     with Sandbox(scenario) as sandbox:
         settings = sandbox.settings()
-        connectors = Connectors.from_settings(settings)
         audit = MemoryAudit()
-        runner = ToolRunner(policy=default_policy(), audit=audit, brief_key=f"scenario:{scenario.id}",
+        if drafter == "llm":
+            # The model is this sandbox's own model server: no second sandbox, one audit trail.
+            from bot.gateway.factory import llm_drafter
+
+            chosen: Drafter = llm_drafter(settings.llm, policy, audit=audit)
+        else:
+            chosen = drafter_for(drafter, scenario=scenario) if isinstance(drafter, str) else drafter
+        connectors = Connectors.from_settings(settings)
+        runner = ToolRunner(policy=policy, audit=audit, brief_key=f"scenario:{scenario.id}",
                             actor=alert.requested_by, timeout_s=settings.source_timeout_s)
         try:
             result = await build_brief(alert, service, runner=runner, connectors=connectors,
@@ -256,7 +263,7 @@ async def draft_for_scenario(scenario: Scenario, *, drafter: str | Drafter = "of
         requests = sandbox.recorder.requests()
         writes = sandbox.recorder.writes()
     model_audit = getattr(chosen, "audit", None)
-    if isinstance(model_audit, MemoryAudit):
+    if isinstance(model_audit, MemoryAudit) and model_audit is not audit:
         audit.model_calls.extend(model_audit.model_calls)
     return ScenarioRun(result=result, writes=writes, requests=requests, audit=audit)
 
