@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp
 from bot.approvals import Approvals
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
+from bot.net import tcp_listener
 from bot.policy import BUNDLED_POLICY, Policy, load_policy, read_only_policy
 from bot.runtime import Runtime, slack_client, utcnow
 from bot.store.db import create_engine_for, migrate, session_factory
@@ -48,9 +48,7 @@ async def build_runtime(
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve an ASGI app on this event loop; yields its base URL; stops on exit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = tcp_listener(host, port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

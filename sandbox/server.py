@@ -29,6 +29,7 @@ from bot.config import (
     Settings,
     SlackSettings,
 )
+from bot.net import tcp_listener
 from bot.scenario import Scenario
 from sandbox.core import Recorder, SandboxContext, SystemApp
 
@@ -48,13 +49,6 @@ def build_system(name: str, ctx: SandboxContext) -> SystemApp:
     module = importlib.import_module(f"sandbox.{name}")
     app: SystemApp = module.build(ctx)
     return app
-
-
-def _bind() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 class _ServerThread(threading.Thread):
@@ -133,7 +127,7 @@ class Sandbox:
         errors = self.scenario.world.faults.errors
         bound: dict[str, socket.socket] = {}
         for name in self._names:
-            sock = _bind()
+            sock = tcp_listener()
             self.ctx.urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
             if errors.get(name) == "refused":
                 self._dead_sockets.append(sock)  # bound, never listening: connect is refused
