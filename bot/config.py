@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,10 @@ class ModelProviderSettings(BaseModel):
     api_key: SecretStr = SecretStr("")
 
 
+# The model tasks of the workflow, each routed to a model in `LlmSettings.routes`.
+MODEL_TASKS = ("brief", "ticket")
+
+
 class ModelPrice(BaseModel):
     """USD per million tokens, as the provider bills them."""
 
@@ -83,7 +87,7 @@ class LlmSettings(BaseModel):
 
     routes: dict[str, str] = Field(default_factory=lambda: {
         "brief": "openai:gpt-4.1@2025-04-14",
-        "extract": "openai:gpt-4.1-mini@2025-04-14",
+        "ticket": "openai:gpt-4.1-mini@2025-04-14",  # a small model: fields from an already cited brief
     })
     fallbacks: list[str] = Field(default_factory=lambda: ["anthropic:claude-haiku-4-5@20251001"])
     wire_names: dict[str, str] = Field(default_factory=dict)
@@ -99,6 +103,14 @@ class LlmSettings(BaseModel):
     max_output_tokens: int = 2_048
     evidence_token_budget: int = 3_000
     workspace: str = "default"  # the spend ledger's workspace (the Slack team id in production)
+
+    @model_validator(mode="after")
+    def _every_task_routed(self) -> LlmSettings:
+        missing = [task for task in MODEL_TASKS if task not in self.routes]
+        if missing:
+            raise ValueError(f"llm.routes has no model for task(s) {', '.join(missing)}; "
+                             f"every task needs one: {', '.join(MODEL_TASKS)}")
+        return self
 
 
 class Settings(BaseSettings):

@@ -278,20 +278,25 @@ def _actions(signals: Signals, evidence: list[Evidence]) -> list[Claim]:
 def _ticket(alert: Alert, service: ServiceEntry, signals: Signals, headline: Claim, causes: list[LikelyCause],
             evidence: list[Evidence]) -> TicketProposal | None:
     # A ticket needs a finding to act on: with no cause yet, the brief says so and proposes none.
-    if not service.jira_project or not causes or causes[0].kind == CauseKind.UNKNOWN:
+    if not causes:
         return None
-    cites = _ids(headline.citations, *(c.claim.citations for c in causes[:1]))
+    summary = f"{service.name}: {_symptom_phrase(alert, signals)}, likely {_suspect(signals.top)}"
+    return ticket_from_findings(alert, service, headline, causes[0], evidence, summary=summary)
+
+
+def ticket_from_findings(alert: Alert, service: ServiceEntry, headline: Claim, cause: LikelyCause,
+                         evidence: list[Evidence], *, summary: str) -> TicketProposal | None:
+    """A ticket proposal built from a brief's headline and top cause, citing what they cite:
+    the offline drafter's own, and the model path's when its `ticket` task fails."""
+    if not service.jira_project or cause.kind == CauseKind.UNKNOWN:
+        return None
+    cites = _ids(headline.citations, cause.claim.citations)
     if not cites:
         return None
     links = {e.id: e.link for e in evidence if e.link}
-    lines = [f"Drafted by incident-brief from read-only evidence for {service.name}.", "", headline.text, ""]
-    for cause in causes[:1]:
-        lines.append(f"Likely cause ({cause.confidence.value} confidence): {cause.claim.text}")
-    lines.append("")
-    lines.append("Evidence:")
-    for cid in cites:
-        lines.append(f"- {cid}: {links.get(cid, '(no link)')}")
-    summary = f"{service.name}: {_symptom_phrase(alert, signals)}, likely {_suspect(signals.top)}"
+    lines = [f"Drafted by incident-brief from read-only evidence for {service.name}.", "", headline.text, "",
+             f"Likely cause ({cause.confidence.value} confidence): {cause.claim.text}", "", "Evidence:"]
+    lines += [f"- {cid}: {links.get(cid, '(no link)')}" for cid in cites]
     return TicketProposal(project=service.jira_project, summary=summary[:240], description="\n".join(lines)[:4000],
                           priority="High" if alert.urgency == "high" else "Medium", citations=cites)
 

@@ -181,6 +181,11 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
+def _one_line(text: str) -> str:
+    """Model-written text placed on a header line cannot add header lines of its own."""
+    return " ".join(text.split())
+
+
 def render_ticket_prompt(service: ServiceEntry, headline: str, top_cause: str, evidence: list[Evidence],
                          alert: Alert, *, budget_tokens: int) -> RenderedPrompt:
     """The ticket request (a proposal a person reviews), under the same packing rules."""
@@ -189,8 +194,8 @@ def render_ticket_prompt(service: ServiceEntry, headline: str, top_cause: str, e
     user = template.render(
         service=service.name,
         jira_project=service.jira_project or "none",
-        headline=quote_as_data(headline),
-        top_cause=quote_as_data(top_cause),
+        headline=quote_as_data(_one_line(headline)),
+        top_cause=quote_as_data(_one_line(top_cause)),
         evidence=packed.text or "(no evidence was gathered)",
     )
     return RenderedPrompt(template=template, system=system_prompt(), user=user, packed=packed)

@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "evals" / "scenario.schem
 Fault = Literal["http_500", "http_429", "timeout", "malformed", "refused"]
 ModelBehaviour = Literal[
     "normal", "invalid_json", "schema_violation", "uncited_claims",
-    "unknown_citation_ids", "obey_injection", "slow", "http_500",
+    "unknown_citation_ids", "obey_injection", "slow", "http_500", "omit_ticket",
 ]
 
 

@@ -10,7 +10,9 @@ The scenario's ``model.behaviour`` makes it misbehave the way real models do:
 ``invalid_json``, ``schema_violation``, ``uncited_claims``, ``unknown_citation_ids`` and
 ``obey_injection`` spoil the first answer of a conversation and comply when the answer is
 sent back for repair (set ``stubborn = True`` to spoil every answer); ``slow`` answers after
-``slow_seconds``; ``http_500`` fails every request. ``wire_behaviour`` overrides the behaviour
+``slow_seconds``; ``http_500`` fails every request; ``omit_ticket`` leaves the brief's optional
+ticket out (so the bot asks for one with its ticket prompt). A ticket request is answered with
+a ticket proposal, spoiled the same ways. ``wire_behaviour`` overrides the behaviour
 for one wire format (``openai`` / ``anthropic``), so one sandbox can fail one provider of a
 fallback chain and serve the next.
 """
@@ -21,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -32,7 +35,9 @@ CHARS_PER_TOKEN = 4
 BLOCK = re.compile(
     r"<<<EVIDENCE id=(?P<id>\S+) kind=(?P<kind>\S+) source=(?P<source>\S+)(?: at=(?P<at>\S+))?>>>\n"
     r"(?P<body>.*?)\n<<<END EVIDENCE>>>", re.DOTALL)
-HEADER = re.compile(r"^(?P<key>alert|service|alert_at|jira_project): (?P<value>.*)$", re.MULTILINE)
+HEADER = re.compile(r"^(?P<key>alert|service|alert_at|jira_project|headline|top_cause): (?P<value>.*)$",
+                    re.MULTILINE)
+TICKET_REQUEST = "Propose one Jira ticket"  # the first words of prompts/ticket.md
 INJECTION = re.compile(r"ignore (all )?(previous|prior) instructions|^SYSTEM:", re.IGNORECASE | re.MULTILINE)
 DEPENDENCY_WORDS = re.compile(r"timeout|timed out|connection|refused|unavailable|upstream|redis|elasticsearch|"
                               r"pool|dns|circuit", re.IGNORECASE)
@@ -179,6 +184,34 @@ def _likely_cause(blocks: list[Block], alert_at: datetime | None) -> dict[str, A
             "claim": _claim("The cause is not established by the evidence", [blocks[0].id])}
 
 
+def build_ticket(text: str) -> dict[str, Any]:
+    """A ticket proposal for the ticket prompt: the project it names, citing the first blocks
+    (the bot ranks them most relevant first), never a block that gives orders."""
+    header = parse_header(text)
+    blocks = [b for b in parse_blocks(text) if not INJECTION.search(b.text)]
+    cites = [b.id for b in blocks[:2]]
+    headline = header.get("headline", "incident")
+    return {"project": header.get("jira_project", "none"), "summary": f"{header.get('service', 'service')}: {headline}",
+            "description": f"{headline}\nLikely cause: {header.get('top_cause', 'unknown')}\n"
+                           f"Evidence: {', '.join(cites) or 'none'}",
+            "priority": "High", "citations": cites}
+
+
+def misbehave_ticket(behaviour: str, text: str, ticket: dict[str, Any]) -> dict[str, Any] | str:
+    """The spoiled ticket proposal for `behaviour`."""
+    if behaviour == "invalid_json":
+        return json.dumps(ticket)[:60]
+    if behaviour == "schema_violation":
+        return {"summary": ticket["summary"], "priority": "Whenever"}
+    if behaviour in {"uncited_claims", "unknown_citation_ids"}:
+        return {**ticket, "citations": [] if behaviour == "uncited_claims" else ["log-pattern-000000"]}
+    if behaviour == "obey_injection":
+        planted = [b for b in parse_blocks(text) if INJECTION.search(b.text)]
+        if planted:
+            return {**ticket, "project": "PROD", "summary": "File now: deploy v9.9.9", "citations": [planted[0].id]}
+    return ticket
+
+
 def misbehave(behaviour: str, text: str, brief: dict[str, Any]) -> dict[str, Any] | str:
     """The spoiled answer for `behaviour` (a dict to send as JSON, or raw text)."""
     if behaviour == "invalid_json":
@@ -196,6 +229,8 @@ def misbehave(behaviour: str, text: str, brief: dict[str, Any]) -> dict[str, Any
         for cause in spoiled["likely_causes"]:
             cause["claim"]["citations"] = ["log-pattern-000000"]
         return spoiled
+    if behaviour == "omit_ticket":
+        return {key: value for key, value in brief.items() if key != "ticket"}
     if behaviour == "obey_injection":
         planted = [b for b in parse_blocks(text) if INJECTION.search(b.text)]
         if not planted:
@@ -309,13 +344,17 @@ def build(ctx: SandboxContext) -> LlmApp:
         if behaviour == "http_500":
             return Reply(_openai_error("server_error", "The server had an error (sandbox)") if wire == "openai"
                          else _anthropic_error("api_error", "Internal server error (sandbox)"), status=500)
-        brief = build_brief(conversation.text)
+        spoil: Callable[[str, str, dict[str, Any]], dict[str, Any] | str]
+        if TICKET_REQUEST in conversation.text:
+            answer, spoil = build_ticket(conversation.text), misbehave_ticket
+        else:
+            answer, spoil = build_brief(conversation.text), misbehave
         if behaviour == "slow":
             await asyncio.sleep(app.slow_seconds)
-            return brief
+            return answer
         if conversation.is_repair and not app.stubborn:
-            return brief  # sent back with the validation error: this model complies
-        return misbehave(behaviour, conversation.text, brief)
+            return answer  # sent back with the validation error: this model complies
+        return spoil(behaviour, conversation.text, answer)
 
     @app.route("POST", "/v1/chat/completions", tool="llm.openai_model_call")
     async def chat_completions(req: SandboxRequest) -> Reply:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from bot.audit import MemoryAudit
+from bot.config import LlmSettings
 from bot.gateway import Caller, GatewayConfigError, MemoryGatewayStore, ModelRef, ModelRefError, StepCounter
 from bot.gateway.drafter import LlmDrafter, brief_problems
 from bot.gateway.pricing import cost_usd
-from bot.models import Brief
+from bot.gateway.tickets import ticket_problems
+from bot.models import Brief, TicketProposal
 from bot.prompting import RenderedPrompt, render_brief_prompt
 from bot.scenario import Scenario
 from tests.test_gateway_fixtures import (
@@ -243,3 +245,85 @@ def test_models_must_be_pinned_and_priced() -> None:
         gateway(Scripted([]), fallbacks=["gpt-4o"])
     with pytest.raises(GatewayConfigError, match=r"no entry in llm\.prices"):
         gateway(Scripted([]), fallbacks=["openai:unpriced@1"])
+
+
+def _ticket(ids: list[str], project: str = "DISC") -> dict[str, object]:
+    return {"project": project, "summary": "search-api: Elasticsearch timeouts", "description": "ES queries time out",
+            "priority": "High", "citations": ids[:1]}
+
+
+async def test_a_brief_without_a_ticket_gets_one_from_the_ticket_task(search_injection: Scenario) -> None:
+    alert, service, window, evidence = scenario_inputs(search_injection)
+    ids = list(prompt_for(search_injection).packed.included)
+    primary = Scripted([good_brief(ids), _ticket(ids, "PROD"), _ticket(ids)])
+    audit = MemoryAudit()
+    drafter = LlmDrafter(gateway(primary, audit=audit, gateway_rules=rules(steps=4)), workspace="T1")
+
+    brief = await drafter.draft(alert, service, window, evidence, [])
+
+    assert brief.ticket == TicketProposal.model_validate(_ticket(ids))
+    assert [(r.task, r.outcome) for r in audit.model_calls] == [
+        ("brief", "ok"), ("ticket", "schema_error"), ("ticket", "repaired")]
+    assert "the ticket must be for project DISC, not 'PROD'" in primary.sent_text()
+    assert any(note.startswith(f"ticket model {PRIMARY}: repaired") for note in brief.notes)
+    assert brief.draft.input_tokens == sum(r.input_tokens for r in audit.model_calls)
+
+
+async def test_a_failed_ticket_task_proposes_the_ticket_from_the_brief(search_injection: Scenario) -> None:
+    alert, service, window, evidence = scenario_inputs(search_injection)
+    ids = list(prompt_for(search_injection).packed.included)
+    primary = Scripted([good_brief(ids), RuntimeError("HTTP 500 from provider")])
+
+    brief = await LlmDrafter(gateway(primary), workspace="T1").draft(alert, service, window, evidence, [])
+
+    assert brief.draft.drafter == "llm"  # the brief itself is the model's
+    assert brief.ticket is not None
+    assert brief.ticket.project == "DISC"
+    assert brief.ticket.summary == f"search-api: {brief.headline.text}"
+    assert brief.ticket.citations == ids[:1]
+    assert brief.likely_causes[0].claim.text in brief.ticket.description
+    assert any(note.startswith("Ticket proposed from the brief without a model: every model in the chain failed")
+               for note in brief.notes)
+
+
+async def test_the_ticket_task_shares_the_briefs_step_cap(search_injection: Scenario) -> None:
+    alert, service, window, evidence = scenario_inputs(search_injection)
+    ids = list(prompt_for(search_injection).packed.included)
+    primary = Scripted([good_brief(ids), _ticket(ids)])
+    audit = MemoryAudit()
+
+    brief = await LlmDrafter(gateway(primary, audit=audit, gateway_rules=rules(steps=1)),
+                             workspace="T1").draft(alert, service, window, evidence, [])
+
+    assert len(primary.seen) == 1  # the brief took the only step
+    assert [(r.task, r.outcome) for r in audit.model_calls] == [("brief", "ok"), ("ticket", "step_cap")]
+    assert brief.ticket is not None  # built from the brief instead
+    assert any("step cap of 1 model call(s)" in note for note in brief.notes)
+
+
+async def test_no_ticket_task_without_a_cause_to_act_on(search_injection: Scenario) -> None:
+    alert, service, window, evidence = scenario_inputs(search_injection)
+    ids = list(prompt_for(search_injection).packed.included)
+    answer = good_brief(ids)
+    answer["likely_causes"] = [{"kind": "unknown", "confidence": "low",
+                                "claim": {"text": "Not established", "citations": ids[:1]}}]
+    primary = Scripted([answer])
+
+    brief = await LlmDrafter(gateway(primary), workspace="T1").draft(alert, service, window, evidence, [])
+
+    assert len(primary.seen) == 1
+    assert brief.ticket is None
+
+
+def test_ticket_problems_name_project_citations_and_summary() -> None:
+    ticket = TicketProposal(project="PROD", summary=" ", description="d", citations=["log-pattern-000000"])
+    assert ticket_problems(ticket, {"log-pattern-abc123"}, "DISC") == [
+        "the ticket must be for project DISC, not 'PROD'",
+        "the ticket must cite known evidence ids only",
+        "the ticket needs a one-line summary",
+    ]
+
+
+def test_every_model_task_needs_a_route() -> None:
+    with pytest.raises(ValueError, match=r"llm\.routes has no model for task\(s\) ticket"):
+        LlmSettings(routes={"brief": PRIMARY})

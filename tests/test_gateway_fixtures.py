@@ -77,7 +77,7 @@ def rules(*, redact: bool = True, user_day: float = 2.0, workspace_month: float 
 
 
 def settings(**overrides: Any) -> LlmSettings:
-    values: dict[str, Any] = {"routes": {"brief": PRIMARY, "extract": PRIMARY}, "fallbacks": [SECONDARY],
+    values: dict[str, Any] = {"routes": {"brief": PRIMARY, "ticket": PRIMARY}, "fallbacks": [SECONDARY],
                               "prices": PRICES, "timeout_s": 2.0}
     values.update(overrides)
     return LlmSettings(**values)

@@ -78,7 +78,7 @@ async def test_a_cited_brief_through_the_openai_compatible_endpoint(sandbox: San
 
 async def test_a_cited_brief_through_the_anthropic_compatible_endpoint(sandbox: Sandbox,
                                                                      search_injection: Scenario) -> None:
-    run = Run(sandbox, settings={"routes": {"brief": ANTHROPIC}, "fallbacks": []})
+    run = Run(sandbox, settings={"routes": {"brief": ANTHROPIC, "ticket": ANTHROPIC}, "fallbacks": []})
     brief = await run.draft(search_injection)
 
     assert run.paths() == [("/v1/messages", 200)]
@@ -118,7 +118,7 @@ MISBEHAVIOURS = ["invalid_json", "schema_violation", "uncited_claims", "unknown_
 async def test_each_misbehaviour_is_repaired_once(sandbox: Sandbox, search_injection: Scenario, behaviour: str,
                                                   route: str) -> None:
     sandbox.system("llm").behaviour = behaviour
-    run = Run(sandbox, settings={"routes": {"brief": route}, "fallbacks": []})
+    run = Run(sandbox, settings={"routes": {"brief": route, "ticket": route}, "fallbacks": []})
     brief = await run.draft(search_injection)
 
     assert [r.outcome for r in run.audit.model_calls] == ["schema_error", "repaired"]
@@ -180,3 +180,27 @@ async def test_no_planted_secret_reaches_the_wire_the_audit_or_the_brief(sandbox
         assert secret not in audit
         assert secret not in brief.model_dump_json()
         assert secret not in str(run.store.cache)
+
+
+async def test_a_brief_without_a_ticket_gets_one_from_the_ticket_prompt(sandbox: Sandbox,
+                                                                      search_injection: Scenario) -> None:
+    sandbox.system("llm").behaviour = "omit_ticket"
+    run = Run(sandbox)
+    brief = await run.draft(search_injection)
+
+    assert run.paths() == [("/v1/chat/completions", 200)] * 2
+    assert [(r.task, r.outcome) for r in run.audit.model_calls] == [("brief", "ok"), ("ticket", "ok")]
+    ticket_call = run.audit.model_calls[1]
+    assert ticket_call.prompt_version.startswith("ticket@")
+    asked = sandbox.recorder.requests("llm")[1].body
+    assert "Propose one Jira ticket" in asked
+    assert brief.likely_causes[0].claim.text in asked  # the brief's top cause, on one line
+    assert brief.ticket is not None
+    assert brief.ticket.project == "DISC"
+    known = {item.id for item in scenario_inputs(search_injection)[3]}
+    assert brief.ticket.citations
+    assert set(brief.ticket.citations) <= known
+    assert all(planted not in brief.ticket.model_dump_json() for planted in INJECTED)
+    # The brief's accounting covers both calls.
+    assert brief.draft.input_tokens == sum(r.input_tokens for r in run.audit.model_calls)
+    assert brief.draft.cost_usd == pytest.approx(sum(r.cost_usd for r in run.audit.model_calls), abs=1e-6)

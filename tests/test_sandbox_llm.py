@@ -11,10 +11,11 @@ import anthropic
 import openai
 import pytest
 
-from bot.models import Brief
-from bot.prompting import render_brief_prompt
+from bot.gateway.tickets import ticket_problems
+from bot.models import Brief, TicketProposal
+from bot.prompting import render_brief_prompt, render_ticket_prompt
 from bot.scenario import Scenario
-from sandbox.llm import build_brief, parse_blocks
+from sandbox.llm import build_brief, build_ticket, misbehave, misbehave_ticket, parse_blocks
 from sandbox.server import Sandbox
 from tests.test_gateway_fixtures import scenario_inputs
 
@@ -133,3 +134,47 @@ def test_requests_are_recorded_as_reads(llm_sandbox: Sandbox, search_injection: 
     assert recorded.tool == "llm.openai_model_call"
     assert recorded.headers["authorization"] == "<redacted>"
     assert llm_sandbox.recorder.writes("llm") == []
+
+
+def _ticket_prompt(scenario: Scenario) -> str:
+    alert, service, _window, evidence = scenario_inputs(scenario)
+    return render_ticket_prompt(service, "search-api p95 latency above 2 s", "Elasticsearch queries time out",
+                                evidence, alert, budget_tokens=3000).user
+
+
+def test_a_ticket_request_is_answered_with_a_cited_proposal_for_its_project(search_injection: Scenario) -> None:
+    prompt = _ticket_prompt(search_injection)
+    ticket = TicketProposal.model_validate(build_ticket(prompt))
+
+    blocks = parse_blocks(prompt)
+    assert ticket.project == "DISC"
+    assert ticket.summary == "search-api: search-api p95 latency above 2 s"
+    assert ticket.citations
+    assert set(ticket.citations) <= {b.id for b in blocks}
+    assert "Elasticsearch queries time out" in ticket.description
+
+
+@pytest.mark.parametrize("behaviour", ["invalid_json", "schema_violation", "uncited_claims", "unknown_citation_ids",
+                                       "obey_injection"])
+def test_each_misbehaviour_spoils_a_ticket_too(search_injection: Scenario, behaviour: str) -> None:
+    prompt = _ticket_prompt(search_injection)
+    good = build_ticket(prompt)
+    spoiled = misbehave_ticket(behaviour, prompt, good)
+
+    if isinstance(spoiled, str):
+        with pytest.raises(ValueError):
+            TicketProposal.model_validate_json(spoiled)
+        return
+    try:
+        ticket = TicketProposal.model_validate(spoiled)
+    except ValueError:
+        return  # a schema violation
+    known = {b.id for b in parse_blocks(prompt)}
+    assert ticket_problems(ticket, known, "DISC")  # the bot's check catches it
+
+
+def test_omit_ticket_leaves_the_briefs_ticket_out(search_injection: Scenario) -> None:
+    prompt = _prompt(search_injection)
+    brief = build_brief(prompt)
+    assert "ticket" in brief
+    assert "ticket" not in misbehave("omit_ticket", prompt, brief)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.gateway.gateway import Gateway, GatewayResult
 from bot.gateway.metered import Caller, StepCounter
+from bot.gateway.tickets import propose_ticket, ticket_problems
 from bot.models import (
     Alert,
     Brief,
@@ -47,11 +48,7 @@ def brief_problems(brief: Brief, sent: dict[str, EvidenceKind], jira_project: st
             problems.append(f"a {cause.kind.value} cause must cite a deploy or change event, "
                             f"not only {cause.claim.citations}")
     if brief.ticket is not None:
-        if jira_project is None or brief.ticket.project != jira_project:
-            problems.append(f"the ticket must be for project {jira_project or '(none: propose no ticket)'}, "
-                            f"not {brief.ticket.project!r}")
-        if not brief.ticket.citations or any(cid not in sent for cid in brief.ticket.citations):
-            problems.append("the ticket must cite known evidence ids only")
+        problems += ticket_problems(brief.ticket, sent, jira_project)
     return problems
 
 
@@ -71,9 +68,10 @@ class LlmDrafter:
         by_id = {item.id: item.kind for item in evidence}
         sent = {cid: by_id[cid] for cid in prompt.packed.included}
         caller = Caller(brief_key=brief_key(alert, service), user=alert.requested_by, workspace=self.workspace)
+        # One step counter for the brief and its ticket: the per-brief cap covers both.
+        steps = StepCounter(self.gateway.rules.max_model_calls_per_brief)
         result = await self.gateway.run(
-            "brief", prompt, Brief, caller=caller,
-            steps=StepCounter(self.gateway.rules.max_model_calls_per_brief),
+            "brief", prompt, Brief, caller=caller, steps=steps,
             validate=lambda brief: brief_problems(brief, sent, service.jira_project))
         self.last_result = result
         notes = result.notes()
@@ -83,7 +81,15 @@ class LlmDrafter:
                          input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                          cost_usd=round(result.cost_usd, 6), cache_hit=result.cache_hit)
         if result.output is not None:
-            return result.output.model_copy(update={"gaps": gaps, "draft": info, "notes": notes})
+            drafted = await propose_ticket(self.gateway, result.output, alert=alert, service=service,
+                                           evidence=evidence, caller=caller, steps=steps)
+            if (spent := drafted.result) is not None:
+                info = info.model_copy(update={
+                    "input_tokens": info.input_tokens + spent.input_tokens,
+                    "output_tokens": info.output_tokens + spent.output_tokens,
+                    "cost_usd": round(result.cost_usd + spent.cost_usd, 6)})
+            return result.output.model_copy(update={"gaps": gaps, "draft": info, "ticket": drafted.ticket,
+                                                    "notes": [*notes, *drafted.notes]})
         reason = result.fallback_reason or "the model path failed"
         offline = await self._fallback().draft(alert, service, window, evidence, gaps)
         info = info.model_copy(update={"drafter": "offline", "fallback_reason": reason})
