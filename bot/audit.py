@@ -1,4 +1,5 @@
-"""Audit records and the sink they go to. Every tool call and every model call leaves one.
+"""Audit records and the sink they go to. Every tool call and every model call leaves one, and
+so does the citation check of every brief drafted.
 
 The sink is a protocol so the core stays free of I/O: the store implements it for SQLite or
 Postgres, tests use `MemoryAudit`. Records hold redacted text only: whoever builds a record
@@ -47,10 +48,27 @@ class ModelCallRecord(BaseModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+class BriefCheckRecord(BaseModel):
+    """The citation check of one drafted brief: what the drafter (offline or a model) claimed
+    that the gathered evidence did not support, and what the check removed or rewrote."""
+
+    brief_key: str | None
+    actor: str | None
+    check: str = "citations"
+    drafter: str  # offline | llm
+    model: str | None = None
+    outcome: Literal["ok", "fixed"]
+    coverage: float  # share of the claims that had a valid citation
+    problems: list[str] = Field(default_factory=list)  # redacted
+    at: datetime = Field(default_factory=utcnow)
+
+
 class AuditSink(Protocol):
     async def tool_call(self, record: ToolCallRecord) -> None: ...
 
     async def model_call(self, record: ModelCallRecord) -> None: ...
+
+    async def brief_check(self, record: BriefCheckRecord) -> None: ...
 
 
 class MemoryAudit:
@@ -59,9 +77,13 @@ class MemoryAudit:
     def __init__(self) -> None:
         self.tool_calls: list[ToolCallRecord] = []
         self.model_calls: list[ModelCallRecord] = []
+        self.brief_checks: list[BriefCheckRecord] = []
 
     async def tool_call(self, record: ToolCallRecord) -> None:
         self.tool_calls.append(record)
 
     async def model_call(self, record: ModelCallRecord) -> None:
         self.model_calls.append(record)
+
+    async def brief_check(self, record: BriefCheckRecord) -> None:
+        self.brief_checks.append(record)

@@ -59,7 +59,8 @@ def render_brief(result: BriefResult, console: Console, *, title: str = "Inciden
 
 
 def render_audit(audit: MemoryAudit, console: Console) -> None:
-    """The audit trail of one brief: every tool call with its policy decision, every model call."""
+    """The audit trail of one brief: every tool call with its policy decision, every model call,
+    and the citation check."""
     tools = Table(title="Audit · tool calls", show_lines=False)
     for column in ("tool", "decision", "outcome", "items", "ms", "detail"):
         tools.add_column(column, overflow="fold")
@@ -67,14 +68,21 @@ def render_audit(audit: MemoryAudit, console: Console) -> None:
         tools.add_row(row.tool, row.decision, row.outcome, str(row.evidence_count), f"{row.latency_ms:.0f}",
                       row.detail[:80])
     console.print(tools)
-    if not audit.model_calls:
+    if audit.model_calls:
+        models = Table(title="Audit · model calls")
+        for column in ("task", "model", "prompt", "tokens in/out", "cost $", "ms", "cache", "outcome"):
+            models.add_column(column, overflow="fold")
+        for call in audit.model_calls:
+            models.add_row(call.task, call.model, call.prompt_version or "",
+                           f"{call.input_tokens}/{call.output_tokens}", f"{call.cost_usd:.5f}",
+                           f"{call.latency_ms:.0f}", "hit" if call.cache_hit else "miss", call.outcome)
+        console.print(models)
+    else:
         console.print("[dim]no model calls (offline drafter)[/dim]")
-        return
-    models = Table(title="Audit · model calls")
-    for column in ("task", "model", "prompt", "tokens in/out", "cost $", "ms", "cache", "outcome"):
-        models.add_column(column, overflow="fold")
-    for call in audit.model_calls:
-        models.add_row(call.task, call.model, call.prompt_version or "", f"{call.input_tokens}/{call.output_tokens}",
-                       f"{call.cost_usd:.5f}", f"{call.latency_ms:.0f}", "hit" if call.cache_hit else "miss",
-                       call.outcome)
-    console.print(models)
+    for check in audit.brief_checks:
+        drafter = check.drafter + (f" ({check.model})" if check.model else "")
+        line = (f"citation check · {drafter} · {check.outcome} · "
+                f"{check.coverage:.0%} of claims cited valid evidence")
+        console.print(escape(line))
+        for problem in check.problems:
+            console.print(escape(f"  - {problem}"), style="yellow")

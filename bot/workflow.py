@@ -17,11 +17,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.analysis import find_upstream
-from bot.audit import MemoryAudit
+from bot.audit import BriefCheckRecord, MemoryAudit
 from bot.catalog import Catalog
 from bot.citations import validate_brief
 from bot.drafting import Drafter, OfflineDrafter
 from bot.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source, SourceGap, TimeWindow
+from bot.redaction import redact
 from bot.tools import ReadOutcome, ToolRunner
 
 if TYPE_CHECKING:
@@ -220,6 +221,12 @@ async def build_brief(
     evidence, gaps = await gather(alert, service, window, runner, connectors)
     brief = await (drafter or OfflineDrafter()).draft(alert, service, window, evidence, gaps)
     checked = validate_brief(brief, evidence)
+    # The note on the brief tells the reader; this row tells the platform team which drafter
+    # (and which model) claimed what the evidence did not support.
+    await runner.audit.brief_check(BriefCheckRecord(
+        brief_key=runner.brief_key, actor=runner.actor, drafter=brief.draft.drafter, model=brief.draft.model,
+        outcome="fixed" if checked.problems else "ok", coverage=round(checked.coverage, 4),
+        problems=[redact(problem) for problem in checked.problems]))
     return BriefResult(brief=checked.brief, evidence=evidence, gaps=gaps)
 
 

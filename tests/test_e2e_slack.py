@@ -86,6 +86,10 @@ async def test_pagerduty_brief_posts_once_and_a_double_click_files_one_ticket(
     assert (charts[0].content or b"").startswith(b"\x89PNG")
     assert "app.datadoghq.com" in (charts[0].initial_comment or ""), "Datadog's own graph link is kept"
     assert harness.sb.ctx.recorder.writes("jira") == [], "nothing is written to Jira before approval"
+    incident_key = f"pd:{checkout.alert.to_alert().incident_id}"
+    [check] = await harness.rt.store.list_brief_checks(incident_key)
+    assert (check.drafter, check.outcome, check.coverage) == ("offline", "ok", 1.0), "the citation check is audited"
+    assert await harness.rt.store.list_tool_calls(incident_key), "so is every read"
 
     # Two people (or one impatient one) click the button; both modals are submitted at once.
     slack = harness.sb.system("slack")

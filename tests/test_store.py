@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit import ModelCallRecord, ToolCallRecord
+from bot.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord
 from bot.models import (
     Alert,
     Brief,
@@ -268,7 +268,7 @@ async def test_cache_replace_purge_and_refusals(timed: Store, clock: Clock) -> N
 # --- audit -----------------------------------------------------------------------------------
 
 
-async def test_audit_rows_round_trip_and_retention_purges_both_kinds(store: Store) -> None:
+async def test_audit_rows_round_trip_and_retention_purges_every_kind(store: Store) -> None:
     now = datetime.now(UTC)
     sink = StoreAudit(store)
     old_tool = ToolCallRecord(brief_key="pd:Q1", tool="jira.search", actor="U1", decision="allow",
@@ -283,16 +283,25 @@ async def test_audit_rows_round_trip_and_retention_purges_both_kinds(store: Stor
         await sink.tool_call(record)
     for model_record in (old_model, new_model):
         await sink.model_call(model_record)
+    old_check = BriefCheckRecord(brief_key="pd:Q1", actor=None, drafter="llm", model="sandbox-model",
+                                 outcome="fixed", coverage=0.75,
+                                 problems=["headline: cites unknown evidence deploy-ffffff"],
+                                 at=now - timedelta(days=35))
+    new_check = old_check.model_copy(update={"at": now, "outcome": "ok", "coverage": 1.0, "problems": []})
+    for check in (old_check, new_check):
+        await sink.brief_check(check)
 
     tools = await store.list_tool_calls("pd:Q1")
     assert [t.outcome for t in tools] == ["ok", "gap"]
     assert tools[0].args == {"jql": "project = CHK", "since": now.isoformat().replace("+00:00", "Z")}
     assert tools[0].at == old_tool.at
     assert (await store.list_model_calls("pd:Q1"))[0] == old_model
+    assert await store.list_brief_checks("pd:Q1") == [old_check, new_check]
 
-    assert await store.purge_audit(now - timedelta(days=30)) == 2
+    assert await store.purge_audit(now - timedelta(days=30)) == 3
     assert await store.list_tool_calls("pd:Q1") == [new_tool.model_copy(update={"args": tools[1].args})]
     assert await store.list_model_calls("pd:Q1") == [new_model]
+    assert await store.list_brief_checks("pd:Q1") == [new_check]
     assert await store.purge_audit(now - timedelta(days=30)) == 0
 
 

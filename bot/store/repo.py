@@ -18,10 +18,11 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit import ModelCallRecord, ToolCallRecord, utcnow
+from bot.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord, utcnow
 from bot.errors import IncidentBriefError
 from bot.models import Alert, BriefResult, Evidence
 from bot.store.tables import (
+    BriefCheckRow,
     BriefRow,
     CacheRow,
     EvidenceRow,
@@ -421,6 +422,16 @@ class Store:
         async with self.sessions() as session, session.begin():
             session.add(ModelCallRow(**record.model_dump(mode="python")))
 
+    async def add_brief_check(self, record: BriefCheckRecord) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(BriefCheckRow(**record.model_dump(mode="python")))
+
+    async def list_brief_checks(self, brief_key: str) -> list[BriefCheckRecord]:
+        stmt = select(BriefCheckRow).where(BriefCheckRow.brief_key == brief_key).order_by(BriefCheckRow.id)
+        async with self.sessions() as session:
+            return [BriefCheckRecord.model_validate(row, from_attributes=True)
+                    for row in await session.scalars(stmt)]
+
     async def list_tool_calls(self, brief_key: str) -> list[ToolCallRecord]:
         stmt = select(ToolCallRow).where(ToolCallRow.brief_key == brief_key).order_by(ToolCallRow.id)
         async with self.sessions() as session:
@@ -434,11 +445,13 @@ class Store:
                     for row in await session.scalars(stmt)]
 
     async def purge_audit(self, older_than: datetime) -> int:
-        """Retention: delete tool and model call rows recorded before `older_than`."""
+        """Retention: delete the audit rows (tool calls, model calls, brief checks) recorded
+        before `older_than`."""
         async with self.sessions() as session, session.begin():
-            tools = await session.execute(delete(ToolCallRow).where(ToolCallRow.at < older_than))
-            models = await session.execute(delete(ModelCallRow).where(ModelCallRow.at < older_than))
-            return _rowcount(tools) + _rowcount(models)
+            deleted = 0
+            for row in (ToolCallRow, ModelCallRow, BriefCheckRow):
+                deleted += _rowcount(await session.execute(delete(row).where(row.at < older_than)))
+            return deleted
 
     async def _delete(self, stmt: Any) -> int:
         async with self.sessions() as session, session.begin():
@@ -446,7 +459,8 @@ class Store:
 
 
 class StoreAudit:
-    """`bot.audit.AuditSink` backed by the store: one row per tool call and per model call."""
+    """`bot.audit.AuditSink` backed by the store: one row per tool call, per model call and per
+    brief's citation check."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -456,6 +470,9 @@ class StoreAudit:
 
     async def model_call(self, record: ModelCallRecord) -> None:
         await self.store.add_model_call(record)
+
+    async def brief_check(self, record: BriefCheckRecord) -> None:
+        await self.store.add_brief_check(record)
 
 
 def _rowcount(result: Any) -> int:

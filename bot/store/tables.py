@@ -175,6 +175,21 @@ class ModelCallRow(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+class BriefCheckRow(Base):
+    __tablename__ = "brief_checks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brief_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    check: Mapped[str] = mapped_column(String(32))
+    drafter: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    coverage: Mapped[float] = mapped_column(Float)
+    problems: Mapped[list[str]]
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class SpendRow(Base):
     """One running total: a user's day (period ``YYYY-MM-DD``) or a workspace's month
     (``YYYY-MM``). Incremented with a single upsert, never read-modify-write."""
