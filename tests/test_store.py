@@ -22,7 +22,7 @@ from bot.models import (
     Source,
     evidence_id,
 )
-from bot.store.repo import Store, StoreAudit, UnknownRecord
+from bot.store.repo import SpendTotal, Store, StoreAudit, UnknownRecord
 from tests.conftest_db import T0, Clock
 
 ALERT = Alert(via="pagerduty", title="checkout-api 5xx", service="checkout-api",
@@ -225,6 +225,22 @@ async def test_spend_periods_are_utc_days_and_months(store: Store) -> None:
     assert (await store.spend_month("T1", date(2026, 6, 1))).tokens == 100
     assert (await store.spend_month("T1", date(2026, 7, 31))).tokens == 50
     assert (await store.spend_today("U2", date(2026, 7, 1))).usd == 0.0
+
+
+async def test_spend_totals_read_the_users_day_and_the_workspaces_month_together(store: Store) -> None:
+    june_30 = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+    await store.add_spend(user="U1", workspace="T1", usd=1.0, tokens=100, at=june_30)
+    await store.add_spend(user="U1", workspace="T1", usd=0.5, tokens=50, at=june_30 - timedelta(days=1))
+    await store.add_spend(user="U2", workspace="T1", usd=0.25, tokens=25, at=june_30)
+    await store.add_spend(user="U1", workspace="T2", usd=4.0, tokens=400, at=june_30)
+
+    totals = await store.spend_totals(user="U1", workspace="T1", day=date(2026, 6, 30))
+    assert totals.user_day == SpendTotal(usd=5.0, tokens=500), "the user's day, across workspaces"
+    assert totals.workspace_month == SpendTotal(usd=1.75, tokens=175), "the workspace's month, every user"
+    alone = await store.spend_totals(user=None, workspace="T1", day=date(2026, 6, 1))
+    assert (alone.user_day, alone.workspace_month.usd) == (None, 1.75)
+    nothing = await store.spend_totals(user="U9", workspace="T9", day=date(2026, 7, 1))
+    assert (nothing.user_day, nothing.workspace_month) == (SpendTotal(0.0, 0), SpendTotal(0.0, 0))
 
 
 async def test_a_pagerduty_brief_charges_the_workspace_only(store: Store) -> None:

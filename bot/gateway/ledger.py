@@ -31,17 +31,16 @@ class SpendLedger:
     async def refusal(self, *, user: str | None, workspace: str, estimate_usd: float) -> str | None:
         """Why a call costing about `estimate_usd` must not be made, or None if it may."""
         today = self.clock().astimezone(UTC).date()
-        if user is not None:
-            spent = (await self.store.spend_today(user, today)).usd
+        spent = await self.store.spend_totals(user=user, workspace=workspace, day=today)
+        if user is not None and spent.user_day is not None:
             limit = self.limits.per_user_usd_per_day
-            if spent + estimate_usd > limit:
+            if spent.user_day.usd + estimate_usd > limit:
                 return (f"the daily model budget for {user} would be passed "
-                        f"(${spent:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
-        spent = (await self.store.spend_month(workspace, today)).usd
+                        f"(${spent.user_day.usd:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
         limit = self.limits.per_workspace_usd_per_month
-        if spent + estimate_usd > limit:
+        if spent.workspace_month.usd + estimate_usd > limit:
             return (f"the workspace's monthly model budget would be passed "
-                    f"(${spent:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
+                    f"(${spent.workspace_month.usd:.4f} spent + ~${estimate_usd:.4f} > ${limit:.2f})")
         return None
 
     async def charge(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> None:

@@ -19,12 +19,20 @@ class SpendAmount(Protocol):
     def usd(self) -> float: ...
 
 
+class SpendPair(Protocol):
+    """The user's day (None for no user) and the workspace's month."""
+
+    @property
+    def user_day(self) -> SpendAmount | None: ...
+
+    @property
+    def workspace_month(self) -> SpendAmount: ...
+
+
 class GatewayStore(Protocol):
     async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> Any: ...
 
-    async def spend_today(self, user: str, day: date) -> SpendAmount: ...
-
-    async def spend_month(self, workspace: str, month: date) -> SpendAmount: ...
+    async def spend_totals(self, *, user: str | None, workspace: str, day: date) -> SpendPair: ...
 
     async def cache_get(self, key: str) -> Any | None: ...
 
@@ -35,6 +43,12 @@ class GatewayStore(Protocol):
 class MemorySpend:
     usd: float = 0.0
     tokens: int = 0
+
+
+@dataclass(frozen=True)
+class MemorySpendPair:
+    user_day: MemorySpend | None
+    workspace_month: MemorySpend
 
 
 class MemoryGatewayStore:
@@ -60,6 +74,10 @@ class MemoryGatewayStore:
 
     async def spend_month(self, workspace: str, month: date) -> MemorySpend:
         return self.spend.get(("workspace", workspace, month.strftime("%Y-%m")), MemorySpend())
+
+    async def spend_totals(self, *, user: str | None, workspace: str, day: date) -> MemorySpendPair:
+        return MemorySpendPair(user_day=await self.spend_today(user, day) if user is not None else None,
+                               workspace_month=await self.spend_month(workspace, day))
 
     async def cache_get(self, key: str) -> Any | None:
         found = self.cache.get(key)

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -344,28 +344,23 @@ class Store:
             raise ValueError("spend increments must not be negative")
         day = (at or self.clock()).astimezone(UTC).date()
         micros = round(usd * _MICROS)
+        rows = [{"scope": "workspace", "subject": workspace, "period": workspace_period(day)}]
+        if user is not None:
+            rows.insert(0, {"scope": "user", "subject": user, "period": user_period(day)})
+        now = self.clock()
         async with self.sessions() as session, session.begin():
-            user_day = None
-            if user is not None:
-                user_day = await self._increment(session, "user", user, user_period(day),
-                                                 micros, tokens)
-            workspace_month = await self._increment(session, "workspace", workspace,
-                                                    workspace_period(day), micros, tokens)
-            return SpendTotals(user_day=user_day, workspace_month=workspace_month)
-
-    async def _increment(self, session: AsyncSession, scope: str, subject: str, period: str,
-                         micros: int, tokens: int) -> SpendTotal:
-        stmt = await insert_for(session, SpendRow)
-        stmt = stmt.values(scope=scope, subject=subject, period=period, usd_micros=micros, tokens=tokens,
-                           updated_at=self.clock())
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[SpendRow.scope, SpendRow.subject, SpendRow.period],
-            set_={"usd_micros": SpendRow.usd_micros + stmt.excluded.usd_micros,
-                  "tokens": SpendRow.tokens + stmt.excluded.tokens,
-                  "updated_at": stmt.excluded.updated_at},
-        ).returning(SpendRow.usd_micros, SpendRow.tokens)
-        total_micros, total_tokens = (await session.execute(upsert)).one()
-        return SpendTotal(usd=total_micros / _MICROS, tokens=total_tokens)
+            # Both totals in one statement (one round trip): the charge follows every model call.
+            stmt = await insert_for(session, SpendRow)
+            stmt = stmt.values([{**row, "usd_micros": micros, "tokens": tokens, "updated_at": now} for row in rows])
+            upsert = stmt.on_conflict_do_update(
+                index_elements=[SpendRow.scope, SpendRow.subject, SpendRow.period],
+                set_={"usd_micros": SpendRow.usd_micros + stmt.excluded.usd_micros,
+                      "tokens": SpendRow.tokens + stmt.excluded.tokens,
+                      "updated_at": stmt.excluded.updated_at},
+            ).returning(SpendRow.scope, SpendRow.usd_micros, SpendRow.tokens)
+            totals = {scope: SpendTotal(usd=total / _MICROS, tokens=spent_tokens)
+                      for scope, total, spent_tokens in (await session.execute(upsert)).all()}
+        return SpendTotals(user_day=totals.get("user"), workspace_month=totals["workspace"])
 
     async def spend_today(self, user: str, day: date) -> SpendTotal:
         """The user's spend on UTC `day`."""
@@ -374,6 +369,21 @@ class Store:
     async def spend_month(self, workspace: str, month: date) -> SpendTotal:
         """The workspace's spend in the UTC month containing `month` (any day of it)."""
         return await self._spend("workspace", workspace, workspace_period(month))
+
+    async def spend_totals(self, *, user: str | None, workspace: str, day: date) -> SpendTotals:
+        """The user's UTC day and the workspace's UTC month containing `day`, in one query: the
+        spend check runs before every model request, so it is one round trip, not two."""
+        wanted = {("workspace", workspace, workspace_period(day))}
+        if user is not None:
+            wanted.add(("user", user, user_period(day)))
+        stmt = select(SpendRow.scope, SpendRow.subject, SpendRow.period, SpendRow.usd_micros, SpendRow.tokens).where(
+            or_(*(and_(SpendRow.scope == scope, SpendRow.subject == subject, SpendRow.period == period)
+                  for scope, subject, period in wanted)))
+        async with self.sessions() as session:
+            found = {row[0]: SpendTotal(usd=row[3] / _MICROS, tokens=row[4])
+                     for row in await session.execute(stmt) if tuple(row[:3]) in wanted}
+        return SpendTotals(user_day=found.get("user", SpendTotal(0.0, 0)) if user is not None else None,
+                           workspace_month=found.get("workspace", SpendTotal(0.0, 0)))
 
     async def _spend(self, scope: str, subject: str, period: str) -> SpendTotal:
         stmt = select(SpendRow.usd_micros, SpendRow.tokens).where(
