@@ -278,7 +278,7 @@ def _actions(signals: Signals, evidence: list[Evidence]) -> list[Claim]:
 def _ticket(alert: Alert, service: ServiceEntry, signals: Signals, headline: Claim, causes: list[LikelyCause],
             evidence: list[Evidence]) -> TicketProposal | None:
     # A ticket needs a finding to act on: with no cause yet, the brief says so and proposes none.
-    if not causes:
+    if not causes or causes[0].kind == CauseKind.UNKNOWN or not service.jira_project:
         return None
     summary = f"{service.name}: {_symptom_phrase(alert, signals)}, likely {_suspect(signals.top)}"
     return ticket_from_findings(alert, service, headline, causes[0], evidence, summary=summary)
