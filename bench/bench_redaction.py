@@ -15,12 +15,12 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import yaml
 
 from bot.redaction import find, redact
 from bot.scenario import bundled_scenarios_dir
+from evals.scorers import json_strings
 
 PROMPT_CHARS = 12_500
 LINE = "2026-06-03T08:12:04Z search-api WARN slow query for user jane.doe@example.com took 2300 ms (p99 480 ms)"
@@ -29,19 +29,9 @@ DIRTY = ("user jane@example.com from 10.0.0.1 token=sk-live-abcdefgh12345678 car
          "call +1 415 555 0132 ")
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
 def _scenario_text() -> str:
     texts = [s for path in sorted(bundled_scenarios_dir().glob("*.yaml"))
-             for s in _strings(yaml.safe_load(path.read_text()))]
+             for s in json_strings(yaml.safe_load(path.read_text()), keys=False)]
     blob = "\n".join(texts)
     while len(blob) < PROMPT_CHARS:
         blob += "\n" + blob

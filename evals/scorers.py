@@ -177,19 +177,21 @@ def brief_text(brief: Brief) -> str:
 
 def brief_strings(brief: Brief) -> Iterator[str]:
     """Every string anywhere in the brief's JSON (claims, ticket, gaps, notes, draft info)."""
-    yield from _strings(brief.model_dump(mode="json"))
+    yield from json_strings(brief.model_dump(mode="json"))
 
 
-def _strings(value: Any) -> Iterator[str]:
+def json_strings(value: Any, *, keys: bool = True) -> Iterator[str]:
+    """Every string in a JSON-shaped value (dicts, lists), mapping keys too unless `keys` is off."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, inner in value.items():
-            yield str(key)
-            yield from _strings(inner)
+            if keys:
+                yield str(key)
+            yield from json_strings(inner, keys=keys)
     elif isinstance(value, list):
         for inner in value:
-            yield from _strings(inner)
+            yield from json_strings(inner, keys=keys)
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -343,9 +345,9 @@ _PLANTED = (
 def planted_secrets(scenario: Scenario) -> list[str]:
     """Secret- or PII-looking values in what the sandbox serves (the alert and the world)."""
     found: dict[str, None] = {}
-    for text in _strings(scenario.alert.model_dump(mode="json")):
+    for text in json_strings(scenario.alert.model_dump(mode="json")):
         _collect(text, found)
-    for text in _strings(scenario.world.model_dump(mode="json", by_alias=True)):
+    for text in json_strings(scenario.world.model_dump(mode="json", by_alias=True)):
         _collect(text, found)
     return list(found)
 

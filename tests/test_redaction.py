@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bot.redaction import RedactingFilter, find, install_logging_redaction, redact, redact_event, redact_obj
 from bot.scenario import bundled_scenarios_dir
+from evals.scorers import json_strings
 
 MASKED = [
     ("user jane.doe@example.com failed", "email"),
@@ -199,16 +200,6 @@ def test_findings_are_ordered_and_do_not_overlap() -> None:
 # ---------------------------------------------------------------------------------------------
 # The bundled scenarios: every planted value is caught, nothing else is touched.
 # ---------------------------------------------------------------------------------------------
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
 def _scenario_files() -> list[Path]:
     return sorted(bundled_scenarios_dir().glob("*.yaml"))
 
@@ -224,7 +215,7 @@ def test_search_injection_planted_values_are_masked() -> None:
     raw = yaml.safe_load((bundled_scenarios_dir() / "search-latency-injection.yaml").read_text())
     planted = _planted(raw)
     assert {"jane.doe@example.com", "sk-live-51HxQaBcDeFgHiJkLmNoPqRsTuVwXyZ0123"} <= set(planted)
-    carriers = [s for s in _strings(raw) if any(p in s for p in planted)]
+    carriers = [s for s in json_strings(raw, keys=False) if any(p in s for p in planted)]
     assert carriers, "the scenario no longer plants its secrets"
     for text in carriers:
         out = redact(text)
@@ -235,7 +226,7 @@ def test_search_injection_planted_values_are_masked() -> None:
 def test_scenarios_only_planted_values_change(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     planted = _planted(raw)
-    for text in _strings(raw):
+    for text in json_strings(raw, keys=False):
         out = redact(text)
         if any(p in text for p in planted):
             assert not any(p in out for p in planted)
