@@ -32,7 +32,7 @@ class SpendLedger:
         """Why a call costing about `estimate_usd` must not be made, or None if it may."""
         today = self.clock().astimezone(UTC).date()
         spent = await self.store.spend_totals(user=user, workspace=workspace, day=today)
-        if user is not None and spent.user_day is not None:
+        if spent.user_day is not None:  # None exactly when there is no user (a PagerDuty trigger)
             limit = self.limits.per_user_usd_per_day
             if spent.user_day.usd + estimate_usd > limit:
                 return (f"the daily model budget for {user} would be passed "

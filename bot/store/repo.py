@@ -376,12 +376,13 @@ class Store:
         wanted = {("workspace", workspace, workspace_period(day))}
         if user is not None:
             wanted.add(("user", user, user_period(day)))
-        stmt = select(SpendRow.scope, SpendRow.subject, SpendRow.period, SpendRow.usd_micros, SpendRow.tokens).where(
+        stmt = select(SpendRow.scope, SpendRow.usd_micros, SpendRow.tokens).where(
             or_(*(and_(SpendRow.scope == scope, SpendRow.subject == subject, SpendRow.period == period)
                   for scope, subject, period in wanted)))
         async with self.sessions() as session:
-            found = {row[0]: SpendTotal(usd=row[3] / _MICROS, tokens=row[4])
-                     for row in await session.execute(stmt) if tuple(row[:3]) in wanted}
+            # At most one row per scope matches: the key is (scope, subject, period).
+            found = {scope: SpendTotal(usd=micros / _MICROS, tokens=tokens)
+                     for scope, micros, tokens in await session.execute(stmt)}
         return SpendTotals(user_day=found.get("user", SpendTotal(0.0, 0)) if user is not None else None,
                            workspace_month=found.get("workspace", SpendTotal(0.0, 0)))
 
