@@ -17,14 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.bootstrap import build_runtime, serving
-from bot.catalog import Catalog
-from bot.policy import default_policy
-from bot.scenario import bundled_scenarios_dir, load_scenario
-from bot.web import build_web_app
-from bot.webhook_signing import sign_pagerduty
+from bot.app.bootstrap import build_runtime, serving
+from bot.app.web import build_web_app
+from bot.core.policy import default_policy
+from bot.intake.catalog import Catalog
+from bot.intake.signing import sign_pagerduty
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
+from sandbox.scenario import bundled_scenarios_dir, load_scenario
 from sandbox.server import Sandbox
 
 TARGET_MS = 100.0

@@ -25,15 +25,15 @@ from typing import Any
 from pydantic_ai import Agent, models
 from pydantic_ai.settings import ModelSettings
 
-from bot.audit import MemoryAudit
+from bot.core.audit import MemoryAudit
+from bot.core.models import Brief, Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.draft.prompts import RenderedPrompt, estimate_tokens, render_brief_prompt
 from bot.gateway import Caller, Gateway, GatewayRules, MemoryGatewayStore, ModelRef
 from bot.gateway.drafter import brief_problems
 from bot.gateway.ledger import SpendLimits
 from bot.gateway.providers import build_model
 from bot.gateway.store import GatewayStore
-from bot.models import Brief, Evidence, EvidenceKind, Provenance, Source, evidence_id
-from bot.prompting import RenderedPrompt, estimate_tokens, render_brief_prompt
-from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario
+from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario
 from sandbox.server import Sandbox
 
 PROMPT_TOKENS = 3_000

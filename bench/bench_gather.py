@@ -6,7 +6,7 @@ source: a variant is built in code with ``world.faults.latency_ms``, so the sand
 response of a source that long. Everything goes through the real connectors and the tool choke
 point (policy, timeout, redaction, audit). Each round measures, back to back on warm connections:
 
-- ``gather``: `bot.workflow.gather` itself (planned reads concurrently, then any follow-ups);
+- ``gather``: `bot.gather.fanout.gather` itself (planned reads concurrently, then any follow-ups);
 - each source alone: that source's planned reads (then its follow-ups) concurrently;
 - one read after another: the same reads, each awaited before the next starts.
 
@@ -27,12 +27,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.audit import MemoryAudit
-from bot.catalog import Catalog
-from bot.policy import default_policy
-from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
-from bot.tools import ToolRunner
-from bot.workflow import Connectors, Planned, gather, incident_window, plan_follow_ups, plan_reads
+from bot.core.audit import MemoryAudit
+from bot.core.policy import default_policy
+from bot.gather.connectors import Connectors
+from bot.gather.fanout import gather
+from bot.gather.plan import Planned, incident_window, plan_follow_ups, plan_reads
+from bot.gather.tools import ToolRunner
+from bot.intake.catalog import Catalog
+from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
 from sandbox.server import Sandbox
 
 LATENCY_MS = {"datadog": 250, "github": 180, "confluence": 400, "pagerduty": 120, "jira": 220}
@@ -138,7 +140,7 @@ def report(results: list[Round], scenario_name: str) -> list[str]:
     medians = {name: statistics.median(r.source_ms[name] for r in results) for name in sources}
     for name, ms in sorted(medians.items(), key=lambda kv: -kv[1]):
         lines.append(f"  source {name:<11} alone             {ms:8.1f} ms")
-    lines.append(f"  gather (bot.workflow.gather)      {statistics.median(r.gather_ms for r in results):8.1f} ms")
+    lines.append(f"  gather (bot.gather.fanout.gather){statistics.median(r.gather_ms for r in results):8.1f} ms")
     lines.append(f"  one read after another            {statistics.median(r.sequential_ms for r in results):8.1f} ms")
     for r in results:
         if r.gaps:

@@ -18,9 +18,9 @@ from functools import partial
 
 import yaml
 
-from bot.redaction import find, redact
-from bot.scenario import bundled_scenarios_dir
+from bot.core.redaction import find, redact
 from evals.scorers import json_strings
+from sandbox.scenario import bundled_scenarios_dir
 
 PROMPT_CHARS = 12_500
 LINE = "2026-06-03T08:12:04Z search-api WARN slow query for user jane.doe@example.com took 2300 ms (p99 480 ms)"

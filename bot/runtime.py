@@ -20,14 +20,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import Approvals
-from bot.catalog import Catalog
-from bot.config import Settings
-from bot.drafting import Drafter, OfflineDrafter
-from bot.policy import Policy
+from bot.core.config import Settings
+from bot.core.policy import Policy
+from bot.draft.drafter import Drafter, OfflineDrafter
+from bot.gather.connectors import Connectors
+from bot.gather.tools import ToolRunner
+from bot.intake.catalog import Catalog
+from bot.store.approvals import Approvals
 from bot.store.repo import Store, StoreAudit
-from bot.tools import ToolRunner
-from bot.workflow import Connectors
 
 log = logging.getLogger("incident_brief")
 

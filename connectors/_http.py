@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.errors import SourceUnavailable, WireRefused
+from bot.core.errors import SourceUnavailable, WireRefused
 
 MAX_RETRY_AFTER_S = 10.0  # never sleep longer than this on one Retry-After
 

@@ -31,7 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from bot.errors import SourceUnavailable, WireRefused
+from bot.core.errors import SourceUnavailable, WireRefused
 from connectors._http import Allowlist, retry_delay
 
 T = TypeVar("T")

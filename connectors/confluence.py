@@ -25,9 +25,9 @@ from typing import Any
 from atlassian import Confluence
 from atlassian.errors import ApiError
 
-from bot.config import ConfluenceSettings
-from bot.errors import SourceUnavailable, WireRefused
-from bot.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.config import ConfluenceSettings
+from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
 from connectors.storage_format import storage_to_text

@@ -39,9 +39,9 @@ from datadog_api_client.v2.model.logs_list_request_page import LogsListRequestPa
 from datadog_api_client.v2.model.logs_query_filter import LogsQueryFilter
 from datadog_api_client.v2.model.logs_sort import LogsSort
 
-from bot.config import DatadogSettings
-from bot.errors import ConfigError, SourceUnavailable, WireRefused
-from bot.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.config import DatadogSettings
+from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
+from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, base_path, retry_delay
 from connectors.log_patterns import LogLine, PatternStats, mine
 

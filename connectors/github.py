@@ -21,9 +21,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.config import GitHubSettings
-from bot.errors import ConfigError, SourceUnavailable, WireRefused
-from bot.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.config import GitHubSettings
+from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
+from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
 
 SOURCE = "github"

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 from atlassian import Jira
 
-from bot.config import JiraSettings
-from bot.errors import SourceUnavailable, WireRefused
-from bot.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.config import JiraSettings
+from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
 

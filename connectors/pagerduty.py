@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from bot.config import PagerDutySettings
-from bot.errors import ConfigError, SourceUnavailable, WireRefused
-from bot.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.config import PagerDutySettings
+from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
+from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, get_json
 
 SOURCE = "pagerduty"

@@ -1,7 +1,7 @@
 """The eval suite: each scenario drafted end to end in the sandbox, scored, compared with thresholds.
 
 `pydantic_evals` is the harness: one `Case` per scenario file, one `ScorerEvaluator` per scorer
-in `evals.scorers`, and a task that runs `bot.workflow.draft_for_scenario`. The harness's report
+in `evals.scorers`, and a task that runs `sandbox.harness.run_scenario`. The harness's report
 is folded into a `SuiteReport` (per-scenario scores, per-scorer means, thresholds) that the CLI
 prints as a table and writes as JSON (shape documented in docs/evals.md).
 
@@ -18,16 +18,16 @@ import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic_evals import Case, Dataset
 from pydantic_evals.evaluators import EvaluationReason, Evaluator, EvaluatorContext, EvaluatorOutput
 from rich.console import Console
 from rich.table import Table
 
-from bot.models import BriefResult
-from bot.scenario import Scenario, ScenarioError, bundled_scenarios_dir, load_scenario
+from bot.core.models import BriefResult
 from evals.scorers import NOT_APPLICABLE, SCORER_NAMES, SCORERS, Score, scorer
+from sandbox.scenario import Scenario, ScenarioError, bundled_scenarios_dir, load_scenario
 
 if TYPE_CHECKING:
     from pydantic_evals.reporting import EvaluationReport, ReportCase
@@ -44,7 +44,7 @@ class EvalInputError(ValueError):
 
 
 class RunOutput(Protocol):
-    """What the task returns for one scenario (`bot.workflow.ScenarioRun` fits)."""
+    """What the task returns for one scenario (`sandbox.harness.ScenarioRun` fits)."""
 
     result: BriefResult
     writes: list[RecordedRequest]
@@ -235,13 +235,16 @@ def load_suite(scenarios_dir: str | Path) -> list[Scenario]:
 
 def workflow_task(drafter: str) -> Task:
     """The real task: one scenario through the whole workflow against its sandbox."""
+    if drafter not in ("offline", "llm"):
+        raise EvalInputError(f"unknown drafter {drafter!r}: expected 'offline' or 'llm'")
+    choice: Literal["offline", "llm"] = "llm" if drafter == "llm" else "offline"
 
     async def run(scenario: Scenario) -> RunOutput:
-        from bot.workflow import draft_for_scenario  # the workflow pulls in every connector
+        from sandbox.harness import run_scenario  # the harness pulls in every connector
 
-        return await draft_for_scenario(scenario, drafter=drafter)
+        return await run_scenario(scenario, drafter=choice)
 
-    run.__name__ = f"draft_for_scenario[{drafter}]"
+    run.__name__ = f"run_scenario[{drafter}]"
     return run
 
 

@@ -39,8 +39,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.scenario import Runbook
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp
+from sandbox.scenario import Runbook
 
 CONTEXT_PATH = "/wiki"
 DEFAULT_LIMIT = 25

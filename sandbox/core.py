@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
-from bot.scenario import Scenario
+from sandbox.scenario import Scenario
 
 # A sandbox "timeout" holds the request this long: far past any client timeout.
 TIMEOUT_FAULT_SECONDS = 30.0

@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from bot.scenario import Event, LogEntry, MetricSeries, Monitor
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp, iso
+from sandbox.scenario import Event, LogEntry, MetricSeries, Monitor
 
 MAX_PAGE_LIMIT = 1000
 DEFAULT_PAGE_LIMIT = 10

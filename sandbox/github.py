@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.scenario import Deploy
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp, iso
+from sandbox.scenario import Deploy
 
 WEB_BASE = "https://github.com"
 DOCS = "https://docs.github.com/rest"

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from bot.scenario import Scenario
-from bot.webhook_signing import sign_pagerduty
+from bot.intake.signing import sign_pagerduty
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp, iso
+from sandbox.scenario import Scenario
 
 API_BASE = "https://api.pagerduty.com"
 WEB_BASE = "https://acme.pagerduty.com"

@@ -18,7 +18,8 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
-from bot.config import (
+from bot.app.net import tcp_listener
+from bot.core.config import (
     ConfluenceSettings,
     DatadogSettings,
     GitHubSettings,
@@ -29,9 +30,8 @@ from bot.config import (
     Settings,
     SlackSettings,
 )
-from bot.net import tcp_listener
-from bot.scenario import Scenario
 from sandbox.core import Recorder, SandboxContext, SystemApp
+from sandbox.scenario import Scenario
 
 SANDBOX_WIKI = "https://example.atlassian.net/wiki"
 SANDBOX_JIRA = "https://example.atlassian.net"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic_ai import models
 
-from bot.scenario import Scenario, bundled_scenarios_dir, load_scenario
+from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario
 
-pytest_plugins = ["tests.conftest_db"]
+pytest_plugins = ["tests.helpers.db"]
 
 # Tests talk to the sandbox's model endpoints or pydantic-ai test models, never a provider.
 models.ALLOW_MODEL_REQUESTS = False

@@ -9,12 +9,10 @@ fallback, why, in its notes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from bot.gateway.gateway import Gateway, GatewayResult
-from bot.gateway.metered import Caller, StepCounter
-from bot.gateway.tickets import propose_ticket, ticket_problems
-from bot.models import (
+from bot.core.audit import AuditSink, MemoryAudit
+from bot.core.config import LlmSettings
+from bot.core.keys import incident_key
+from bot.core.models import (
     Alert,
     Brief,
     CauseKind,
@@ -25,10 +23,13 @@ from bot.models import (
     SourceGap,
     TimeWindow,
 )
-from bot.prompting import render_brief_prompt
-
-if TYPE_CHECKING:
-    from bot.drafting import Drafter
+from bot.core.policy import Policy
+from bot.draft.drafter import Drafter, OfflineDrafter
+from bot.draft.prompts import render_brief_prompt
+from bot.gateway.gateway import Gateway, GatewayResult, GatewayRules
+from bot.gateway.metered import Caller, StepCounter
+from bot.gateway.store import GatewayStore, MemoryGatewayStore
+from bot.gateway.tickets import propose_ticket, ticket_problems
 
 CHANGE_KINDS = {EvidenceKind.DEPLOY, EvidenceKind.EVENT}
 
@@ -53,21 +54,22 @@ def brief_problems(brief: Brief, sent: dict[str, EvidenceKind], jira_project: st
 
 
 class LlmDrafter:
-    """The `bot.drafting.Drafter` protocol over the gateway's ``brief`` route."""
+    """The `bot.draft.drafter.Drafter` protocol over the gateway's ``brief`` route."""
 
     def __init__(self, gateway: Gateway, *, workspace: str, fallback: Drafter | None = None) -> None:
         self.gateway = gateway
         self.workspace = workspace
-        self.fallback = fallback
+        self.fallback: Drafter = fallback or OfflineDrafter()
         self.last_result: GatewayResult[Brief] | None = None  # for the CLI and tests to inspect
 
     async def draft(self, alert: Alert, service: ServiceEntry, window: TimeWindow,
-                    evidence: list[Evidence], gaps: list[SourceGap]) -> Brief:
+                    evidence: list[Evidence], gaps: list[SourceGap], *, key: str | None = None) -> Brief:
         prompt = render_brief_prompt(alert, service, evidence, gaps,
                                      budget_tokens=self.gateway.settings.evidence_token_budget)
         by_id = {item.id: item.kind for item in evidence}
         sent = {cid: by_id[cid] for cid in prompt.packed.included}
-        caller = Caller(brief_key=brief_key(alert, service), user=alert.requested_by, workspace=self.workspace)
+        # The flow passes the incident key its tool calls are filed under; the model calls join them.
+        caller = Caller(brief_key=key or incident_key(alert), user=alert.requested_by, workspace=self.workspace)
         # One step counter for the brief and its ticket: the per-brief cap covers both.
         steps = StepCounter(self.gateway.rules.max_model_calls_per_brief)
         result = await self.gateway.run(
@@ -91,22 +93,17 @@ class LlmDrafter:
             return result.output.model_copy(update={"gaps": gaps, "draft": info, "ticket": drafted.ticket,
                                                     "notes": [*notes, *drafted.notes]})
         reason = result.fallback_reason or "the model path failed"
-        offline = await self._fallback().draft(alert, service, window, evidence, gaps)
+        offline = await self.fallback.draft(alert, service, window, evidence, gaps, key=key)
         info = info.model_copy(update={"drafter": "offline", "fallback_reason": reason})
         return offline.model_copy(update={
             "draft": info,
             "notes": [*offline.notes, f"Drafted without a model (offline drafter): {reason}", *notes],
         })
 
-    def _fallback(self) -> Drafter:
-        if self.fallback is None:
-            from bot.drafting import OfflineDrafter  # drafting imports this module lazily too
 
-            self.fallback = OfflineDrafter()
-        return self.fallback
-
-
-def brief_key(alert: Alert, service: ServiceEntry) -> str:
-    """The audit's key for one brief: the incident when there is one, else the request."""
-    return f"incident:{alert.incident_id}" if alert.incident_id else \
-        f"request:{service.name}:{alert.triggered_at.isoformat()}"
+def llm_drafter(settings: LlmSettings, policy: Policy, *, store: GatewayStore | None = None,
+                audit: AuditSink | None = None) -> LlmDrafter:
+    """The model-backed drafter for these model settings under this policy's rules."""
+    gateway = Gateway(settings, store=store or MemoryGatewayStore(), audit=audit or MemoryAudit(),
+                      rules=GatewayRules.from_policy(policy))
+    return LlmDrafter(gateway, workspace=settings.workspace)

@@ -24,8 +24,10 @@ from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
-from bot.audit import AuditSink, ModelCallRecord
-from bot.config import LlmSettings, ModelPrice
+from bot.core.audit import AuditSink, ModelCallRecord
+from bot.core.config import LlmSettings, ModelPrice
+from bot.core.redaction import redact, redact_obj
+from bot.draft.prompts import RenderedPrompt
 from bot.gateway.ledger import SpendLedger, SpendLimits
 from bot.gateway.metered import (
     CURRENT_RUN,
@@ -41,8 +43,6 @@ from bot.gateway.pricing import price_for
 from bot.gateway.providers import build_model
 from bot.gateway.refs import ModelRef
 from bot.gateway.store import GatewayStore
-from bot.prompting import RenderedPrompt
-from bot.redaction import redact, redact_obj
 
 T = TypeVar("T", bound=BaseModel)
 Validator = Callable[[Any], list[str]]
@@ -55,7 +55,7 @@ class GatewayConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GatewayRules:
-    """The policy's part in model calls (`bot.policy.Policy`: pii, spend_limits, steps)."""
+    """The policy's part in model calls (`bot.core.policy.Policy`: pii, spend_limits, steps)."""
 
     redact_prompts: bool
     limits: SpendLimits

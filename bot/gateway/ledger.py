@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.audit import utcnow
+from bot.core.audit import utcnow
 from bot.gateway.store import GatewayStore
 
 

@@ -19,10 +19,10 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from bot.config import ModelPrice
+from bot.core.config import ModelPrice
+from bot.draft.prompts import CHARS_PER_TOKEN
 from bot.gateway.ledger import SpendLedger
 from bot.gateway.pricing import cost_usd
-from bot.prompting import CHARS_PER_TOKEN
 
 
 class GatewayRefusal(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import ModelPrice
+from bot.core.config import ModelPrice
 from bot.gateway.refs import ModelRef
 
 MTOK = 1_000_000

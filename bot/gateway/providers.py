@@ -14,7 +14,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from bot.config import LlmSettings
+from bot.core.config import LlmSettings
 from bot.gateway.refs import ModelRef
 
 # The SDK's own timeout is a backstop; the gateway's per-request timeout fires first.

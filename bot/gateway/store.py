@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.audit import utcnow
+from bot.core.audit import utcnow
 
 
 class SpendAmount(Protocol):

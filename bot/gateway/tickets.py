@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass, field
 
+from bot.core.models import Alert, Brief, CauseKind, Evidence, ServiceEntry, TicketProposal
+from bot.draft.offline import ticket_from_findings
+from bot.draft.prompts import render_ticket_prompt
 from bot.gateway.gateway import Gateway, GatewayResult
 from bot.gateway.metered import Caller, StepCounter
-from bot.models import Alert, Brief, CauseKind, Evidence, ServiceEntry, TicketProposal
-from bot.offline_drafter import ticket_from_findings
-from bot.prompting import render_ticket_prompt
 
 TICKET_TASK = "ticket"
 

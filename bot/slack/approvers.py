@@ -7,7 +7,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.policy import Policy
+from bot.core.policy import Policy
 
 
 async def group_members(client: AsyncWebClient, handles: list[str]) -> set[str]:

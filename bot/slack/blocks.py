@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.models import Brief, BriefResult, Claim, Confidence, Evidence, EvidenceKind, Frozen, TicketProposal
+from bot.core.models import Brief, BriefResult, Claim, Confidence, Evidence, EvidenceKind, Frozen, TicketProposal
 from bot.slack.mrkdwn import escape, link, safe_url, truncate
 
 MAX_BLOCKS = 50

@@ -1,7 +1,7 @@
 """Bolt listeners: each acks first (Slack's 3 s), then works in the background.
 
 Listeners stay thin: they read the request, check who is asking, and call a flow
-(`bot.briefing`, `bot.ticketing`). Errors are shown where the person is (ephemeral or in
+(`bot.slack.publish`, `bot.tickets.filing`). Errors are shown where the person is (ephemeral or in
 the modal), never swallowed.
 """
 
@@ -14,9 +14,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.briefing import monitor_id_in, publish_brief, refresh_brief, service_from_monitor, update_card
-from bot.models import Alert, TicketProposal
-from bot.redaction import redact
+from bot.core.keys import incident_key
+from bot.core.models import Alert, TicketProposal
+from bot.core.redaction import redact
+from bot.intake.mentions import HELP_TEXT, parse_request
 from bot.runtime import Runtime
 from bot.slack.approvers import may_approve
 from bot.slack.blocks import (
@@ -26,9 +27,9 @@ from bot.slack.blocks import (
     ticket_description,
     ticket_modal,
 )
-from bot.slack.mentions import HELP_TEXT, parse_request
 from bot.slack.mrkdwn import escape
-from bot.ticketing import TicketFields, approve_and_file
+from bot.slack.publish import monitor_id_in, publish_brief, refresh_brief, service_from_monitor, update_card
+from bot.tickets.filing import TicketFields, approve_and_file
 
 log = logging.getLogger("incident_brief.slack")
 
@@ -50,7 +51,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         alert = Alert(via="slack_mention", title=f"{service.name}: brief requested", service=service.name,
                       triggered_at=rt.now(), mention_text=request.text, requested_by=command["user_id"])
         # Each /brief is its own request (Slack's trigger id); a retry of the same one posts once.
-        key = f"slack:{command['channel_id']}:cmd:{command.get('trigger_id') or rt.now().timestamp()}"
+        request_id = command.get("trigger_id") or rt.now().timestamp()
+        key = incident_key(alert, channel=command["channel_id"], thread_ts=f"cmd:{request_id}")
         rt.spawn(publish_brief(rt, alert, service, command["channel_id"], key=key), name="command")
 
     @app.action("ticket_create")

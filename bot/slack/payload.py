@@ -9,28 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.models import BriefResult
-from bot.scenario import Scenario
+from bot.core.models import BriefResult
 from bot.slack.blocks import BriefCardState, brief_blocks, brief_fallback_text
 
 
-def scenario_incident_key(scenario: Scenario) -> str:
-    alert = scenario.alert
-    if alert.incident_id:
-        return f"pd:{alert.incident_id}"
-    return f"slack:{scenario.alert.service}"
-
-
-def brief_payload(result: BriefResult, scenario: Scenario) -> dict[str, Any]:
-    entries = {entry.name: entry for entry in scenario.service_entries()}
-    entry = entries.get(scenario.alert.service)
-    state = BriefCardState(brief_version=1)
+def brief_payload(result: BriefResult, *, incident_key: str, channel: str) -> dict[str, Any]:
+    """The first version of a brief's card, as posted to `channel` for the incident `incident_key`."""
     return {
-        "channel": (entry.slack_channel if entry else None) or "C0INCIDENT",
+        "channel": channel,
         "text": brief_fallback_text(result),
-        "blocks": brief_blocks(result, incident_key=scenario_incident_key(scenario), state=state),
+        "blocks": brief_blocks(result, incident_key=incident_key, state=BriefCardState(brief_version=1)),
     }
 
 
-def brief_payload_json(result: BriefResult, scenario: Scenario) -> str:
-    return json.dumps(brief_payload(result, scenario), indent=2, ensure_ascii=False, sort_keys=False)
+def payload_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False)

@@ -18,9 +18,9 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord, utcnow
-from bot.errors import IncidentBriefError
-from bot.models import Alert, BriefResult, Evidence
+from bot.core.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord, utcnow
+from bot.core.errors import IncidentBriefError
+from bot.core.models import Alert, BriefResult, Evidence
 from bot.store.tables import (
     BriefCheckRow,
     BriefRow,
@@ -470,7 +470,7 @@ class Store:
 
 
 class StoreAudit:
-    """`bot.audit.AuditSink` backed by the store: one row per tool call, per model call and per
+    """`bot.core.audit.AuditSink` backed by the store: one row per tool call, per model call and per
     brief's citation check."""
 
     def __init__(self, store: Store) -> None:

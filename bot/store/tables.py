@@ -69,7 +69,7 @@ class IncidentRow(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(64), index=True)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # when the brief lives in a thread
-    alert: Mapped[dict[str, Any] | None]  # the `bot.models.Alert` that started it (for refresh)
+    alert: Mapped[dict[str, Any] | None]  # the `bot.core.models.Alert` that started it (for refresh)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -81,7 +81,7 @@ class BriefRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     incident_id: Mapped[int] = mapped_column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    result: Mapped[dict[str, Any]]  # a `bot.models.BriefResult` as JSON
+    result: Mapped[dict[str, Any]]  # a `bot.core.models.BriefResult` as JSON
     drafter: Mapped[str] = mapped_column(String(16))
     model: Mapped[str | None] = mapped_column(String(200))
     prompt_version: Mapped[str | None] = mapped_column(String(64))
@@ -99,7 +99,7 @@ class EvidenceRow(Base):
     source: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text)
-    data: Mapped[dict[str, Any]]  # the whole `bot.models.Evidence` as JSON
+    data: Mapped[dict[str, Any]]  # the whole `bot.core.models.Evidence` as JSON
 
 
 class ApprovalRow(Base):

@@ -1,4 +1,4 @@
-"""The citation check of every drafted brief, as audit rows (`bot.audit.BriefCheckRecord`).
+"""The citation check of every drafted brief, as audit rows (`bot.core.audit.BriefCheckRecord`).
 
 Revision ID: 0002
 Revises: 0001

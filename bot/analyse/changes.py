@@ -1,0 +1,110 @@
+"""Deploys and config events read as suspects, and how well each one's timing fits the onset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from bot.analyse.signals import ChangeSignal
+from bot.analyse.values import as_int, aware
+from bot.analyse.vocabulary import CONFIG_SOURCES, CONFIG_WORDS, DEPLOY_WORDS, KIND_PREFIX, PROD_ENVS
+from bot.analyse.weights import AFTER_ONSET_SLACK_MIN, PROXIMITY
+from bot.core.models import Evidence, EvidenceKind
+from bot.core.untrusted import quote_untrusted
+
+
+def proximity(minutes_before: float) -> float:
+    """How strongly a change's timing suggests it caused the onset (`weights.PROXIMITY`)."""
+    if minutes_before < -AFTER_ONSET_SLACK_MIN:  # landed after the onset
+        return 0.0
+    for within, score in PROXIMITY:
+        if minutes_before <= within:
+            return score
+    return 0.0
+
+
+def _event_kind(ev: Evidence) -> Literal["deploy", "config"] | None:
+    tags = [str(t).lower() for t in ev.data.get("tags") or []]
+    source = str(ev.data.get("source") or "").lower()
+    sources = {source} | {t.split(":", 1)[1] for t in tags if t.startswith("source:")}
+    if sources & CONFIG_SOURCES or any("config" in t or "feature_flag" in t for t in tags):
+        return "config"
+    if CONFIG_WORDS.search(ev.title):
+        return "config"
+    if DEPLOY_WORDS.search(ev.title) or "deploy" in sources:
+        return "deploy"
+    return None
+
+
+def change_signals(evidence: list[Evidence], onset: datetime) -> list[ChangeSignal]:
+    deploys = sorted((ev for ev in evidence if ev.kind == EvidenceKind.DEPLOY and ev.timestamp),
+                     key=lambda ev: (aware(ev.timestamp or onset), ev.id))
+    out: list[ChangeSignal] = []
+    for i, ev in enumerate(deploys):
+        at = aware(ev.timestamp or onset)
+        env = str(ev.data.get("environment") or "") or None
+        if env and env.lower() not in PROD_ENVS:
+            continue  # a staging deploy does not break production
+        sha = str(ev.data.get("sha") or ev.ref.get("sha") or "")[:7]
+        ref = quote_untrusted(str(ev.data.get("ref") or ""), 40)
+        name = f"{ref} ({sha})" if ref and sha else ref or sha or (quote_untrusted(ev.title, 60) or ev.id)
+        # The version to go back to is the last one that went out: a failed deployment leaves
+        # the version before it serving, so it is never the rollback target.
+        same_env = [p for p in deploys[:i] if p.data.get("environment") == ev.data.get("environment")
+                    and not _deploy_failed(p)]
+        previous = same_env[-1] if same_env else None
+        out.append(_change(ev, "deploy", at, onset, name, _deploy_detail(ev), env,
+                           previous.id if previous else None, _deploy_failed(ev)))
+    for ev in evidence:
+        if ev.kind != EvidenceKind.EVENT or ev.timestamp is None:
+            continue
+        kind = _event_kind(ev)
+        title = quote_untrusted(_event_title(ev, kind), 90)
+        if kind is None or title is None:
+            continue
+        out.append(_change(ev, kind, aware(ev.timestamp), onset, title, None, None, None, False))
+    out.sort(key=lambda c: (-c.proximity, abs(c.minutes_before_onset), c.evidence_id))
+    return out
+
+
+def _deploy_failed(ev: Evidence) -> bool:
+    return str(ev.data.get("status") or "").lower() in {"failure", "error"}
+
+
+
+def _event_title(ev: Evidence, kind: Literal["deploy", "config"] | None) -> str:
+    """The event's own title without the labels the connector or the emitter put in front
+    ("Event: Config change: pool max 50 -> 5" reads "pool max 50 -> 5" next to "config change")."""
+    title = str(ev.ref.get("title") or ev.title)
+    for _ in range(2):
+        stripped = KIND_PREFIX.sub("", title)
+        if stripped == title or not stripped.strip():
+            break
+        title = stripped
+    return title
+
+
+def _change(ev: Evidence, kind: Literal["deploy", "config"], at: datetime, onset: datetime, name: str,
+            detail: str | None, env: str | None, previous: str | None, failed: bool) -> ChangeSignal:
+    minutes = (onset - at).total_seconds() / 60
+    return ChangeSignal(evidence_id=ev.id, kind=kind, at=at, name=name, detail=detail, environment=env,
+                        minutes_before_onset=minutes, proximity=proximity(minutes), previous_id=previous,
+                        failed=failed)
+
+
+def _deploy_detail(ev: Evidence) -> str | None:
+    parts: list[str] = []
+    description = quote_untrusted(str(ev.data.get("description") or ""), 80)
+    if description:
+        parts.append(f"“{description}”")
+    for pr in (ev.data.get("pull_requests") or [])[:2]:
+        if not isinstance(pr, dict):
+            continue
+        title = quote_untrusted(str(pr.get("title") or ""), 70)
+        number = as_int(pr.get("number"))
+        if title and title.lower() != (description or "").lower():
+            parts.append(f"PR #{number} “{title}”" if number else f"PR “{title}”")
+        elif number:
+            parts.append(f"PR #{number}")
+    return ", ".join(parts) or None
+

@@ -1,0 +1,47 @@
+"""Log-pattern evidence read as signals: new or spiking error patterns, what they blame, and
+whether they read like instructions to the bot (then they are counted, never quoted)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bot.analyse.signals import LogSignal
+from bot.analyse.values import as_int, aware, parse_time
+from bot.analyse.vocabulary import (
+    MEMORY_EXHAUSTED,
+    POOL_EXHAUSTED,
+    THREADS_EXHAUSTED,
+    TIMEOUT_LIKE,
+    find_upstream,
+)
+from bot.core.models import Evidence, EvidenceKind, TimeWindow
+from bot.core.untrusted import looks_like_instructions, quote_untrusted
+
+
+def log_signals(evidence: list[Evidence], window: TimeWindow) -> list[LogSignal]:
+    window_min = max((window.end - window.start).total_seconds() / 60, 1.0)
+    baseline_min = max((window.start - window.baseline_start).total_seconds() / 60, 1.0)
+    out: list[LogSignal] = []
+    for ev in evidence:
+        if ev.kind != EvidenceKind.LOG_PATTERN:
+            continue
+        sample = str(ev.data.get("sample") or ev.ref.get("sample") or "")
+        template = str(ev.data.get("template") or ev.title or "")
+        text = f"{template}\n{sample}"
+        suspicious = looks_like_instructions(text)
+        count, before = as_int(ev.data.get("count")), as_int(ev.data.get("count_before"))
+        spike = (count / window_min) / (before / baseline_min) if before > 0 else None
+        hint: Literal["pool", "memory", "threads"] | None = (
+            "pool" if POOL_EXHAUSTED.search(text) else "memory" if MEMORY_EXHAUSTED.search(text)
+            else "threads" if THREADS_EXHAUSTED.search(text) else None)
+        out.append(LogSignal(
+            evidence_id=ev.id, quote=None if suspicious else quote_untrusted(sample or template, 110),
+            status=str(ev.data.get("status") or "info"), count=count, count_before=before,
+            first_seen=parse_time(ev.data.get("first_seen")) or (
+                aware(ev.timestamp) if ev.timestamp else None),
+            is_new=before == 0 and count > 0, spike_ratio=spike, suspicious=suspicious,
+            upstream=None if suspicious else find_upstream(text),
+            timeout_like=bool(TIMEOUT_LIKE.search(text)), capacity_hint=None if suspicious else hint))
+    out.sort(key=lambda s: (not s.notable, not s.is_error, -s.count, s.evidence_id))
+    return out
+

@@ -1,0 +1,173 @@
+"""`incident-brief doctor`: per connector, proof that a read works and that a write is refused.
+
+Reads go through the tool choke point like any brief's (policy, timeout, audit), with
+parameters from the first catalog entry that names the source. Writes are attempted through
+each connector's own HTTP session, so the check is the real guard: a write must be refused
+in-process by the wire allowlist (`WireRefused`) before anything is sent. The Jira writer's
+one allowed write (create issue) is never exercised; a different write (DELETE) is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from slack_sdk.errors import SlackApiError
+
+from bot.core.audit import MemoryAudit
+from bot.core.config import Settings
+from bot.core.errors import ConfigError, WireRefused
+from bot.core.models import Alert, ServiceEntry, Source
+from bot.core.policy import Policy, default_policy, load_policy
+from bot.gather.connectors import Connectors
+from bot.gather.plan import incident_window
+from bot.gather.tools import ToolRunner
+from bot.intake.catalog import Catalog, load_catalog
+from bot.runtime import slack_client
+
+
+@dataclass(frozen=True)
+class DoctorRow:
+    connector: str
+    read: str  # "ok" or what failed
+    read_detail: str
+    write: str  # "refused", "not applicable" or what went wrong
+    write_detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.read == "FAILED" or self.write == "NOT REFUSED"
+
+
+async def _probe_write(attempt: Callable[[], Awaitable[Any]]) -> tuple[str, str]:
+    try:
+        result = await attempt()
+    except WireRefused as refused:
+        return "refused", str(refused)
+    except Exception as exc:  # anything else means the request may have left the process
+        return "NOT REFUSED", f"{type(exc).__name__}: {exc}"[:200]
+    if result is True or (isinstance(result, str) and result):
+        return "refused", result if isinstance(result, str) else "refused before sending"
+    return "NOT REFUSED", "the write was not stopped by the allowlist"
+
+
+def _first(catalog: Catalog, has: Callable[[ServiceEntry], object]) -> ServiceEntry | None:
+    return next((catalog.get(name) for name in catalog.names() if has(catalog.get(name))), None)  # type: ignore[arg-type]
+
+
+async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: Catalog | None = None,
+                     now: datetime | None = None) -> list[DoctorRow]:
+    """One row per connector: a cheap real read, and a write that the wire allowlist must refuse.
+
+    Policy and catalog default to the configured files (or the bundled policy and an empty
+    catalog). The checks run concurrently, so the doctor takes as long as its slowest source.
+    """
+    policy = policy or (load_policy(settings.policy_file) if settings.policy_file else default_policy())
+    if catalog is None:
+        catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
+    now = now or datetime.now(UTC)
+    connectors = Connectors.from_settings(settings)
+    runner = ToolRunner(policy=policy, audit=MemoryAudit(), brief_key="doctor", actor="doctor", timeout_s=15)
+    any_service = _first(catalog, lambda s: True) or ServiceEntry(name="doctor")
+    alert = Alert(via="cli", title="doctor", service=any_service.name, triggered_at=now)
+    window = incident_window(alert, now)
+
+    async def read(tool: str, source: Source, call: Callable[[], Awaitable[Any]]) -> tuple[str, str]:
+        started = time.perf_counter()
+        outcome = await runner.read(tool, source, call)
+        took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+        if outcome.gap is not None:
+            return "FAILED", f"{tool}: {outcome.gap.reason}"
+        return "ok", f"{tool}: {len(outcome.evidence)} items in {took}"
+
+    async def check(name: str, reading: Awaitable[tuple[str, str]],
+                    write: Callable[[], Awaitable[Any]]) -> DoctorRow:
+        status, detail = await reading
+        write_status, write_detail = await _probe_write(write)
+        return DoctorRow(name, status, detail, write_status, write_detail)
+
+    try:
+        if not (connectors.datadog and connectors.github and connectors.confluence and connectors.pagerduty
+                and connectors.jira):
+            raise ConfigError("doctor needs every read connector configured")
+        dd, gh, cf, pd, jr = (connectors.datadog, connectors.github, connectors.confluence, connectors.pagerduty,
+                              connectors.jira)
+        dd_service = any_service.datadog.service if any_service.datadog else any_service.name
+        repo = _first(catalog, lambda s: s.github_repo)
+        space = _first(catalog, lambda s: s.confluence_space)
+        pd_service = _first(catalog, lambda s: s.pagerduty_service_id)
+        project = _first(catalog, lambda s: s.jira_project)
+        checks = [
+            check("datadog", read("datadog.query_metrics", Source.DATADOG,
+                                  lambda: dd.query_metrics([f"sum:trace.http.request.hits{{service:{dd_service}}}"],
+                                                           window)), dd.write_probe),
+            check("github", read("github.list_deployments", Source.GITHUB,
+                                 lambda: gh.recent_deploys(repo.github_repo or "", window))
+                  if repo else _skip("no catalog service names a GitHub repo"), gh.write_probe),
+            check("confluence", read("confluence.search", Source.CONFLUENCE,
+                                     lambda: cf.find_runbooks(space.confluence_space if space else None,
+                                                              space.confluence_labels if space else [], "doctor")),
+                  cf.write_probe),
+            check("pagerduty", read("pagerduty.list_incidents", Source.PAGERDUTY,
+                                    lambda: pd.recent_incidents(pd_service.pagerduty_service_id or "", window))
+                  if pd_service else _skip("no catalog service names a PagerDuty service"), pd.write_probe),
+            check("jira (read)", read("jira.search", Source.JIRA,
+                                      lambda: jr.open_issues(project.jira_project or "", project.name))
+                  if project else _skip("no catalog service names a Jira project"), jr.write_probe),
+            _jira_writer(settings),
+            _slack(settings),
+        ]
+        return list(await asyncio.gather(*checks))
+    finally:
+        await connectors.aclose()
+
+
+async def _skip(reason: str) -> tuple[str, str]:
+    return "skipped", reason
+
+
+async def _jira_writer(settings: Settings) -> DoctorRow:
+    """The writer may create issues (behind approval) and nothing else. Its create is never
+    exercised here: a different write (DELETE an issue) must be refused instead."""
+    from connectors.jira import JiraWriter
+
+    writer = JiraWriter(settings.jira)
+    try:
+        status, detail = await _probe_write(writer.write_probe)
+    finally:
+        await writer.aclose()
+    return DoctorRow("jira (writer)", "n/a", "create_issue runs only after an approval", status, detail)
+
+
+async def _slack(settings: Settings) -> DoctorRow:
+    client = slack_client(settings)
+    started = time.perf_counter()
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        return DoctorRow("slack", "FAILED", f"auth.test: {exc.response.get('error', 'error')}", "n/a", "")
+    except Exception as exc:
+        return DoctorRow("slack", "FAILED", f"auth.test: {type(exc).__name__}: {exc}"[:200], "n/a", "")
+    took = (time.perf_counter() - started) * 1000
+    who = answer.get("user") or answer.get("user_id") or "?"
+    return DoctorRow("slack", "ok", f"auth.test as {who} in {took:.0f} ms", "n/a",
+                     "posting messages is the bot's job; Jira is its only gated write")
+
+
+def doctor_table(rows: list[DoctorRow]) -> Table:
+    table = Table(title="incident-brief doctor")
+    for column in ("connector", "read", "detail", "write", "write detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        read_style = "green" if row.read in {"ok", "n/a"} else "yellow" if row.read == "skipped" else "red"
+        write_style = "green" if row.write in {"refused", "n/a"} else "red"
+        read = f"read {row.read}" if row.read in {"ok", "FAILED"} else row.read
+        table.add_row(row.connector, f"[{read_style}]{read}[/]", row.read_detail,
+                      f"[{write_style}]{'write refused' if row.write == 'refused' else row.write}[/]",
+                      row.write_detail)
+    return table

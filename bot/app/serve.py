@@ -1,0 +1,65 @@
+"""The `web` and `clock` processes as coroutines the CLI runs.
+
+`serve` is the same ASGI app the demo and the end-to-end tests drive (`bot.app.web`), behind
+uvicorn. With `slack.socket_mode` on, Slack events arrive over Socket Mode instead of HTTP
+(no public URL needed); the PagerDuty webhook, health and metrics are still served over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from bot.app.bootstrap import build_runtime
+from bot.app.clock import run_clock
+from bot.app.web import build_bolt_app, build_web_app
+from bot.core.config import Settings
+from bot.core.errors import ConfigError
+from bot.intake.catalog import Catalog
+from bot.runtime import Runtime
+
+log = logging.getLogger("incident_brief.serve")
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start half-configured: a bot that cannot verify Slack must not listen."""
+    missing = []
+    if not settings.slack.bot_token.get_secret_value():
+        missing.append("IB_SLACK__BOT_TOKEN")
+    if settings.slack.socket_mode:
+        if not settings.slack.app_token.get_secret_value():
+            missing.append("IB_SLACK__APP_TOKEN (socket mode)")
+    elif not settings.slack.signing_secret.get_secret_value():
+        missing.append("IB_SLACK__SIGNING_SECRET")
+    if missing:
+        raise ConfigError("missing settings: " + ", ".join(missing))
+
+
+async def serve(rt: Runtime, host: str, port: int) -> None:
+    bolt = build_bolt_app(rt)
+    web = build_web_app(rt, bolt)
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off", log_level="info"))
+    if not rt.settings.slack.socket_mode:
+        await server.serve()
+        return
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(bolt, rt.settings.slack.app_token.get_secret_value())
+    await handler.connect_async()
+    try:
+        await server.serve()
+    finally:
+        await handler.close_async()
+
+
+async def serve_settings(settings: Settings, host: str, port: int, catalog: Catalog | None = None) -> None:
+    check_settings(settings)
+    rt = await build_runtime(settings, catalog=catalog)
+    log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
+    await serve(rt, host, port)
+
+
+async def clock_settings(settings: Settings) -> None:
+    rt = await build_runtime(settings)
+    await run_clock(rt)

@@ -1,0 +1,87 @@
+"""The `web` process: one ASGI app for Slack (events, interactivity, commands), the
+PagerDuty webhook, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.core.keys import pagerduty_key
+from bot.core.models import Alert
+from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook
+from bot.runtime import Runtime
+from bot.slack.handlers import register
+from bot.slack.publish import post_status, publish_brief
+
+log = logging.getLogger("incident_brief.web")
+
+STATUS_LINES = {
+    "incident.acknowledged": "Acknowledged",
+    "incident.escalated": "Escalated",
+    "incident.resolved": "Resolved",
+    "incident.reopened": "Reopened",
+}
+
+
+def build_bolt_app(rt: Runtime) -> AsyncApp:
+    # The client already carries the bot token (and the retry handlers); Bolt uses it as is.
+    app = AsyncApp(client=rt.slack, signing_secret=rt.settings.slack.signing_secret.get_secret_value(),
+                   request_verification_enabled=True, process_before_response=False)
+    register(app, rt)
+    return app
+
+
+async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
+    incident = event.data
+    key = pagerduty_key(incident.id)
+    if event.event_type == "incident.triggered":
+        service = rt.catalog.by_pagerduty_service(incident.service.id)
+        name = service.name if service else incident.service.summary
+        channel = (service.slack_channel if service else None) or rt.settings.slack.default_channel
+        if not channel:
+            log.warning("no channel for PagerDuty service %s and no default channel: not posting",
+                        incident.service.id)
+            return
+        alert = Alert(via="pagerduty", title=incident.title or f"{name} incident", service=name,
+                      triggered_at=incident.created_at or event.occurred_at, incident_id=incident.id,
+                      urgency="low" if incident.urgency == "low" else "high")
+        await publish_brief(rt, alert, rt.catalog.resolve(name), channel, key=key)
+        return
+    who = f" by {event.agent.summary}" if event.agent and event.agent.summary else ""
+    status = event.event_type.removeprefix("incident.")
+    await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
+                                       f"at {event.occurred_at:%H:%M} UTC")
+
+
+def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
+    handler = AsyncSlackRequestHandler(bolt or build_bolt_app(rt))
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "background_tasks": len(rt.tasks)})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    webhook = PagerDutyWebhook(
+        secrets=lambda: [s.get_secret_value() for s in rt.settings.pagerduty.webhook_secrets],
+        record_delivery=rt.store.record_webhook_delivery,
+        on_event=lambda event: on_pagerduty_event(rt, event),
+        spawn=lambda work: rt.spawn(work, name="pagerduty"),
+        now=rt.now,
+    )
+    return Starlette(routes=[
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/webhooks/pagerduty", webhook.handle, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])

@@ -1,0 +1,242 @@
+"""Policy as code: what the bot may do, decided from one reviewed file.
+
+The file is the `agent_policy` YAML of the design (`config/policy.yaml`). It is validated with
+pydantic at start-up; a bad file is refused with a message naming the key. `decide` answers
+for one tool call: allow, needs approval, or deny, with the reason that goes into the audit
+trail. The defaults are the safe ones: a tool nobody listed is denied, and a write tool is
+never allowed without an approval unless the file explicitly says ``none``.
+
+Pure: no I/O beyond reading the file in `load_policy`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.core.errors import ConfigError
+
+Mode = Literal["read_only", "dry_run", "execute"]
+ApprovalRule = Literal["required", "two_person", "none"]
+Outcome = Literal["allow", "needs_approval", "deny"]
+
+READ_TOOLS: tuple[str, ...] = (
+    "datadog.get_monitor", "datadog.get_dashboard", "datadog.query_metrics", "datadog.search_logs",
+    "datadog.list_events", "github.list_deployments", "confluence.search", "pagerduty.get_incident",
+    "pagerduty.list_incidents", "jira.search",
+)
+WRITE_TOOLS: tuple[str, ...] = ("jira.create_issue",)
+KNOWN_TOOLS: tuple[str, ...] = READ_TOOLS + WRITE_TOOLS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_POLICY = REPO_ROOT / "config" / "policy.yaml"
+READ_ONLY_POLICY = REPO_ROOT / "config" / "policy.readonly.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Approvers(_Strict):
+    users: list[str] = Field(default_factory=list)
+    slack_user_groups: list[str] = Field(default_factory=list)
+
+
+class JiraRules(_Strict):
+    allowed_projects: list[str] = Field(default_factory=list)
+
+
+class PiiRules(_Strict):
+    redact: bool = True
+    redact_prompts: bool = True
+    log_retention_days: int = Field(default=30, gt=0, le=3650)
+
+
+class SpendLimits(_Strict):
+    per_user_usd_per_day: float = Field(default=2.0, ge=0)
+    per_workspace_usd_per_month: float = Field(default=500.0, ge=0)
+
+
+class StepCaps(_Strict):
+    max_model_calls_per_brief: int = Field(default=3, ge=0, le=50)
+    max_tool_calls_per_brief: int = Field(default=25, gt=0, le=500)
+
+
+class Decision(_Strict):
+    tool: str
+    outcome: Outcome
+    reason: str
+    preview_only: bool = False
+
+
+def _did_you_mean(tool: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(tool, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _inconsistencies(policy: Policy) -> list[str]:
+    """Each problem as "key: message", so the error names the key to fix. A typo in a tool name
+    is an error, not a silent deny: nobody would notice the missing read until an incident."""
+    problems: list[str] = []
+    for field in ("allowed_tools", "write_tools"):
+        tools: list[str] = getattr(policy, field)
+        for index, tool in enumerate(tools):
+            if tool in tools[:index]:
+                problems.append(f"{field}[{index}]: {tool!r} is listed twice")
+    for index, tool in enumerate(policy.allowed_tools):
+        if tool in policy.write_tools:
+            problems.append(f"allowed_tools[{index}]: {tool!r} is listed as both a read and a write tool")
+        elif tool in WRITE_TOOLS:
+            problems.append(f"allowed_tools[{index}]: {tool!r} is a write tool: list it under write_tools, "
+                            "not allowed_tools")
+        elif tool not in READ_TOOLS:
+            problems.append(f"allowed_tools[{index}]: unknown tool {tool!r}{_did_you_mean(tool, KNOWN_TOOLS)}")
+    for index, tool in enumerate(policy.write_tools):
+        if tool not in WRITE_TOOLS:
+            kind = "a read tool, list it under allowed_tools" if tool in READ_TOOLS else "not a known write tool"
+            problems.append(f"write_tools[{index}]: {tool!r} is {kind} (write tools: {', '.join(WRITE_TOOLS)})")
+        elif tool not in policy.approvals:
+            problems.append(f"approvals.{tool}: write tool {tool!r} needs an `approvals` entry "
+                            "(required, two_person or none)")
+    for tool in policy.approvals:
+        if tool not in policy.write_tools:
+            problems.append(f"approvals.{tool}: names {tool!r}, which is not in write_tools")
+    if "jira.create_issue" in policy.write_tools and not policy.jira.allowed_projects:
+        problems.append("jira.allowed_projects: jira.create_issue is a write tool but jira.allowed_projects "
+                        "is empty")
+    needs_approver = [t for t in policy.write_tools if policy.approvals.get(t, "required") != "none"]
+    if (needs_approver and policy.default_mode != "read_only"
+            and not policy.approvers.users and not policy.approvers.slack_user_groups):
+        problems.append(f"approvers: {', '.join(needs_approver)} needs an approval but no approver is listed "
+                        "(approvers.users or approvers.slack_user_groups)")
+    return problems
+
+
+class Policy(_Strict):
+    default_mode: Mode = "read_only"
+    allowed_tools: list[str] = Field(default_factory=list)
+    write_tools: list[str] = Field(default_factory=list)
+    approvals: dict[str, ApprovalRule] = Field(default_factory=dict)
+    approvers: Approvers = Field(default_factory=Approvers)
+    jira: JiraRules = Field(default_factory=JiraRules)
+    pii: PiiRules = Field(default_factory=PiiRules)
+    spend_limits: SpendLimits = Field(default_factory=SpendLimits)
+    steps: StepCaps = Field(default_factory=StepCaps)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        problems = _inconsistencies(self)
+        if problems:
+            # One "key: message" per line; `parse_policy` prefixes each key with `agent_policy.`.
+            raise ValueError("\n".join(problems))
+        return self
+
+    def decide(self, tool: str, actor: str | None = None, args: dict[str, Any] | None = None) -> Decision:
+        """What this tool call gets. `actor` and `args` are for rules that look at them
+        (the Jira project is checked here too, so no caller can forget it)."""
+        del actor  # who asks does not change tool rights; approvers are checked at approval time
+        if tool not in KNOWN_TOOLS:
+            return Decision(tool=tool, outcome="deny", reason=f"unknown tool {tool!r}")
+        if tool in READ_TOOLS:
+            if tool in self.allowed_tools:
+                return Decision(tool=tool, outcome="allow", reason="read tool listed in allowed_tools")
+            return Decision(tool=tool, outcome="deny", reason="read tool not listed in allowed_tools")
+        if tool not in self.write_tools:
+            return Decision(tool=tool, outcome="deny", reason="write tool not listed in write_tools")
+        if self.default_mode == "read_only":
+            return Decision(tool=tool, outcome="deny", reason="policy is in read_only mode")
+        project = (args or {}).get("project")
+        if tool == "jira.create_issue" and project is not None and project not in self.jira.allowed_projects:
+            return Decision(tool=tool, outcome="deny",
+                            reason=f"Jira project {project!r} is not in jira.allowed_projects")
+        preview = self.default_mode == "dry_run"
+        rule = self.approvals.get(tool, "required")
+        if rule == "none":
+            # Explicitly no approver; dry_run still only previews.
+            return Decision(tool=tool, outcome="allow", preview_only=preview,
+                            reason="write tool with approvals: none" + (" (dry_run: preview only)" if preview else ""))
+        why = {"required": "one approver", "two_person": "two approvers, not only the requester",
+               "none": "no approver"}[rule]
+        suffix = " (dry_run: preview only, nothing is sent)" if preview else ""
+        return Decision(tool=tool, outcome="needs_approval", reason=f"write tool: needs {why}{suffix}",
+                        preview_only=preview)
+
+    def describe(self) -> str:
+        return describe(self)
+
+
+def describe(policy: Policy) -> str:
+    """The effective policy and what each known tool would get, for `policy check`."""
+    lines = [
+        f"default_mode: {policy.default_mode}",
+        f"approvers: users={policy.approvers.users or '[]'} "
+        f"slack_user_groups={policy.approvers.slack_user_groups or '[]'}",
+        f"jira.allowed_projects: {policy.jira.allowed_projects or '[]'}",
+        f"pii: redact={policy.pii.redact} redact_prompts={policy.pii.redact_prompts} "
+        f"log_retention_days={policy.pii.log_retention_days}",
+        f"spend_limits: ${policy.spend_limits.per_user_usd_per_day:.2f}/user/day, "
+        f"${policy.spend_limits.per_workspace_usd_per_month:.2f}/workspace/month",
+        f"steps: {policy.steps.max_model_calls_per_brief} model calls, "
+        f"{policy.steps.max_tool_calls_per_brief} tool calls per brief",
+        "",
+        f"{'tool':<26} {'decision':<15} reason",
+    ]
+    for tool in KNOWN_TOOLS:
+        decision = policy.decide(tool, None, {})
+        lines.append(f"{tool:<26} {decision.outcome:<15} {decision.reason}")
+    return "\n".join(lines)
+
+
+def parse_policy(raw: Any, origin: str) -> Policy:
+    if not isinstance(raw, dict) or "agent_policy" not in raw:
+        raise ConfigError(f"{origin}: expected a top-level `agent_policy:` mapping")
+    extra = sorted(set(raw) - {"agent_policy"})
+    if extra:
+        raise ConfigError(f"{origin}: unknown top-level key(s): {', '.join(extra)}")
+    body = raw["agent_policy"]
+    if body is not None and not isinstance(body, dict):
+        raise ConfigError(f"{origin}: agent_policy: expected a mapping, got {type(body).__name__}")
+    try:
+        return Policy.model_validate(body or {})
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{origin}: {line}" for line in _error_lines(exc))) from exc
+
+
+def _error_lines(exc: ValidationError) -> list[str]:
+    """Every problem as "agent_policy.<key>: <message>", the file's own key path."""
+    lines: list[str] = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in ("agent_policy", *error["loc"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        if error["loc"]:
+            lines.append(f"{where}: {message}")
+        else:  # cross-field checks: each line already starts with its own key
+            lines.extend(f"agent_policy.{line}" for line in message.splitlines())
+    return lines
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; any problem is a `ConfigError` naming file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read policy file: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_policy(raw, str(path))
+
+
+def default_policy() -> Policy:
+    """The bundled policy (reads allowed, the Jira write behind one approval)."""
+    return load_policy(BUNDLED_POLICY)
+
+
+def read_only_policy() -> Policy:
+    return load_policy(READ_ONLY_POLICY)

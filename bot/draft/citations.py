@@ -1,0 +1,105 @@
+"""Citation validation: every claim must rest on evidence that exists. Pure.
+
+Whatever drafted the brief (the offline drafter or a model through the gateway), its claims
+are checked against the evidence actually gathered:
+
+- a citation to an id that is not in the evidence is removed (and noted);
+- a cause, timeline entry or next action left with no valid citation is dropped (and noted):
+  an unsupported claim is worse than a missing one at 3 a.m.;
+- the headline and impact are required, so an uncited one is kept but rewritten to say it
+  is unsupported rather than silently asserted;
+- a ticket proposal whose citations do not all exist loses the bad ones, and one with none
+  left is withdrawn (it could not be approved on evidence).
+
+`coverage` is the share of the original claims that had at least one valid citation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from bot.core.models import Brief, Claim, Evidence
+
+UNSUPPORTED_PREFIX = "Unsupported by gathered evidence: "
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CitationCheck:
+    brief: Brief
+    coverage: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _clean(claim: Claim, known: set[str], where: str, problems: list[str]) -> Claim:
+    valid = [cid for cid in dict.fromkeys(claim.citations) if cid in known]
+    unknown = [cid for cid in claim.citations if cid not in known]
+    if unknown:
+        problems.append(f"{where}: cites unknown evidence {', '.join(sorted(set(unknown)))}")
+    return claim if valid == claim.citations else claim.model_copy(update={"citations": valid})
+
+
+def validate_brief(brief: Brief, evidence: list[Evidence]) -> CitationCheck:
+    known = {item.id for item in evidence}
+    problems: list[str] = []
+    total = len(brief.claims())
+    supported = 0
+
+    def check(claim: Claim, where: str) -> Claim:
+        nonlocal supported
+        cleaned = _clean(claim, known, where, problems)
+        if cleaned.citations:
+            supported += 1
+        return cleaned
+
+    def required(claim: Claim, where: str) -> Claim:
+        """Headline and impact cannot be dropped: an unsupported one says so instead."""
+        cleaned = check(claim, where)
+        if cleaned.citations or cleaned.text.startswith(UNSUPPORTED_PREFIX):
+            return cleaned
+        problems.append(f"{where}: no valid citation")
+        return cleaned.model_copy(update={"text": UNSUPPORTED_PREFIX + cleaned.text})
+
+    def kept(items: Sequence[T], where: str, claim_of: Callable[[T], Claim],
+             rebuild: Callable[[T, Claim], T]) -> list[T]:
+        """The items whose claim keeps a valid citation; the others are dropped and noted."""
+        out: list[T] = []
+        for index, item in enumerate(items):
+            claim = check(claim_of(item), f"{where}[{index}]")
+            if claim.citations:
+                out.append(rebuild(item, claim))
+            else:
+                problems.append(f"{where}[{index}]: dropped, no valid citation")
+        return out
+
+    headline = required(brief.headline, "headline")
+    impact = required(brief.impact, "impact")
+    causes = kept(brief.likely_causes, "likely_causes", lambda c: c.claim,
+                  lambda c, claim: c.model_copy(update={"claim": claim}))
+    timeline = kept(brief.timeline, "timeline", lambda e: e.claim,
+                    lambda e, claim: e.model_copy(update={"claim": claim}))
+    actions = kept(brief.next_actions, "next_actions", lambda a: a, lambda _a, claim: claim)
+
+    ticket = brief.ticket
+    if ticket is not None:
+        valid = [cid for cid in dict.fromkeys(ticket.citations) if cid in known]
+        if len(valid) != len(ticket.citations):
+            problems.append("ticket: cites unknown evidence")
+        ticket = ticket.model_copy(update={"citations": valid}) if valid else None
+        if ticket is None:
+            problems.append("ticket: withdrawn, no valid citation")
+
+    notes = list(brief.notes)
+    if problems:
+        notes.append(f"Citation check: {len(problems)} problem(s) fixed; unsupported claims were removed.")
+    checked = brief.model_copy(update={
+        "headline": headline, "impact": impact, "likely_causes": causes, "timeline": timeline,
+        "next_actions": actions, "ticket": ticket, "notes": notes,
+    })
+    return CitationCheck(brief=checked, coverage=supported / total if total else 1.0, problems=problems)

@@ -1,0 +1,155 @@
+"""The one choke point for every tool call: policy, step cap, timeout, redaction, audit.
+
+Nothing in the bot calls a connector except through `ToolRunner`. A read returns evidence
+or a `SourceGap` (never raises for a source problem); a write runs only with an approval
+record that was claimed for execution, and in ``dry_run`` mode only previews. Evidence is
+redacted here, on the way in, so no secret or PII reaches the model, Slack, the store or
+the logs downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.core.audit import AuditSink, ToolCallRecord
+from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable
+from bot.core.models import Evidence, Source, SourceGap
+from bot.core.policy import Decision, Policy
+from bot.core.redaction import redact, redact_obj
+
+ReadCall = Callable[[], Awaitable[list[Evidence]]]
+WriteCall = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class ApprovedAction(Protocol):
+    """What a write needs to show: an approval claimed for execution of this very tool."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tool(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+@dataclass
+class ReadOutcome:
+    tool: str
+    evidence: list[Evidence] = field(default_factory=list)
+    gap: SourceGap | None = None
+
+
+@dataclass
+class WriteOutcome:
+    tool: str
+    executed: bool
+    preview: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+
+def redact_evidence(item: Evidence) -> Evidence:
+    """Mask secrets and PII in every free-text field an outside system gave us."""
+    return item.model_copy(update={
+        "title": redact(item.title),
+        "excerpt": redact(item.excerpt),
+        "ref": {k: redact(v) for k, v in item.ref.items()},
+        "data": redact_obj(item.data),
+    })
+
+
+class ToolRunner:
+    """Runs tool calls for one brief (or one approval) on behalf of one actor."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        audit: AuditSink,
+        brief_key: str | None = None,
+        actor: str | None = None,
+        timeout_s: float = 20.0,
+    ) -> None:
+        self.policy = policy
+        self.audit = audit
+        self.brief_key = brief_key
+        self.actor = actor
+        self.timeout_s = timeout_s
+        self.calls = 0
+        self.max_calls = policy.steps.max_tool_calls_per_brief
+
+    async def read(self, tool: str, source: Source, call: ReadCall, *,
+                   args: dict[str, Any] | None = None, timeout_s: float | None = None) -> ReadOutcome:
+        args = args or {}
+        decision = self._decide(tool, args)
+        if decision.outcome != "allow":
+            reason = f"not permitted by policy: {decision.reason}"
+            await self._audit(tool, decision, "denied", reason, args)
+            return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+        if self.calls >= self.max_calls:
+            reason = f"step cap reached ({self.max_calls} tool calls per brief)"
+            await self._audit(tool, decision, "denied", reason, args)
+            return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+        self.calls += 1
+        started = time.perf_counter()
+        limit = timeout_s or self.timeout_s
+        try:
+            found = await asyncio.wait_for(call(), timeout=limit)
+        except SourceUnavailable as exc:
+            return await self._gap(tool, source, decision, redact(exc.reason), args, started)
+        except TimeoutError:
+            return await self._gap(tool, source, decision, f"no answer within {limit:.0f}s", args, started)
+        except Exception as exc:  # a connector bug must not sink the brief: show it as a gap
+            reason = f"failed unexpectedly ({type(exc).__name__})"
+            return await self._gap(tool, source, decision, reason, args, started, outcome="error")
+        evidence = [redact_evidence(item) for item in found]
+        await self._audit(tool, decision, "ok", f"{len(evidence)} items", args,
+                          started=started, count=len(evidence))
+        return ReadOutcome(tool, evidence=evidence)
+
+    async def write(self, tool: str, call: WriteCall, *, args: dict[str, Any],
+                    approval: ApprovedAction | None, preview: dict[str, Any]) -> WriteOutcome:
+        """Run a write tool. Requires an approval claimed for execution of this tool."""
+        decision = self._decide(tool, args)
+        if decision.outcome == "deny":
+            await self._audit(tool, decision, "denied", decision.reason, args)
+            raise PolicyDenied(tool, decision.reason)
+        if decision.outcome == "needs_approval" and (
+            approval is None or approval.tool != tool or approval.state != "executing"
+        ):
+            await self._audit(tool, decision, "denied", "no approval claimed for execution", args)
+            raise ApprovalRequired(tool)
+        if decision.preview_only:
+            await self._audit(tool, decision, "preview", "dry run: request not sent", args)
+            return WriteOutcome(tool, executed=False, preview=preview)
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(call(), timeout=self.timeout_s)
+        except Exception as exc:
+            await self._audit(tool, decision, "error", redact(str(exc))[:300], args, started=started)
+            raise
+        await self._audit(tool, decision, "ok", redact(str(result))[:300], args, started=started)
+        return WriteOutcome(tool, executed=True, result=result)
+
+    def _decide(self, tool: str, args: dict[str, Any]) -> Decision:
+        return self.policy.decide(tool, self.actor, args)
+
+    async def _gap(self, tool: str, source: Source, decision: Decision, reason: str,
+                   args: dict[str, Any], started: float, outcome: str = "gap") -> ReadOutcome:
+        await self._audit(tool, decision, outcome, reason, args, started=started)
+        return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+
+    async def _audit(self, tool: str, decision: Decision, outcome: str, detail: str,
+                     args: dict[str, Any], *, started: float | None = None, count: int = 0) -> None:
+        latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        await self.audit.tool_call(ToolCallRecord(
+            brief_key=self.brief_key, tool=tool, actor=self.actor, decision=decision.outcome,
+            decision_reason=decision.reason, outcome=outcome,
+            detail=redact(detail), evidence_count=count, latency_ms=latency,
+            args=redact_obj(args),
+        ))

@@ -1,0 +1,143 @@
+"""Filing the Jira ticket after approval: exactly once, through the write tool, audited.
+
+The approval row is the lock: `claim_for_execution` is a compare-and-set, so concurrent
+clicks, Slack retries and several replicas produce one winner. The winner first asks Jira
+whether a ticket carrying this approval's idempotency label exists (a restart between create
+and complete leaves exactly that), and only then creates one through `ToolRunner.write`.
+What is filed is what was approved: the approval's stored proposal, never the request body.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.core.errors import ApprovalRequired, PolicyDenied
+from bot.core.redaction import redact
+from bot.runtime import Runtime
+from bot.store.approvals import Approval, ApprovalState, ApprovalStateError
+
+log = logging.getLogger("incident_brief.ticketing")
+TOOL = "jira.create_issue"
+
+
+@dataclass(frozen=True)
+class TicketFields:
+    project: str
+    summary: str
+    description: str
+    priority: str
+
+    @classmethod
+    def from_proposal(cls, proposal: dict[str, Any]) -> TicketFields:
+        return cls(project=str(proposal.get("project", "")), summary=str(proposal.get("summary", "")),
+                   description=str(proposal.get("description", "")),
+                   priority=str(proposal.get("priority") or "High"))
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    status: str  # filed | already_filed | waiting_for_approver | lost_race | preview | refused | failed
+    key: str | None = None
+    url: str | None = None
+    preview: dict[str, Any] | None = None
+    message: str = ""
+
+
+def required_approvers(rt: Runtime) -> int:
+    return 2 if rt.policy.approvals.get(TOOL, "required") == "two_person" else 1
+
+
+async def approve_and_file(rt: Runtime, approval_id: str, approver: str, fields: TicketFields) -> FileOutcome:
+    """One person's submit of the ticket modal: record their approval of these fields, and file
+    the ticket once the policy's quorum is met."""
+    if fields.project not in rt.policy.jira.allowed_projects:
+        return FileOutcome("refused", message=f"Project {fields.project} is not allowed by policy.")
+    try:
+        approval = await rt.approvals.get(approval_id)
+        edited = TicketFields.from_proposal(approval.proposal) != fields
+        if approval.state is ApprovalState.PROPOSED and edited:
+            # Edited in the modal: approvals given to the old text no longer count.
+            approval = await rt.approvals.revise(approval_id, {**approval.proposal, **fields.__dict__})
+        approval = await rt.approvals.approve(approval_id, approver, forbid_self_approval=False,
+                                              required_approvers=required_approvers(rt))
+    except ApprovalStateError as exc:
+        return FileOutcome("refused", message=str(exc))
+    if approval.state is ApprovalState.PROPOSED:
+        return FileOutcome("waiting_for_approver", message=(
+            "Your approval is recorded. Policy needs a second approver (not the requester) before "
+            "the ticket is filed."))
+    if approval.state is ApprovalState.DONE:
+        return FileOutcome("already_filed", key=approval.jira_key)
+    claimed = await rt.approvals.claim_for_execution(approval_id)
+    if claimed is None:
+        return FileOutcome("lost_race", message="This ticket is already being filed.")
+    return await execute(rt, claimed, approver)
+
+
+async def execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
+    """File the approved ticket for an approval claimed for execution (state ``executing``)."""
+    from connectors.jira import JiraReader, JiraWriter
+
+    fields = TicketFields.from_proposal(approval.proposal)
+    label = approval.idempotency_key
+    reader = JiraReader(rt.settings.jira)
+    try:
+        existing = await reader.find_by_label(label)
+    except Exception as exc:  # cannot prove there is no ticket yet: do not risk a duplicate
+        reason = redact(f"{type(exc).__name__}: {exc}")[:300]
+        await rt.approvals.reset_to_approved(approval.id, claimed_before=rt.now() + timedelta(seconds=1))
+        return FileOutcome("failed", message=f"Could not check Jira for an existing ticket: {reason}")
+    finally:
+        await _close(reader)
+    if existing:
+        found = existing if isinstance(existing, dict) else {"key": existing}
+        key = str(found["key"])
+        await rt.approvals.complete(approval.id, key)
+        return FileOutcome("already_filed", key=key, url=found.get("url"))
+    writer = JiraWriter(rt.settings.jira)
+    runner = rt.runner(brief_key=approval.incident_key, actor=actor)
+    try:
+        preview = {"method": "POST", "path": "/rest/api/2/issue", "json": {"fields": writer.issue_fields(
+            fields.project, fields.summary, fields.description, fields.priority, ["incident-brief", label])}}
+        outcome = await runner.write(
+            TOOL,
+            lambda: writer.create_issue(fields.project, fields.summary, fields.description, fields.priority,
+                                        ["incident-brief", label]),
+            args={"project": fields.project, "approval_id": approval.id},
+            approval=approval, preview=preview)
+    except (PolicyDenied, ApprovalRequired) as exc:
+        await rt.approvals.fail(approval.id, str(exc))
+        return FileOutcome("refused", message=str(exc))
+    except Exception as exc:
+        reason = redact(f"{type(exc).__name__}: {exc}")[:300]
+        await rt.approvals.fail(approval.id, reason)
+        return FileOutcome("failed", message=f"Jira did not accept the ticket: {reason}")
+    finally:
+        await _close(writer)
+    if not outcome.executed:
+        await rt.approvals.fail(approval.id, "dry run: request shown, not sent")
+        return FileOutcome("preview", preview=outcome.preview)
+    result: dict[str, Any] = outcome.result or {}
+    await rt.approvals.complete(approval.id, str(result["key"]))
+    return FileOutcome("filed", key=str(result["key"]), url=result.get("url"))
+
+
+async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[FileOutcome]:
+    """After a restart: finish approvals whose executor died between claim and complete.
+    `execute` looks for the idempotency label in Jira first, so none is filed twice."""
+    outcomes = []
+    for stuck in await rt.approvals.recover_stuck(older_than):
+        # One atomic step: of several replicas recovering at once, exactly one gets it back.
+        claimed = await rt.approvals.reclaim_stuck(stuck.id, claimed_before=older_than)
+        if claimed is not None:
+            outcomes.append(await execute(rt, claimed, actor="recovery"))
+    return outcomes
+
+
+async def _close(client: object) -> None:
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,88 @@
+"""`doctor` against the sandbox: every read works, every write is refused before it is sent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.app.cli import app
+from bot.app.doctor import run_doctor
+from bot.core.policy import default_policy
+from bot.intake.catalog import Catalog
+from connectors import pagerduty
+from sandbox.scenario import Scenario
+from sandbox.server import Sandbox
+
+
+async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout: Scenario) -> None:
+    with Sandbox(checkout) as sb:
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+        writes = {system: sb.recorder.writes(system) for system in ("datadog", "github", "confluence",
+                                                                    "pagerduty", "jira")}
+    by_name = {row.connector: row for row in rows}
+    assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)",
+                            "slack"}
+    assert not [row for row in rows if row.failed]
+    assert all(row.write == "refused" for name, row in by_name.items() if name != "slack")
+    assert writes == {system: [] for system in writes}
+
+
+async def test_doctor_reports_a_source_that_is_down(checkout: Scenario) -> None:
+    systems = ["datadog", "confluence", "jira", "pagerduty", "slack"]  # GitHub is not running
+    with Sandbox(checkout, systems=systems) as sb:
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+    github = next(row for row in rows if row.connector == "github")
+    assert github.failed
+    assert github.read == "FAILED"
+    assert github.write == "refused", "the guard refuses the write even when the host is down"
+
+
+async def test_a_write_the_allowlist_lets_through_is_reported_and_not_sent(
+        checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A connector misconfigured to allow creating incidents: the doctor must say so.
+    monkeypatch.setattr(pagerduty, "RULES", (*pagerduty.RULES, ("POST", "/incidents")))
+    with Sandbox(checkout) as sb:
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+        writes = sb.recorder.writes("pagerduty")
+    by_name = {row.connector: row for row in rows}
+    assert by_name["pagerduty"].write == "NOT REFUSED"
+    assert by_name["pagerduty"].failed
+    assert [row.connector for row in rows if row.failed] == ["pagerduty"]
+    assert writes == [], "the probe checks the allowlist before it would send"
+
+
+async def test_without_a_catalog_reads_that_need_one_are_skipped_not_failed(checkout: Scenario) -> None:
+    with Sandbox(checkout) as sb:
+        rows = await run_doctor(sb.settings(catalog_file=None, policy_file=None), now=checkout.now)
+    by_name = {row.connector: row for row in rows}
+    assert {name for name, row in by_name.items() if row.read == "skipped"} == {"github", "pagerduty",
+                                                                                 "jira (read)"}
+    assert by_name["datadog"].read == by_name["confluence"].read == by_name["slack"].read == "ok"
+    assert not [row for row in rows if row.failed]
+
+
+def test_cli_prints_the_table_for_a_bundled_scenario_by_name() -> None:
+    result = CliRunner().invoke(app, ["doctor", "--sandbox", "checkout-5xx-after-deploy"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)", "slack"):
+        assert name in result.output
+    assert result.output.count("write refused") == 6
+    assert result.output.count("read ok") == 6
+
+
+def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path) -> None:
+    raw = json.loads(checkout.model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    raw["world"]["faults"] = {"errors": {"datadog": "http_500"}}
+    broken = tmp_path / "datadog-down.yaml"
+    broken.write_text(json.dumps(raw))  # JSON is YAML
+    result = CliRunner().invoke(app, ["doctor", "--sandbox", str(broken)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "problems with datadog" in result.output

@@ -1,0 +1,250 @@
+"""Policy as code: validation that names the key, and what each tool gets in each mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from bot.core.errors import ConfigError
+from bot.core.policy import (
+    KNOWN_TOOLS,
+    READ_TOOLS,
+    Policy,
+    default_policy,
+    describe,
+    load_policy,
+    read_only_policy,
+)
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize(("body", "names"), [
+    ("agent_policy:\n  default_mode: yolo\n", "agent_policy.default_mode"),
+    ("agent_policy:\n  steps: {max_tool_calls_per_brief: 0}\n", "agent_policy.steps.max_tool_calls_per_brief"),
+    ("agent_policy:\n  surprise: 1\n", "agent_policy.surprise"),
+    ("agent_policy:\n  pii: {log_retention_days: -1}\n", "agent_policy.pii.log_retention_days"),
+    ("agent_policy:\n  write_tools: [jira.create_issue]\n  jira: {allowed_projects: [CHK]}\n",
+     "needs an `approvals` entry"),
+    ("agent_policy:\n  write_tools: [jira.create_issue]\n  approvals: {jira.create_issue: required}\n",
+     "allowed_projects is empty"),
+    ("agent_policy:\n  allowed_tools: [jira.create_issue]\n", "is a write tool"),
+    ("agent_policy:\n  write_tools: [datadog.delete_monitor]\n", "not a known write tool"),
+    ("policy: {}\n", "top-level `agent_policy:`"),
+    ("agent_policy: [\n", "not valid YAML"),
+])
+def test_a_bad_policy_is_refused_naming_the_key(tmp_path: Path, body: str, names: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_policy(_write(tmp_path, body))
+    assert names in str(refused.value)
+    assert "policy.yaml" in str(refused.value)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read policy file"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_unknown_and_unlisted_tools_are_denied() -> None:
+    policy = default_policy()
+    assert policy.decide("shell.exec", "U1", {}).outcome == "deny"
+    assert policy.decide("datadog.delete_monitor", "U1", {}).outcome == "deny"
+    narrow = load_policy_from({"allowed_tools": ["datadog.query_metrics"]})
+    assert narrow.decide("datadog.query_metrics", None, {}).outcome == "allow"
+    assert narrow.decide("github.list_deployments", None, {}).outcome == "deny"
+
+
+def load_policy_from(fields: dict[str, object]) -> Policy:
+    return Policy.model_validate(fields)
+
+
+@pytest.mark.parametrize(("mode", "outcome", "preview"), [
+    ("read_only", "deny", False), ("dry_run", "needs_approval", True), ("execute", "needs_approval", False),
+])
+def test_the_write_tool_in_each_mode(mode: str, outcome: str, preview: bool) -> None:
+    policy = default_policy().model_copy(update={"default_mode": mode})
+    decision = policy.decide("jira.create_issue", "U1", {"project": "CHK"})
+    assert (decision.outcome, decision.preview_only) == (outcome, preview)
+    assert decision.reason
+
+
+def test_every_read_is_allowed_by_the_bundled_policy_and_nothing_writes_in_read_only() -> None:
+    bundled, strict = default_policy(), read_only_policy()
+    assert all(bundled.decide(tool).outcome == "allow" for tool in READ_TOOLS)
+    assert all(strict.decide(tool).outcome != "allow" for tool in KNOWN_TOOLS if tool not in READ_TOOLS)
+    assert "jira.create_issue" in bundled.describe()
+
+
+# ---------------------------------------------------------------------------------------------
+# Both bundled files, field by field
+# ---------------------------------------------------------------------------------------------
+def test_the_bundled_policy_matches_the_design_and_the_sandbox() -> None:
+    policy = default_policy()
+    assert policy.default_mode == "execute"
+    assert set(policy.allowed_tools) == set(READ_TOOLS)
+    assert policy.write_tools == ["jira.create_issue"]
+    assert policy.approvals == {"jira.create_issue": "required"}
+    assert policy.approvers.users == []
+    assert policy.approvers.slack_user_groups == ["oncall"]  # the sandbox's on-call group handle
+    assert (policy.pii.redact, policy.pii.redact_prompts, policy.pii.log_retention_days) == (True, True, 30)
+    assert (policy.spend_limits.per_user_usd_per_day, policy.spend_limits.per_workspace_usd_per_month) == (2.0, 500.0)
+    assert (policy.steps.max_model_calls_per_brief, policy.steps.max_tool_calls_per_brief) == (3, 25)
+
+
+def test_every_scenario_ticket_project_is_allowed(scenario_paths: list[Path]) -> None:
+    allowed = set(default_policy().jira.allowed_projects)
+    for path in scenario_paths:
+        raw = yaml.safe_load(path.read_text())
+        for service in raw.get("catalog") or []:
+            project = (service.get("jira") or {}).get("project")
+            assert project is None or project in allowed, f"{path.name}: {project}"
+        ticket = (raw.get("expect") or {}).get("ticket") or {}
+        assert ticket.get("project") is None or ticket["project"] in allowed, path.name
+
+
+def test_planted_injection_projects_are_not_allowed() -> None:
+    policy = default_policy()
+    for project in ("PROD", "SEC"):  # what the injection scenarios ask the bot to file into
+        decision = policy.decide("jira.create_issue", "U0ONCALL1", {"project": project})
+        assert decision.outcome == "deny"
+        assert project in decision.reason
+
+
+def test_the_read_only_file_reaches_no_write_at_all() -> None:
+    strict = read_only_policy()
+    assert strict.default_mode == "read_only"
+    assert strict.write_tools == []
+    assert strict.approvals == {}
+    for mode in ("read_only", "dry_run", "execute"):
+        flipped = strict.model_copy(update={"default_mode": mode})
+        assert flipped.decide("jira.create_issue", "U1", {"project": "CHK"}).outcome == "deny"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors name the file and the key
+# ---------------------------------------------------------------------------------------------
+_EXECUTE = ("agent_policy:\n  default_mode: execute\n  write_tools: [jira.create_issue]\n"
+            "  jira: {allowed_projects: [CHK]}\n")
+
+
+@pytest.mark.parametrize(("body", "names"), [
+    ("agent_policy:\n  allowed_tools: [datadog.query_metric]\n",
+     "agent_policy.allowed_tools[0]: unknown tool 'datadog.query_metric' (did you mean 'datadog.query_metrics'?)"),
+    ("agent_policy:\n  allowed_tools: [jira.search, jira.search]\n",
+     "agent_policy.allowed_tools[1]: 'jira.search' is listed twice"),
+    ("agent_policy:\n  allowed_tools: [jira.create_issue]\n  write_tools: [jira.create_issue]\n"
+     "  approvals: {jira.create_issue: required}\n  jira: {allowed_projects: [CHK]}\n",
+     "agent_policy.allowed_tools[0]: 'jira.create_issue' is listed as both a read and a write tool"),
+    ("agent_policy:\n  write_tools: [jira.search]\n", "agent_policy.write_tools[0]: 'jira.search' is a read tool"),
+    ("agent_policy:\n  approvals: {jira.create_issue: required}\n",
+     "agent_policy.approvals.jira.create_issue: names 'jira.create_issue', which is not in write_tools"),
+    (_EXECUTE, "agent_policy.approvals.jira.create_issue: write tool 'jira.create_issue' needs an `approvals` entry"),
+    (_EXECUTE + "  approvals: {jira.create_issue: required}\n", "agent_policy.approvers: jira.create_issue needs an"),
+    (_EXECUTE + "  approvals: {jira.create_issue: sometimes}\n", "agent_policy.approvals.jira.create_issue: Input"),
+    ("agent_policy:\n  steps: {max_model_calls_per_brief: -1}\n", "agent_policy.steps.max_model_calls_per_brief"),
+    ("agent_policy:\n  spend_limits: {per_user_usd_per_day: -2}\n", "agent_policy.spend_limits.per_user_usd_per_day"),
+    ("agent_policy:\n  pii: {redact: maybe}\n", "agent_policy.pii.redact"),
+    ("agent_policy:\n  approvers: {users: U1}\n", "agent_policy.approvers.users"),
+    ("agent_policy:\n  approvers: {teams: [x]}\n", "agent_policy.approvers.teams: unknown key"),
+    ("agent_policy:\n  jira: {allowed_projects: [CHK], default_project: CHK}\n",
+     "agent_policy.jira.default_project: unknown key"),
+    ("agent_policy: [1, 2]\n", "agent_policy: expected a mapping"),
+    ("agent_policy: {}\nextra: 1\n", "unknown top-level key(s): extra"),
+])
+def test_each_error_names_its_key(tmp_path: Path, body: str, names: str) -> None:
+    path = _write(tmp_path, body)
+    with pytest.raises(ConfigError) as refused:
+        load_policy(path)
+    assert names in str(refused.value)
+    assert str(path) in str(refused.value)
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    body = "agent_policy:\n  default_mode: yolo\n  steps: {max_tool_calls_per_brief: 0}\n  surprise: 1\n"
+    with pytest.raises(ConfigError) as refused:
+        load_policy(_write(tmp_path, body))
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith(f"{tmp_path / 'policy.yaml'}: agent_policy.") for line in lines)
+
+
+def test_an_empty_policy_is_the_safe_default(tmp_path: Path) -> None:
+    policy = load_policy(_write(tmp_path, "agent_policy:\n"))
+    assert policy.default_mode == "read_only"
+    assert all(policy.decide(tool).outcome == "deny" for tool in KNOWN_TOOLS)
+
+
+# ---------------------------------------------------------------------------------------------
+# decide(): the matrix
+# ---------------------------------------------------------------------------------------------
+def _policy(mode: str, rule: str) -> Policy:
+    return Policy.model_validate({
+        "default_mode": mode, "allowed_tools": ["jira.search"], "write_tools": ["jira.create_issue"],
+        "approvals": {"jira.create_issue": rule}, "approvers": {"slack_user_groups": ["oncall"]},
+        "jira": {"allowed_projects": ["CHK"]},
+    })
+
+
+@pytest.mark.parametrize(("mode", "rule", "outcome", "preview", "reason"), [
+    ("read_only", "required", "deny", False, "read_only mode"),
+    ("read_only", "two_person", "deny", False, "read_only mode"),
+    ("read_only", "none", "deny", False, "read_only mode"),
+    ("dry_run", "required", "needs_approval", True, "one approver"),
+    ("dry_run", "two_person", "needs_approval", True, "two approvers"),
+    ("dry_run", "none", "allow", True, "preview only"),
+    ("execute", "required", "needs_approval", False, "one approver"),
+    ("execute", "two_person", "needs_approval", False, "two approvers"),
+    ("execute", "none", "allow", False, "approvals: none"),
+])
+def test_write_decision_per_mode_and_rule(mode: str, rule: str, outcome: str, preview: bool, reason: str) -> None:
+    decision = _policy(mode, rule).decide("jira.create_issue", "U1", {"project": "CHK"})
+    assert (decision.tool, decision.outcome, decision.preview_only) == ("jira.create_issue", outcome, preview)
+    assert reason in decision.reason
+
+
+@pytest.mark.parametrize("mode", ["read_only", "dry_run", "execute"])
+def test_reads_do_not_depend_on_the_mode(mode: str) -> None:
+    policy = _policy(mode, "required")
+    assert policy.decide("jira.search").outcome == "allow"
+    assert policy.decide("jira.search").preview_only is False
+    unlisted = policy.decide("datadog.search_logs", "U1", {"query": "x"})
+    assert (unlisted.outcome, unlisted.reason) == ("deny", "read tool not listed in allowed_tools")
+    assert policy.decide("jira.delete_issue").outcome == "deny"
+    assert "unknown tool" in policy.decide("", None, {}).reason
+
+
+def test_the_jira_project_is_checked_only_when_given() -> None:
+    policy = _policy("execute", "required")
+    assert policy.decide("jira.create_issue", "U1", {"project": "CHK"}).outcome == "needs_approval"
+    assert policy.decide("jira.create_issue", "U1", {"project": "chk"}).outcome == "deny"
+    assert policy.decide("jira.create_issue", "U1", {}).outcome == "needs_approval"
+
+
+def test_the_actor_does_not_change_tool_rights() -> None:
+    policy = default_policy()
+    for tool in KNOWN_TOOLS:
+        assert policy.decide(tool, "U0ONCALL1", {}) == policy.decide(tool, "U0OUTSIDER", {}) == policy.decide(tool)
+
+
+def test_describe_lists_every_known_tool_with_its_decision() -> None:
+    text = describe(default_policy())
+    assert text == default_policy().describe()
+    assert "default_mode: execute" in text
+    assert "slack_user_groups=['oncall']" in text
+    table = text.split("\n\n", 1)[1].splitlines()[1:]  # after the settings block and the header row
+    rows = {line.split()[0]: line.split()[1] for line in table}
+    assert rows == {tool: ("needs_approval" if tool == "jira.create_issue" else "allow") for tool in KNOWN_TOOLS}
+    assert "jira.create_issue          deny" in read_only_policy().describe()
+
+
+def test_the_policy_is_frozen() -> None:
+    policy = default_policy()
+    with pytest.raises(ValidationError):
+        policy.default_mode = "execute"  # type: ignore[misc]
