@@ -12,11 +12,15 @@ are checked against the evidence actually gathered:
   left is withdrawn (it could not be approved on evidence).
 
 `coverage` is the share of the original claims that had at least one valid citation.
+
+This is the one place "every claim cited, every id known" is decided: the flow fixes a brief
+with it after drafting, and the model path sends its claim problems back to the model for
+repair (`bot.gateway.drafter.brief_problems`) before accepting an answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -28,25 +32,40 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class CitationCheck:
-    brief: Brief
+    brief: Brief  # the brief with unsupported claims removed or marked
     coverage: float
-    problems: list[str] = field(default_factory=list)
+    claim_problems: list[str] = field(default_factory=list)  # headline, impact, causes, timeline, actions
+    ticket_problems: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.claim_problems, *self.ticket_problems]
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _clean(claim: Claim, known: set[str], where: str, problems: list[str]) -> Claim:
-    valid = [cid for cid in dict.fromkeys(claim.citations) if cid in known]
-    unknown = [cid for cid in claim.citations if cid not in known]
+def unknown_ids(citations: Iterable[str], known: Collection[str]) -> list[str]:
+    """The cited ids that name no gathered evidence, in order, once each."""
+    return [cid for cid in dict.fromkeys(citations) if cid not in known]
+
+
+def _clean(claim: Claim, known: Collection[str], where: str, problems: list[str]) -> Claim:
+    unknown = unknown_ids(claim.citations, known)
+    valid = [cid for cid in dict.fromkeys(claim.citations) if cid not in unknown]
     if unknown:
         problems.append(f"{where}: cites unknown evidence {', '.join(sorted(set(unknown)))}")
     return claim if valid == claim.citations else claim.model_copy(update={"citations": valid})
 
 
 def validate_brief(brief: Brief, evidence: list[Evidence]) -> CitationCheck:
-    known = {item.id for item in evidence}
+    """The brief checked against the evidence gathered for it."""
+    return check_citations(brief, {item.id for item in evidence})
+
+
+def check_citations(brief: Brief, known: Collection[str]) -> CitationCheck:
+    """The brief checked against the evidence ids in `known` (all gathered, or those a model was shown)."""
     problems: list[str] = []
     total = len(brief.claims())
     supported = 0
@@ -87,19 +106,23 @@ def validate_brief(brief: Brief, evidence: list[Evidence]) -> CitationCheck:
     actions = kept(brief.next_actions, "next_actions", lambda a: a, lambda _a, claim: claim)
 
     ticket = brief.ticket
+    ticket_problems: list[str] = []
     if ticket is not None:
-        valid = [cid for cid in dict.fromkeys(ticket.citations) if cid in known]
-        if len(valid) != len(ticket.citations):
-            problems.append("ticket: cites unknown evidence")
+        unknown = unknown_ids(ticket.citations, known)
+        valid = [cid for cid in dict.fromkeys(ticket.citations) if cid not in unknown]
+        if unknown or len(valid) != len(ticket.citations):
+            ticket_problems.append("ticket: cites unknown evidence")
         ticket = ticket.model_copy(update={"citations": valid}) if valid else None
         if ticket is None:
-            problems.append("ticket: withdrawn, no valid citation")
+            ticket_problems.append("ticket: withdrawn, no valid citation")
 
     notes = list(brief.notes)
-    if problems:
-        notes.append(f"Citation check: {len(problems)} problem(s) fixed; unsupported claims were removed.")
+    if problems or ticket_problems:
+        count = len(problems) + len(ticket_problems)
+        notes.append(f"Citation check: {count} problem(s) fixed; unsupported claims were removed.")
     checked = brief.model_copy(update={
         "headline": headline, "impact": impact, "likely_causes": causes, "timeline": timeline,
         "next_actions": actions, "ticket": ticket, "notes": notes,
     })
-    return CitationCheck(brief=checked, coverage=supported / total if total else 1.0, problems=problems)
+    return CitationCheck(brief=checked, coverage=supported / total if total else 1.0, claim_problems=problems,
+                         ticket_problems=ticket_problems)

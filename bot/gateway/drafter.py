@@ -24,6 +24,7 @@ from bot.core.models import (
     TimeWindow,
 )
 from bot.core.policy import Policy
+from bot.draft.citations import check_citations
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.draft.prompts import render_brief_prompt
 from bot.gateway.gateway import Gateway, GatewayResult, GatewayRules
@@ -35,14 +36,10 @@ CHANGE_KINDS = {EvidenceKind.DEPLOY, EvidenceKind.EVENT}
 
 
 def brief_problems(brief: Brief, sent: dict[str, EvidenceKind], jira_project: str | None) -> list[str]:
-    """What is wrong with a model's brief, judged only against the evidence it was shown."""
-    problems: list[str] = []
-    for claim in brief.claims():
-        if not claim.citations:
-            problems.append(f"claim without citation: {claim.text[:80]!r}")
-        unknown = [cid for cid in claim.citations if cid not in sent]
-        if unknown:
-            problems.append(f"unknown evidence id(s) {unknown} in claim {claim.text[:80]!r}")
+    """What is wrong with a model's brief, judged only against the evidence it was shown: the
+    citation check every brief passes (`bot.draft.citations`), a deploy or config cause resting
+    on a change, and the ticket's own rules."""
+    problems = list(check_citations(brief, sent).claim_problems)
     for cause in brief.likely_causes:
         if cause.kind in {CauseKind.DEPLOY, CauseKind.CONFIG} and not any(
                 sent.get(cid) in CHANGE_KINDS for cid in cause.claim.citations):

@@ -11,10 +11,11 @@ person still gets something to review and approve, never a silently missing butt
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from bot.core.models import Alert, Brief, CauseKind, Evidence, ServiceEntry, TicketProposal
+from bot.draft.citations import unknown_ids
 from bot.draft.offline import ticket_from_findings
 from bot.draft.prompts import render_ticket_prompt
 from bot.gateway.gateway import Gateway, GatewayResult
@@ -23,13 +24,13 @@ from bot.gateway.metered import Caller, StepCounter
 TICKET_TASK = "ticket"
 
 
-def ticket_problems(ticket: TicketProposal, sent: Container[str], jira_project: str | None) -> list[str]:
+def ticket_problems(ticket: TicketProposal, sent: Collection[str], jira_project: str | None) -> list[str]:
     """What is wrong with a proposed ticket, judged only against the evidence the model was shown."""
     problems: list[str] = []
     if jira_project is None or ticket.project != jira_project:
         problems.append(f"the ticket must be for project {jira_project or '(none: propose no ticket)'}, "
                         f"not {ticket.project!r}")
-    if not ticket.citations or any(cid not in sent for cid in ticket.citations):
+    if not ticket.citations or unknown_ids(ticket.citations, sent):
         problems.append("the ticket must cite known evidence ids only")
     if not ticket.summary.strip():
         problems.append("the ticket needs a one-line summary")

@@ -101,8 +101,8 @@ async def test_unknown_ids_uncited_claims_and_a_foreign_ticket_are_sent_back(sea
     brief = await drafter.draft(alert, service, window, evidence, [])
 
     retry = primary.sent_text()
-    assert "unknown evidence id(s) ['deploy-ffffff']" in retry
-    assert "claim without citation" in retry
+    assert "headline: cites unknown evidence deploy-ffffff" in retry
+    assert "impact: no valid citation" in retry
     assert "the ticket must be for project DISC" in retry
     assert brief.ticket is not None
     assert brief.ticket.project == "DISC"
