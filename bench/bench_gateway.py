@@ -27,10 +27,10 @@ from pydantic_ai.settings import ModelSettings
 
 from bot.core.audit import MemoryAudit
 from bot.core.models import Brief, Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.policy import SpendLimits
 from bot.draft.prompts import RenderedPrompt, estimate_tokens, render_brief_prompt
 from bot.gateway import Caller, Gateway, GatewayRules, MemoryGatewayStore, ModelRef
 from bot.gateway.drafter import brief_problems
-from bot.gateway.ledger import SpendLimits
 from bot.gateway.providers import build_model
 from bot.gateway.store import GatewayStore
 from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario
@@ -101,7 +101,8 @@ async def _bench(calls: int, cache_hits: bool, sqlite: bool, dense: bool) -> Non
         settings = sandbox.settings().llm
         ref = ModelRef.parse(settings.routes["brief"])
         store: GatewayStore = await _sqlite_store(tmp) if sqlite else MemoryGatewayStore()
-        rules = GatewayRules(redact_prompts=True, limits=SpendLimits(1e6, 1e9), max_model_calls_per_brief=3)
+        unlimited = SpendLimits(per_user_usd_per_day=1e6, per_workspace_usd_per_month=1e9)
+        rules = GatewayRules(redact_prompts=True, limits=unlimited, max_model_calls_per_brief=3)
         gateway = Gateway(settings, store=store, audit=MemoryAudit(), rules=rules)
         direct = Agent(build_model(ref, settings), output_type=Brief, instructions=prompts[0].system,
                        retries={"output": 1},

@@ -26,9 +26,10 @@ from pydantic_ai.settings import ModelSettings
 
 from bot.core.audit import AuditSink, ModelCallRecord
 from bot.core.config import LlmSettings, ModelPrice
+from bot.core.policy import Policy, SpendLimits
 from bot.core.redaction import redact, redact_obj
 from bot.draft.prompts import RenderedPrompt
-from bot.gateway.ledger import SpendLedger, SpendLimits
+from bot.gateway.ledger import SpendLedger
 from bot.gateway.metered import (
     CURRENT_RUN,
     Caller,
@@ -62,11 +63,10 @@ class GatewayRules:
     max_model_calls_per_brief: int
 
     @classmethod
-    def from_policy(cls, policy: Any) -> GatewayRules:
+    def from_policy(cls, policy: Policy) -> GatewayRules:
         return cls(
             redact_prompts=policy.pii.redact_prompts,
-            limits=SpendLimits(policy.spend_limits.per_user_usd_per_day,
-                               policy.spend_limits.per_workspace_usd_per_month),
+            limits=policy.spend_limits,
             max_model_calls_per_brief=policy.steps.max_model_calls_per_brief,
         )
 

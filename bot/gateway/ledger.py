@@ -8,17 +8,11 @@ provider's own token counts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.core.audit import utcnow
+from bot.core.policy import SpendLimits
 from bot.gateway.store import GatewayStore
-
-
-@dataclass(frozen=True)
-class SpendLimits:
-    per_user_usd_per_day: float
-    per_workspace_usd_per_month: float
 
 
 class SpendLedger:

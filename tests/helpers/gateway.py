@@ -24,8 +24,8 @@ from bot.core.models import (
     TimeWindow,
     evidence_id,
 )
+from bot.core.policy import SpendLimits
 from bot.gateway import Gateway, GatewayRules, MemoryGatewayStore
-from bot.gateway.ledger import SpendLimits
 from sandbox.scenario import Scenario
 
 PRIMARY = "openai:primary@2026-01-01"
@@ -72,8 +72,8 @@ def scenario_inputs(scenario: Scenario) -> tuple[Alert, ServiceEntry, TimeWindow
 
 def rules(*, redact: bool = True, user_day: float = 2.0, workspace_month: float = 500.0,
           steps: int = 3) -> GatewayRules:
-    return GatewayRules(redact_prompts=redact, limits=SpendLimits(user_day, workspace_month),
-                        max_model_calls_per_brief=steps)
+    limits = SpendLimits(per_user_usd_per_day=user_day, per_workspace_usd_per_month=workspace_month)
+    return GatewayRules(redact_prompts=redact, limits=limits, max_model_calls_per_brief=steps)
 
 
 def settings(**overrides: Any) -> LlmSettings:
