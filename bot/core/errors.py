@@ -1,13 +1,26 @@
-"""The error tree. Every failure the bot expects has a name here.
+"""The error tree: every failure the bot raises on purpose, and where each one is caught.
 
     IncidentBriefError
-    ├── ConfigError            bad settings, catalog or policy file: refused at start-up
-    ├── SourceUnavailable      a source could not be read (after retries): becomes a SourceGap
-    │   └── WireRefused        a request outside a read connector's (method, path) allowlist
-    ├── PolicyDenied           the policy says no to this tool for this actor
-    ├── ApprovalRequired       a write tool was called without an approval record
-    ├── BudgetExceeded         a model call would pass a spend limit or a step cap
-    └── DraftFailed            a model answer could not be used (after repair): fall back
+    ├── ConfigError                 bad settings, catalog or policy file: refused at start-up
+    │   ├── GatewayConfigError      (bot.gateway.gateway) a model route that is not pinned or priced
+    │   └── ModelRefError           (bot.gateway.refs) not ``provider:model@version``
+    ├── SourceUnavailable           a source could not be read (after retries): the choke point
+    │   │                           (bot.gather.tools) turns it into a SourceGap in the brief
+    │   └── WireRefused             a request outside a connector's (method, path) allowlist,
+    │                               refused before a byte leaves the process
+    ├── PolicyDenied                the policy says no to this write tool (bot.gather.tools)
+    ├── ApprovalRequired            a write tool was called without an approval claimed for it
+    ├── BudgetExceeded              a model request the gateway refused to make; the brief falls
+    │   │                           back to the offline drafter and says why
+    │   ├── SpendLimitReached       (bot.gateway.metered) it would pass a spend limit
+    │   └── StepCapReached          (bot.gateway.metered) the brief's model-call cap is used up
+    ├── ApprovalStateError          (bot.store.approvals) a transition the approval's state forbids
+    │   └── SelfApprovalForbidden   the requester may not approve their own request
+    ├── UnknownApproval             (bot.store.approvals) no approval with that id
+    └── UnknownRecord               (bot.store.repo) no such incident or brief version
+
+Outside the tree, on purpose: `sandbox.scenario.ScenarioError` (a scenario file, for the CLI's
+scenario commands and the evals), and ValueError/TypeError for programming errors.
 """
 
 from __future__ import annotations
@@ -54,8 +67,6 @@ class ApprovalRequired(IncidentBriefError):
 
 
 class BudgetExceeded(IncidentBriefError):
-    pass
+    """A model request refused before it was made; `outcome` names the rule for the audit row."""
 
-
-class DraftFailed(IncidentBriefError):
-    pass
+    outcome = "budget"

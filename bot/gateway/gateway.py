@@ -26,6 +26,7 @@ from pydantic_ai.settings import ModelSettings
 
 from bot.core.audit import AuditSink, ModelCallRecord
 from bot.core.config import LlmSettings, ModelPrice
+from bot.core.errors import BudgetExceeded, ConfigError
 from bot.core.policy import Policy, SpendLimits
 from bot.core.redaction import redact, redact_obj
 from bot.draft.prompts import RenderedPrompt
@@ -33,7 +34,6 @@ from bot.gateway.ledger import SpendLedger
 from bot.gateway.metered import (
     CURRENT_RUN,
     Caller,
-    GatewayRefusal,
     Meter,
     MeteredModel,
     RequestLog,
@@ -50,7 +50,7 @@ Validator = Callable[[Any], list[str]]
 OUTPUT_REPAIRS = 1  # one repair attempt on a schema failure, then the next model
 
 
-class GatewayConfigError(ValueError):
+class GatewayConfigError(ConfigError, ValueError):
     """A route or fallback that cannot be used (not pinned, or no price to budget it by)."""
 
 
@@ -198,7 +198,7 @@ class Gateway:
             result.timings_ms["output_redact"] = _ms(mark)
             repaired = sum(1 for r in meter.requests if r.outcome is None) > 1
             attempt = Attempt(str(ref), "repaired" if repaired else "ok")
-        except GatewayRefusal as refusal:
+        except BudgetExceeded as refusal:
             attempt = Attempt(str(ref), refusal.outcome, str(refusal))
         except UnexpectedModelBehavior as exc:
             attempt = Attempt(str(ref), "schema_error", redact(_short(str(exc))))

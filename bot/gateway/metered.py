@@ -20,22 +20,17 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from bot.core.config import ModelPrice
+from bot.core.errors import BudgetExceeded
 from bot.draft.prompts import CHARS_PER_TOKEN
 from bot.gateway.ledger import SpendLedger
 from bot.gateway.pricing import cost_usd
 
 
-class GatewayRefusal(Exception):
-    """A request the gateway decided not to make; `outcome` names the rule."""
-
-    outcome = "refused"
-
-
-class SpendLimitReached(GatewayRefusal):
+class SpendLimitReached(BudgetExceeded):
     outcome = "budget"
 
 
-class StepCapReached(GatewayRefusal):
+class StepCapReached(BudgetExceeded):
     outcome = "step_cap"
 
 
@@ -129,7 +124,7 @@ class MeteredModel(WrapperModel):
         try:
             run.steps.take()
             await self._check_spend(run, messages)
-        except GatewayRefusal as refusal:
+        except BudgetExceeded as refusal:
             run.meter.requests.append(RequestLog(outcome=refusal.outcome, detail=str(refusal)))
             raise
         log = RequestLog()

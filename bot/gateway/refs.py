@@ -6,11 +6,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.errors import ConfigError
+
 Provider = Literal["openai", "anthropic"]
 _REF = re.compile(r"^(?P<provider>openai|anthropic):(?P<model>[A-Za-z0-9._/:-]+?)@(?P<version>[A-Za-z0-9._-]+)$")
 
 
-class ModelRefError(ValueError):
+class ModelRefError(ConfigError, ValueError):
     """A model reference that is not ``provider:model@version`` with a known provider."""
 
 
