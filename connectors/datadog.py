@@ -6,9 +6,10 @@ an allowlist of ``(METHOD, path)`` pairs before aiosonic sees it, so a forbidden
 `WireRefused` without a byte leaving the process.
 
 The client's own retry reads ``X-Ratelimit-Reset`` only and retries a fixed set of methods,
-so retries are ours: bounded, on 429, 5xx, timeouts and transport errors, honouring
-``Retry-After``. Every failure leaves as `SourceUnavailable` with a short reason a person can
-read ("HTTP 500 after 3 attempts", "timed out after 3 attempts", "malformed JSON").
+so it is off and the connectors' one `RetryPolicy` applies: bounded, on 429, 5xx, timeouts and
+transport errors, honouring ``Retry-After``. Every failure leaves as `SourceUnavailable` with a
+short reason a person can read ("HTTP 500 after 3 attempts", "timed out after 3 attempts",
+"malformed JSON in response").
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 from bot.core.config import DatadogSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
-from connectors._http import Allowlist, base_path, retry_delay
+from connectors._http import Allowlist, base_path
+from connectors._retry import Failed, RetryPolicy
 from connectors.log_patterns import LogLine, PatternStats, mine
 
 SOURCE = "datadog"
@@ -106,6 +108,7 @@ class DatadogConnector:
         self.settings = settings
         self.allowlist = Allowlist(SOURCE, ALLOWED, base_path=base_path(settings.base_url))
         self._log_page_limit = log_page_limit
+        self._retry = RetryPolicy(settings.max_retries)
         self._client: _ReadOnlyApiClient | None = None
 
     # --- lifecycle ------------------------------------------------------------------
@@ -265,37 +268,28 @@ class DatadogConnector:
     # --- wire discipline --------------------------------------------------------------
 
     async def _call(self, tool: str, make: Callable[[], Any]) -> Any:
-        """Run one client call (a coroutine in async mode, though typed as sync) with timeouts
-        and bounded retries."""
-        attempts = self.settings.max_retries + 1
-        last = "no attempt made"
-        retry_after: str | None = None
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(retry_delay(attempt, retry_after))
-            retry_after = None
+        """Run one client call (a coroutine in async mode, though typed as sync) under the retry
+        policy, each attempt bounded by ``timeout_s``."""
+
+        async def attempt() -> Any:
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
                     return await make()
-            except WireRefused:
-                raise
             except ApiException as exc:
                 status = int(exc.status or 0)
                 if status == 429 or status >= 500:
-                    last = f"HTTP {status}"
-                    retry_after = _header(exc.headers, "Retry-After")
-                    continue
+                    raise Failed(f"HTTP {status}", retry_after=_header(exc.headers, "Retry-After")) from exc
                 raise SourceUnavailable(SOURCE, self._client_error(status), tool) from exc
             except (ApiTypeError, ApiValueError) as exc:
                 raise SourceUnavailable(SOURCE, _shape_error(exc), tool) from exc
-            except (TimeoutError, BaseTimeout):  # ours (asyncio) or aiosonic's own
-                last = "timed out"
-            except ConnectionRefusedError:
-                last = "connection refused"
+            except (TimeoutError, BaseTimeout) as exc:  # ours (asyncio) or aiosonic's own
+                raise Failed("timed out") from exc
+            except ConnectionRefusedError as exc:
+                raise Failed("connection refused") from exc
             except (OSError, AiosonicError) as exc:
-                last = f"transport error ({type(exc).__name__})"
-        plural = "attempt" if attempts == 1 else "attempts"
-        raise SourceUnavailable(SOURCE, f"{last} after {attempts} {plural}", tool)
+                raise Failed(f"transport error ({type(exc).__name__})") from exc
+
+        return await self._retry.acall(attempt, source=SOURCE, tool=tool)
 
     async def _fetch_logs(self, tool: str, query: str, window: TimeWindow) -> tuple[list[LogLine], bool]:
         api = LogsApi(self._api())

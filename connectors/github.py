@@ -25,6 +25,7 @@ from bot.core.config import GitHubSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
+from connectors._retry import RetryPolicy
 
 SOURCE = "github"
 RULES = (
@@ -112,6 +113,7 @@ class GitHubConnector:
         self._client = build_client(settings, transport, self._allowlist)
         self._origin = httpx.URL(settings.base_url)
         self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._retry = RetryPolicy(settings.max_retries)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -253,8 +255,7 @@ class GitHubConnector:
 
     async def _send(self, url: str, tool: str) -> httpx.Response:
         async with self._limit:
-            return await send(self._client, "GET", url, source=SOURCE, tool=tool,
-                              max_retries=self.settings.max_retries)
+            return await send(self._client, "GET", url, source=SOURCE, tool=tool, retry=self._retry)
 
     def _evidence(self, repo: str, dep: Deployment, what: Shipped, provenance: Provenance) -> Evidence:
         short = dep.sha[:7]

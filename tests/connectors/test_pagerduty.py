@@ -230,7 +230,7 @@ async def test_failing_alerts_keep_the_incident_and_say_so() -> None:
         evidence = await incident_for(sb, "PINC042", max_retries=0)
     [incident] = evidence
     assert incident.data["missing"] == ["alerts"]
-    assert "Alerts not available from PagerDuty: HTTP 500 after 1 attempts" in incident.excerpt
+    assert "Alerts not available from PagerDuty: HTTP 500 after 1 attempt." in incident.excerpt
 
 
 @pytest.mark.asyncio
