@@ -1,7 +1,9 @@
 """Datadog answers as `Evidence`: monitors, dashboards, metric levels, log patterns, events.
 
 Pure normalisation of what `connectors.datadog` read (plain dicts from the client's models):
-no client, no I/O.
+no client, no I/O. A metric's "the change began around HH:MM" comes from
+`bot.core.changepoint.incident_step`, the detector the analysis dates the onset with, so the
+excerpt and the analysis never name different times.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from bot.core.changepoint import incident_step
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors.log_patterns import LogLine, PatternStats
 
 EXCERPT_TEXT_CHARS = 280
+STEADY_WITHIN = 0.2  # before/after medians closer than this (relative) read as "steady"
 
 
 def provenance(tool: str, request: str) -> Provenance:
@@ -149,7 +153,7 @@ def log_line(item: dict[str, Any]) -> LogLine:
 
 @dataclass(frozen=True)
 class LevelSummary:
-    """Before/after levels of a series around the alert, and roughly when it changed."""
+    """Before/after levels of a series around the alert, and when the incident's step began."""
 
     text: str
     before: float | None
@@ -158,7 +162,8 @@ class LevelSummary:
 
 
 def describe_levels(points: Sequence[tuple[float, float]], window: TimeWindow, unit: str | None) -> LevelSummary:
-    """Median level before the window vs. since the alert (or the last few points)."""
+    """Median level before the window vs. since the alert (or the last few points), and the
+    step `incident_step` finds, if any: a time is named only when there is a step to date."""
     if not points:
         return LevelSummary("No data points in the window.", None, None, None)
     start_s, alert_s = window.start.timestamp(), window.alert_at.timestamp()
@@ -167,36 +172,21 @@ def describe_levels(points: Sequence[tuple[float, float]], window: TimeWindow, u
     b = statistics.median(before) if before else None
     a = statistics.median(after)
     u = f" {unit}" if unit else ""
-    peak = max(v for t, v in points if t >= start_s) if any(t >= start_s for t, _ in points) else a
+    in_window = [v for t, v in points if t >= start_s]
+    peak = f"peak {num(max(in_window) if in_window else a)}{u}"
     if b is None:
-        return LevelSummary(f"About {num(a)}{u} since the alert (peak {num(peak)}{u}); "
+        return LevelSummary(f"About {num(a)}{u} since the alert ({peak}); "
                             "no data before the window to compare with.", None, a, None)
-    changed = _change_time(points, b, a)
-    if changed is None:
-        text = f"Steady at about {num(a)}{u} (about {num(b)}{u} before the window; peak {num(peak)}{u})."
-    else:
-        direction = "rose" if a > b else "fell"
-        ratio = f", {a / b:.1f}x" if b > 0 and a > b else ""
-        text = (f"{direction.capitalize()} from about {num(b)}{u} before the window to about {num(a)}{u} "
-                f"since the alert{ratio}; the change began around {hhmm(changed)} (peak {num(peak)}{u}).")
-    return LevelSummary(text, b, a, changed)
-
-
-def _change_time(points: Sequence[tuple[float, float]], before: float, after: float) -> datetime | None:
-    """The first point from which most later points sit nearer the new level than the old."""
-    gap = abs(after - before)
-    if gap <= max(abs(before) * 0.2, 1e-9):
-        return None
-    nearer_new = [abs(v - after) < abs(v - before) for _, v in points]
-    remaining = 0
-    suffix = [0] * (len(points) + 1)
-    for i in range(len(points) - 1, -1, -1):
-        remaining += nearer_new[i]
-        suffix[i] = remaining
-    for i, (t, _) in enumerate(points):
-        if nearer_new[i] and suffix[i] >= 0.8 * (len(points) - i):
-            return datetime.fromtimestamp(t, UTC)
-    return None
+    step = incident_step(points, window)
+    if step is None and abs(a - b) <= max(abs(b) * STEADY_WITHIN, 1e-9):
+        text = f"Steady at about {num(a)}{u} (about {num(b)}{u} before the window; {peak})."
+        return LevelSummary(text, b, a, None)
+    ratio = f", {a / b:.1f}x" if b > 0 and a > b else ""
+    moved = (f"{'Rose' if a > b else 'Fell'} from about {num(b)}{u} before the window to about {num(a)}{u} "
+             f"since the alert{ratio}")
+    if step is None:  # a ramp, or a step older than the incident: no single time to name
+        return LevelSummary(f"{moved}, without a single step ({peak}).", b, a, None)
+    return LevelSummary(f"{moved}; the change began around {hhmm(step.at)} ({peak}).", b, a, step.at)
 
 
 # --- small helpers --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datadog_api_client.v1.model.dashboard_layout_type import DashboardLayoutTyp
 from datadog_api_client.v1.model.event_create_request import EventCreateRequest
 from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
 
+from bot.analyse.metrics import metric_signals
 from bot.core.config import DatadogSettings
 from bot.core.errors import SourceUnavailable, WireRefused
 from bot.core.models import EvidenceKind, Source, TimeWindow, evidence_id
@@ -160,6 +161,23 @@ async def test_metric_excerpt_states_the_level_change(sandbox: Sandbox) -> None:
     recorded = sandbox.recorder.requests("datadog", tool="datadog.query_metrics")
     assert [r.provenance for r in recorded] == [("err-rate",), ()]
     assert recorded[0].query["from"] == [str(int(CHECKOUT_WINDOW.baseline_start.timestamp()))]
+
+
+@pytest.mark.asyncio
+async def test_the_excerpts_change_time_is_the_analysis_onset(sandbox: Sandbox) -> None:
+    scen = load_scenario(CHECKOUT)
+    window = incident_window(scen.alert.to_alert(), scen.now)
+    async with connector(sandbox) as dd:
+        evidence = await dd.query_metrics([ERR_RATE, P95], window)
+    [change], _saturated = metric_signals(evidence, window)
+    stepped = next(e for e in evidence if e.id == change.evidence_id)
+    assert stepped.ref["query"] == ERR_RATE
+    assert stepped.timestamp == change.onset
+    assert stepped.data["changed_at"] == change.onset.isoformat()
+    assert f"the change began around {change.onset:%H:%M} UTC" in stepped.excerpt
+    flat = next(e for e in evidence if e.ref["query"] == P95)
+    assert flat.timestamp is None, "no step, no time: the analysis found none either"
+    assert flat.excerpt.startswith("Steady at about")
 
 
 @pytest.mark.asyncio

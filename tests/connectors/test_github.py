@@ -312,7 +312,7 @@ async def test_500_is_retried_then_reported() -> None:
 async def test_timeout_is_reported_quickly() -> None:
     with Sandbox(scenario(hourly_deploys(2), {"github": "timeout"}), systems=["github"]) as sb:
         started = time.monotonic()
-        with pytest.raises(SourceUnavailable, match="timed out after 1 attempt$"):
+        with pytest.raises(SourceUnavailable, match=r"timed out after 1 attempt$"):
             await deploys_for(sb, REPO, window(), timeout_s=0.3, max_retries=0)
         assert time.monotonic() - started < 3
 
