@@ -243,7 +243,7 @@ class GitHubConnector:
             _note_missing(out, what)
             return None
         try:
-            return _parse_json(await self._send(url, tool), tool)
+            return _parse_json(await self._send(url, tool, out.outage), tool)
         except WireRefused:
             raise
         except SourceUnavailable as exc:
@@ -253,8 +253,11 @@ class GitHubConnector:
             log.info("github: %s unavailable for %s: %s", what, url, exc.reason)
             return None
 
-    async def _send(self, url: str, tool: str) -> httpx.Response:
+    async def _send(self, url: str, tool: str, outage: dict[str, str] | None = None) -> httpx.Response:
         async with self._limit:
+            # Checked again once a slot is free: reads queued behind one that failed are skipped.
+            if outage is not None and tool in outage:
+                raise SourceUnavailable(SOURCE, outage[tool], tool)
             return await send(self._client, "GET", url, source=SOURCE, tool=tool, retry=self._retry)
 
     def _evidence(self, repo: str, dep: Deployment, what: Shipped, provenance: Provenance) -> Evidence:
