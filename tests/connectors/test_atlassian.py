@@ -1,32 +1,20 @@
-"""Confluence and Jira over atlassian-python-api against the sandbox: reads, every failure
-mode as a clear `SourceUnavailable`, and writes refused in-process (never recorded)."""
+"""Confluence and Jira over atlassian-python-api against the sandbox: reads, paging, and writes
+refused in-process (never recorded). Their faults are in test_faults.py, with every connector's."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.errors import WireRefused
 from bot.core.models import EvidenceKind
 from connectors.confluence import ConfluenceConnector
 from connectors.jira import JiraReader, JiraWriter
-from sandbox.scenario import Scenario, parse_scenario
+from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
-
-
-def with_faults(base: Scenario, errors: dict[str, str]) -> Scenario:
-    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
-    raw["world"]["faults"] = {"errors": errors}
-    raw.pop("path", None)
-    return parse_scenario(raw, f"{base.id} with faults")
-
-
-def quick(sb: Sandbox, name: str) -> Any:
-    """The sandbox's settings for one source with a short timeout and one retry."""
-    return getattr(sb.settings(), name).model_copy(update={"timeout_s": 1.0, "max_retries": 1})
+from tests.helpers.faults import with_world
 
 
 async def test_runbooks_are_found_by_labels_and_read_as_text(checkout: Scenario) -> None:
@@ -64,37 +52,6 @@ async def test_open_issues_and_the_idempotency_label_are_searched(checkout: Scen
     assert len(sb.system("jira").created) == 1
 
 
-@pytest.mark.parametrize(("fault", "reason"), [
-    ("http_500", "HTTP 500"), ("http_429", "HTTP 429"), ("malformed", ""), ("timeout", ""), ("refused", ""),
-])
-async def test_every_confluence_failure_is_a_clear_source_gap(checkout: Scenario, fault: str, reason: str) -> None:
-    with Sandbox(with_faults(checkout, {"confluence": fault}), systems=["confluence"]) as sb:
-        confluence = ConfluenceConnector(quick(sb, "confluence"))
-        try:
-            with pytest.raises(SourceUnavailable) as failure:
-                await confluence.find_runbooks("OPS", ["checkout-api"], "checkout-api 5xx")
-        finally:
-            await confluence.aclose()
-    assert failure.value.source == "confluence"
-    assert reason in failure.value.reason
-    assert failure.value.reason, "the gap says why"
-
-
-@pytest.mark.parametrize(("fault", "reason"), [
-    ("http_500", "HTTP 500"), ("http_429", "HTTP 429"), ("malformed", ""), ("timeout", ""), ("refused", ""),
-])
-async def test_every_jira_failure_is_a_clear_source_gap(checkout: Scenario, fault: str, reason: str) -> None:
-    with Sandbox(with_faults(checkout, {"jira": fault}), systems=["jira"]) as sb:
-        reader = JiraReader(quick(sb, "jira"))
-        try:
-            with pytest.raises(SourceUnavailable) as failure:
-                await reader.open_issues("CHK", "checkout-api")
-        finally:
-            await reader.aclose()
-    assert failure.value.source == "jira"
-    assert reason in failure.value.reason
-
-
 def _writes_through(client: Any) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("POST content", lambda: client.post("rest/api/content", data={"type": "page"})),
@@ -130,15 +87,6 @@ async def test_read_connectors_refuse_every_write_before_it_leaves(checkout: Sce
             await writer.aclose()
         assert sb.recorder.requests("confluence") == []
         assert sb.recorder.requests("jira") == []
-
-
-def with_world(base: Scenario, **world: object) -> Scenario:
-    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
-    for key, value in world.items():  # lists are extended: the scenario's own items stay
-        current = raw["world"].get(key)
-        raw["world"][key] = [*current, *value] if isinstance(current, list) and isinstance(value, list) else value
-    raw.pop("path", None)
-    return parse_scenario(raw, f"{base.id} with more world")
 
 
 async def test_jira_search_pages_until_its_bound(checkout: Scenario) -> None:

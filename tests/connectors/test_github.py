@@ -282,54 +282,7 @@ async def test_wrong_token_is_a_clear_gap() -> None:
     assert err.value.reason == "HTTP 401"
 
 
-# --- faults -------------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_429_is_retried_after_retry_after_then_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "http_429"}), systems=["github"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable) as err:
-            await deploys_for(sb, REPO, window(), max_retries=1)
-        elapsed = time.monotonic() - started
-        recorded = sb.recorder.requests("github")
-    assert err.value.source == "github"
-    assert err.value.tool == "github.list_deployments"
-    assert err.value.reason == "HTTP 429 after 2 attempts"
-    assert [r.fault for r in recorded] == ["http_429", "http_429"]
-    assert elapsed >= 1.0  # the sandbox said Retry-After: 1
-
-
-@pytest.mark.asyncio
-async def test_500_is_retried_then_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "http_500"}), systems=["github"]) as sb:
-        with pytest.raises(SourceUnavailable, match=r"HTTP 500 after 3 attempts"):
-            await deploys_for(sb, REPO, window(), max_retries=2)
-        assert len(sb.recorder.requests("github")) == 3
-
-
-@pytest.mark.asyncio
-async def test_timeout_is_reported_quickly() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "timeout"}), systems=["github"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable, match=r"timed out after 1 attempt$"):
-            await deploys_for(sb, REPO, window(), timeout_s=0.3, max_retries=0)
-        assert time.monotonic() - started < 3
-
-
-@pytest.mark.asyncio
-async def test_malformed_json_is_reported() -> None:
-    with (Sandbox(scenario(hourly_deploys(2), {"github": "malformed"}), systems=["github"]) as sb,
-          pytest.raises(SourceUnavailable, match="malformed JSON")):
-        await deploys_for(sb, REPO, window())
-
-
-@pytest.mark.asyncio
-async def test_connection_refused_is_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "refused"}), systems=["github"]) as sb:
-        with pytest.raises(SourceUnavailable, match="connection refused after 2 attempts"):
-            await deploys_for(sb, REPO, window(), max_retries=1)
-        assert sb.recorder.requests() == []
+# --- faults (every fault on every connector: test_faults.py) ------------------------------
 
 
 @pytest.mark.asyncio

@@ -265,49 +265,7 @@ async def test_create_against_a_jira_that_is_down_is_retried_then_reported() -> 
         assert sb.recorder.requests() == []
 
 
-# --- read faults --------------------------------------------------------------------------
-
-
-async def test_429_is_retried_after_retry_after_then_reported() -> None:
-    with Sandbox(scenario(errors={"jira": "http_429"}), systems=["jira"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable) as err:
-            await open_issues(sb, max_retries=1)
-        elapsed = time.monotonic() - started
-        recorded = sb.recorder.requests("jira")
-    assert (err.value.source, err.value.tool) == ("jira", "jira.search")
-    assert err.value.reason == "HTTP 429 after 2 attempts"
-    assert [r.fault for r in recorded] == ["http_429", "http_429"]
-    assert elapsed >= 1.0
-
-
-async def test_500_is_retried_then_reported() -> None:
-    with Sandbox(scenario(errors={"jira": "http_500"}), systems=["jira"]) as sb:
-        with pytest.raises(SourceUnavailable, match="HTTP 500 after 3 attempts"):
-            await open_issues(sb, max_retries=2)
-        assert len(sb.recorder.requests("jira")) == 3
-
-
-async def test_timeout_is_reported_quickly() -> None:
-    with Sandbox(scenario(errors={"jira": "timeout"}), systems=["jira"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable, match="timed out after 1 attempt"):
-            await open_issues(sb, timeout_s=0.3, max_retries=0)
-        assert time.monotonic() - started < 3
-
-
-async def test_malformed_json_is_reported() -> None:
-    with Sandbox(scenario(errors={"jira": "malformed"}), systems=["jira"]) as sb:
-        with pytest.raises(SourceUnavailable, match="malformed JSON in search response"):
-            await open_issues(sb)
-        assert len(sb.recorder.requests("jira")) == 1
-
-
-async def test_connection_refused_is_reported() -> None:
-    with Sandbox(scenario(errors={"jira": "refused"}), systems=["jira"]) as sb:
-        with pytest.raises(SourceUnavailable, match="connection refused after 3 attempts"):
-            await open_issues(sb, max_retries=2)
-        assert sb.recorder.requests() == []
+# --- read faults (every fault on every connector: test_faults.py) -------------------------
 
 
 async def test_a_wrong_token_is_a_clear_gap_and_a_bearer_token_works() -> None:
