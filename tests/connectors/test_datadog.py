@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from datadog_api_client.v1.api.dashboards_api import DashboardsApi
-from datadog_api_client.v1.api.events_api import EventsApi as EventsApiV1
-from datadog_api_client.v1.api.monitors_api import MonitorsApi
-from datadog_api_client.v1.model.dashboard import Dashboard
-from datadog_api_client.v1.model.dashboard_layout_type import DashboardLayoutType
-from datadog_api_client.v1.model.event_create_request import EventCreateRequest
-from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
 
 from bot.analyse.metrics import metric_signals
 from bot.core.config import DatadogSettings
-from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.errors import SourceUnavailable
 from bot.core.models import EvidenceKind, Source, TimeWindow, evidence_id
 from bot.gather.plan import incident_window
-from connectors.datadog import ALLOWED, DatadogConnector
+from connectors.datadog import DatadogConnector
 from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
 from sandbox.server import Sandbox
 
@@ -291,51 +284,6 @@ async def test_missing_api_key_meets_datadogs_403(sandbox: Sandbox) -> None:
     [req] = sandbox.recorder.requests("datadog")
     assert req.status == 403
     assert "dd-api-key" not in req.headers
-
-
-# --- read-only at the wire ----------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_writes_and_unlisted_reads_never_leave_the_process(sandbox: Sandbox) -> None:
-    async with connector(sandbox) as dd:
-        refusal = await dd.write_probe()
-        client = dd._api()  # the very client the tools use
-        attempts: list[Callable[[], Any]] = [
-            lambda: MonitorsApi(client).delete_monitor(4101),
-            lambda: MonitorsApi(client).update_monitor(4101, body=MonitorUpdateRequest(name="x")),
-            lambda: MonitorsApi(client).list_monitors(),
-            lambda: MonitorsApi(client).check_can_delete_monitor(monitor_ids=[4101]),
-            lambda: MonitorsApi(client).search_monitors(),
-            lambda: DashboardsApi(client).delete_dashboard("chk-ovr-001"),
-            lambda: DashboardsApi(client).create_dashboard(
-                body=Dashboard(title="x", layout_type=DashboardLayoutType.ORDERED, widgets=[])),
-            lambda: EventsApiV1(client).create_event(body=EventCreateRequest(title="x", text="y")),
-        ]
-        refused = []
-        for attempt in attempts:
-            with pytest.raises(WireRefused) as err:
-                await attempt()
-            refused.append((err.value.method, err.value.path))
-    assert refusal == "refused POST /api/v1/monitor: not in the read-only allowlist"
-    assert ("DELETE", "/api/v1/monitor/4101") in refused
-    assert ("GET", "/api/v1/monitor") in refused
-    assert ("POST", "/api/v1/events") in refused
-    assert ("GET", "/api/v1/monitor/search") in refused
-    assert sandbox.recorder.requests("datadog") == []
-
-
-def test_allowlist_is_exactly_the_six_reads() -> None:
-    conn = DatadogConnector(DatadogSettings(base_url="http://127.0.0.1:1/"))
-    assert {m for m, _ in ALLOWED} == {"GET", "POST"}
-    assert len(ALLOWED) == 6
-    assert [path for method, path in ALLOWED if method == "POST"] == ["/api/v2/logs/events/search"]
-    assert conn.allowlist.allows("POST", "/api/v2/logs/events/search")
-    for method, path in [("GET", "/api/v2/logs/events/search"), ("POST", "/api/v1/monitor/4101/mute"),
-                         ("GET", "/api/v1/monitor/4101/extra"), ("PUT", "/api/v1/dashboard/abc"),
-                         ("POST", "/api/v2/logs/events"), ("GET", "/api/v2/events/abc"),
-                         ("POST", "/api/v1/query"), ("POST", "/api/v1/search")]:
-        assert not conn.allowlist.allows(method, path), (method, path)
 
 
 # --- the sandbox's wire format, read directly ---------------------------------------------
