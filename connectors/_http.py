@@ -2,16 +2,15 @@
 
 `Allowlist` is the rule (which ``(METHOD, path)`` pairs a connector may send), usable from
 any client library. `ReadOnlyTransport` enforces it for httpx: a forbidden request raises
-`WireRefused` before a byte leaves the process. `get_json` adds bounded retries on 429 and
-5xx (honouring ``Retry-After``), and turns timeouts, refused connections and malformed JSON
-into `SourceUnavailable` with a short reason a person can read.
+`WireRefused` before a byte leaves the process. `send` and `get_json` run an httpx request
+under the connectors' one `RetryPolicy` (429, 5xx, timeouts and transport errors are retried),
+and turn what is left, and malformed JSON, into `SourceUnavailable` with a short reason a
+person can read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -20,8 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.core.errors import SourceUnavailable, WireRefused
-
-MAX_RETRY_AFTER_S = 10.0  # never sleep longer than this on one Retry-After
+from connectors._retry import Failed, RetryPolicy
 
 
 class Allowlist:
@@ -75,16 +73,6 @@ def base_path(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
-def retry_delay(attempt: int, retry_after: str | None) -> float:
-    """Seconds to wait before retry `attempt` (1-based): Retry-After wins, else backoff."""
-    if retry_after:
-        try:
-            return min(float(retry_after), MAX_RETRY_AFTER_S)
-        except ValueError:
-            pass  # an HTTP-date: fall back to backoff rather than parse clocks we don't trust
-    return min(0.2 * 2 ** (attempt - 1), 2.0) + random.uniform(0, 0.05)  # noqa: S311 - jitter
-
-
 async def send(
     client: httpx.AsyncClient,
     method: str,
@@ -92,37 +80,27 @@ async def send(
     *,
     source: str,
     tool: str,
-    max_retries: int = 2,
+    retry: RetryPolicy,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send with retries on 429/5xx and transport errors; raise SourceUnavailable at the end."""
-    last = "no attempt made"
-    retry_after: str | None = None
-    for attempt in range(max_retries + 1):
-        if attempt:
-            await asyncio.sleep(retry_delay(attempt, retry_after))
-        retry_after = None
+    """Send under `retry`; a 4xx other than 429 is final and raised at once."""
+
+    async def attempt() -> httpx.Response:
         try:
             response = await client.request(method, url, **kwargs)
-        except WireRefused:
-            raise
-        except httpx.TimeoutException:
-            last = "timed out"
-            continue
-        except httpx.ConnectError:
-            last = "connection refused"
-            continue
+        except httpx.TimeoutException as exc:
+            raise Failed("timed out") from exc
+        except httpx.ConnectError as exc:
+            raise Failed("connection refused") from exc
         except httpx.TransportError as exc:
-            last = f"transport error ({type(exc).__name__})"
-            continue
+            raise Failed(f"transport error ({type(exc).__name__})") from exc
         if response.status_code == 429 or response.status_code >= 500:
-            last = f"HTTP {response.status_code}"
-            retry_after = response.headers.get("retry-after")
-            continue
+            raise Failed(f"HTTP {response.status_code}", retry_after=response.headers.get("retry-after"))
         if response.status_code >= 400:
             raise SourceUnavailable(source, f"HTTP {response.status_code}", tool)
         return response
-    raise SourceUnavailable(source, f"{last} after {max_retries + 1} attempts", tool)
+
+    return await retry.acall(attempt, source=source, tool=tool)
 
 
 def parse_json(response: httpx.Response, *, source: str, tool: str) -> Any:
@@ -132,8 +110,7 @@ def parse_json(response: httpx.Response, *, source: str, tool: str) -> Any:
         raise SourceUnavailable(source, "malformed JSON in response", tool) from exc
 
 
-async def get_json(client: httpx.AsyncClient, url: str, *, source: str, tool: str,
-                   max_retries: int = 2, **kwargs: Any) -> Any:
-    response = await send(client, "GET", url, source=source, tool=tool,
-                          max_retries=max_retries, **kwargs)
+async def get_json(client: httpx.AsyncClient, url: str, *, source: str, tool: str, retry: RetryPolicy,
+                   **kwargs: Any) -> Any:
+    response = await send(client, "GET", url, source=source, tool=tool, retry=retry, **kwargs)
     return parse_json(response, source=source, tool=tool)

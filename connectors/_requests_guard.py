@@ -7,9 +7,10 @@ Every request passes through its `send`, which:
    not in the connector's `Allowlist` (and any path with dot segments or encoded slashes, which
    a server might resolve to somewhere the allowlist did not mean): `WireRefused`;
 2. applies our per-call timeout (the library truncates its own timeout to whole seconds);
-3. retries 429 and 5xx, honouring ``Retry-After``, and connection failures, with a bounded
-   number of attempts. A non-idempotent request (POST) is retried only when the server cannot
-   have acted on it (429, or the connection was never made), so a create is never doubled;
+3. retries 429 and 5xx, and connection failures, under the connectors' one `RetryPolicy`
+   (bounded, honouring ``Retry-After``). A non-idempotent request (POST) is retried only when
+   the server cannot have acted on it (429, or the connection was never made), so a create is
+   never doubled;
 4. turns what is left into `SourceUnavailable` with a short reason a person can read.
 
 The library's own 429 handling never sees a 429 (we answer first); build the client with
@@ -32,7 +33,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from bot.core.errors import SourceUnavailable, WireRefused
-from connectors._http import Allowlist, retry_delay
+from connectors._http import Allowlist
+from connectors._retry import Failed, RetryPolicy
 
 T = TypeVar("T")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -40,7 +42,8 @@ _SUSPICIOUS_PATH = re.compile(r"(^|/)\.\.?(/|$)|%2f|%5c|\\", re.IGNORECASE)
 
 
 class GuardedAdapter(HTTPAdapter):
-    """A transport adapter that enforces the allowlist, the timeout and the retry policy."""
+    """A transport adapter that enforces the allowlist, the timeout and the retry policy
+    (`sleep` is the policy's, injectable so a test need not wait)."""
 
     def __init__(
         self,
@@ -56,8 +59,7 @@ class GuardedAdapter(HTTPAdapter):
         base = urlsplit(base_url)
         self.origin = (base.scheme, base.netloc)
         self.timeout_s = timeout_s
-        self.attempts = max(max_retries, 0) + 1
-        self.sleep = sleep
+        self.retry = RetryPolicy(max_retries, sleep=sleep)
 
     def check(self, method: str, url: str) -> None:
         """Raise `WireRefused` unless ``method url`` is one this connector may send."""
@@ -79,44 +81,32 @@ class GuardedAdapter(HTTPAdapter):
     ) -> requests.Response:
         method = (request.method or "GET").upper()
         self.check(method, request.url or "")
-        idempotent = method in IDEMPOTENT
-        last = "no attempt made"
-        retry_after: str | None = None
-        for attempt in range(self.attempts):
-            if attempt:
-                self.sleep(retry_delay(attempt, retry_after))
-            retry_after = None
+        # Once the server may have acted on a non-idempotent request, another try could do it twice.
+        unsafe = None if method in IDEMPOTENT else f"a {method} is not retried when the server may have acted on it"
+        send_once = super().send
+
+        def attempt() -> requests.Response:
             try:
-                response = super().send(request, stream=stream, timeout=self.timeout_s, verify=verify,
-                                        cert=cert, proxies=proxies)
-            except requests.exceptions.ConnectTimeout:
-                last = "timed out connecting"
-                continue
-            except requests.exceptions.Timeout:
-                last = "timed out"
-                if idempotent:
-                    continue
-                break
+                response = send_once(request, stream=stream, timeout=self.timeout_s, verify=verify, cert=cert,
+                                     proxies=proxies)
+            except requests.exceptions.ConnectTimeout as exc:
+                raise Failed("timed out connecting") from exc  # never connected: always safe to repeat
+            except requests.exceptions.Timeout as exc:
+                raise Failed("timed out", unsafe=unsafe) from exc
             except requests.exceptions.SSLError as exc:
                 raise SourceUnavailable(self.allowlist.source, "TLS handshake failed") from exc
             except requests.exceptions.ConnectionError as exc:
-                never_connected = _never_connected(exc)
-                last = "connection refused" if never_connected else "connection lost"
-                if idempotent or never_connected:
-                    continue
-                break
+                if _never_connected(exc):
+                    raise Failed("connection refused") from exc
+                raise Failed("connection lost", unsafe=unsafe) from exc
             if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
                 response.close()
-                if idempotent or response.status_code == 429:
-                    continue
-                break
+                # A 429 was refused before any work was done; a 5xx may have come after it.
+                raise Failed(f"HTTP {response.status_code}", retry_after=response.headers.get("Retry-After"),
+                             unsafe=None if response.status_code == 429 else unsafe)
             return response
-        tried = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-        if not idempotent and attempt + 1 < self.attempts:
-            tried += f" (a {method} is not retried when the server may have acted on it)"
-        raise SourceUnavailable(self.allowlist.source, f"{last} {tried}")
+
+        return self.retry.call(attempt, source=self.allowlist.source)
 
 
 def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:

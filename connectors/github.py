@@ -25,6 +25,7 @@ from bot.core.config import GitHubSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
+from connectors._retry import RetryPolicy
 
 SOURCE = "github"
 RULES = (
@@ -112,6 +113,7 @@ class GitHubConnector:
         self._client = build_client(settings, transport, self._allowlist)
         self._origin = httpx.URL(settings.base_url)
         self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._retry = RetryPolicy(settings.max_retries)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -241,7 +243,7 @@ class GitHubConnector:
             _note_missing(out, what)
             return None
         try:
-            return _parse_json(await self._send(url, tool), tool)
+            return _parse_json(await self._send(url, tool, out.outage), tool)
         except WireRefused:
             raise
         except SourceUnavailable as exc:
@@ -251,10 +253,12 @@ class GitHubConnector:
             log.info("github: %s unavailable for %s: %s", what, url, exc.reason)
             return None
 
-    async def _send(self, url: str, tool: str) -> httpx.Response:
+    async def _send(self, url: str, tool: str, outage: dict[str, str] | None = None) -> httpx.Response:
         async with self._limit:
-            return await send(self._client, "GET", url, source=SOURCE, tool=tool,
-                              max_retries=self.settings.max_retries)
+            # Checked again once a slot is free: reads queued behind one that failed are skipped.
+            if outage is not None and tool in outage:
+                raise SourceUnavailable(SOURCE, outage[tool], tool)
+            return await send(self._client, "GET", url, source=SOURCE, tool=tool, retry=self._retry)
 
     def _evidence(self, repo: str, dep: Deployment, what: Shipped, provenance: Provenance) -> Evidence:
         short = dep.sha[:7]

@@ -18,6 +18,7 @@ from bot.core.config import PagerDutySettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, get_json
+from connectors._retry import RetryPolicy
 
 SOURCE = "pagerduty"
 RULES = (
@@ -60,6 +61,7 @@ class PagerDutyConnector:
         self._allowlist = read_only_allowlist(settings)
         self._client = build_client(settings, transport, self._allowlist)
         self._prefix = base_path(settings.base_url)
+        self._retry = RetryPolicy(settings.max_retries)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -116,8 +118,7 @@ class PagerDutyConnector:
         raise ConfigError(f"pagerduty: POST {WRITE_PROBE_PATH} was not refused by the read-only transport")
 
     async def _get(self, path: str, tool: str, params: dict[str, Any] | None = None) -> Any:
-        return await get_json(self._client, path, source=SOURCE, tool=tool,
-                              max_retries=self.settings.max_retries, params=params)
+        return await get_json(self._client, path, source=SOURCE, tool=tool, retry=self._retry, params=params)
 
     async def _pages(self, path: str, key: str, params: dict[str, Any],
                      tool: str) -> tuple[list[dict[str, Any]], str]:

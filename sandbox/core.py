@@ -4,8 +4,9 @@ Every fake system (Datadog, GitHub, Slack, ...) is a `SystemApp`: a table of
 ``(method, path) -> handler`` entries, each named after the bot tool it serves
 (``datadog.search_logs``). One ASGI callable per system applies, in this order: auth check,
 injected latency, injected error, the handler, then records the exchange with the
-provenance the handler reported (which world items produced the answer). Handlers only
-render the scenario into the system's real wire format.
+provenance the handler reported (which world items produced the answer); a request held by
+a ``timeout`` fault is recorded as it arrives instead. Handlers only render the scenario into
+the system's real wire format.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ class SystemApp:
             body=body,
         )
         reply, tool, fault = await self._dispatch(sreq)
-        self._record(sreq, reply, tool, fault)
+        if fault != "timeout":  # a held request was recorded when it arrived (see `hold`)
+            self._record(sreq, reply, tool, fault)
         await _to_response(reply)(scope, receive, send)
 
     async def _dispatch(self, sreq: SandboxRequest) -> tuple[Reply, str | None, str | None]:
@@ -211,12 +213,23 @@ class SystemApp:
         if latency := faults.latency_for(route.tool):
             await asyncio.sleep(latency / 1000)
         fault = faults.error_for(route.tool)
+        if fault == "timeout":
+            return await self.hold(sreq, route.tool, Reply({"errors": ["Gateway Timeout (sandbox fault injection)"]},
+                                                           status=504)), route.tool, fault
         if fault is not None and fault != "refused":
-            return await _fault_reply(fault), route.tool, fault
+            return _fault_reply(fault), route.tool, fault
         try:
             return await route.handler(sreq), route.tool, None
         except Exception as exc:  # a sandbox bug must look like a 500, not a hang
             return Reply({"error": f"sandbox {self.name} failed: {exc!r}"}, status=500), route.tool, None
+
+    async def hold(self, sreq: SandboxRequest, tool: str | None, reply: Reply) -> Reply:
+        """The ``timeout`` fault: record the request now, as it arrives, then hold it far past any
+        client timeout. Recorded at the end, like other requests, it would never be seen (the client
+        gives up first), and tests could not count the attempts that timed out."""
+        self._record(sreq, reply, tool, "timeout")
+        await asyncio.sleep(TIMEOUT_FAULT_SECONDS)
+        return reply
 
     def _record(self, sreq: SandboxRequest, reply: Reply, tool: str | None, fault: str | None) -> None:
         headers = {k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in sreq.headers.items()}
@@ -227,7 +240,7 @@ class SystemApp:
         ))
 
 
-async def _fault_reply(fault: str) -> Reply:
+def _fault_reply(fault: str) -> Reply:
     if fault == "http_500":
         return Reply({"errors": ["Internal Server Error (sandbox fault injection)"]}, status=500)
     if fault == "http_429":
@@ -235,9 +248,6 @@ async def _fault_reply(fault: str) -> Reply:
                      headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if fault == "malformed":
         return Reply('{"data": [{"truncated', content_type="application/json")
-    if fault == "timeout":
-        await asyncio.sleep(TIMEOUT_FAULT_SECONDS)
-        return Reply({"errors": ["Gateway Timeout (sandbox fault injection)"]}, status=504)
     raise ValueError(f"unknown fault {fault!r}")
 
 

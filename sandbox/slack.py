@@ -35,7 +35,6 @@ from typing import Any
 from sandbox.block_kit import validate_blocks, validate_view
 from sandbox.core import (
     RETRY_AFTER_SECONDS,
-    TIMEOUT_FAULT_SECONDS,
     Reply,
     SandboxContext,
     SandboxRequest,
@@ -176,8 +175,7 @@ class SlackApp(SystemApp):
         if fault == "malformed":
             return Reply('{"ok": true, "channel": "C', content_type="application/json"), route.tool, fault
         if fault == "timeout":
-            await asyncio.sleep(TIMEOUT_FAULT_SECONDS)
-            return Reply("Gateway Timeout", status=504), route.tool, fault
+            return await self.hold(sreq, route.tool, Reply("Gateway Timeout", status=504)), route.tool, fault
         try:
             return await route.handler(sreq), route.tool, None
         except _ArgsError as exc:

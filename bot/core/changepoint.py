@@ -2,7 +2,7 @@
 
 One detector for the whole bot: the analysis dates the incident's onset with it, and the
 Datadog connector's metric excerpt ("the change began around HH:MM") says the same time,
-because both call `change_in_window`.
+because both call `incident_step`.
 """
 
 from __future__ import annotations

@@ -11,14 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import connectors.github as gh
 from bot.core.config import GitHubSettings
 from bot.core.errors import SourceUnavailable, WireRefused
 from bot.core.models import EvidenceKind, TimeWindow
-from connectors.github import GitHubConnector, build_client, read_only_allowlist
+from connectors.github import GitHubConnector, build_client
 from sandbox.github import deployment_id
 from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
 from sandbox.server import Sandbox
@@ -282,54 +280,7 @@ async def test_wrong_token_is_a_clear_gap() -> None:
     assert err.value.reason == "HTTP 401"
 
 
-# --- faults -------------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_429_is_retried_after_retry_after_then_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "http_429"}), systems=["github"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable) as err:
-            await deploys_for(sb, REPO, window(), max_retries=1)
-        elapsed = time.monotonic() - started
-        recorded = sb.recorder.requests("github")
-    assert err.value.source == "github"
-    assert err.value.tool == "github.list_deployments"
-    assert err.value.reason == "HTTP 429 after 2 attempts"
-    assert [r.fault for r in recorded] == ["http_429", "http_429"]
-    assert elapsed >= 1.0  # the sandbox said Retry-After: 1
-
-
-@pytest.mark.asyncio
-async def test_500_is_retried_then_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "http_500"}), systems=["github"]) as sb:
-        with pytest.raises(SourceUnavailable, match=r"HTTP 500 after 3 attempts"):
-            await deploys_for(sb, REPO, window(), max_retries=2)
-        assert len(sb.recorder.requests("github")) == 3
-
-
-@pytest.mark.asyncio
-async def test_timeout_is_reported_quickly() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "timeout"}), systems=["github"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable, match="timed out after 1 attempts"):
-            await deploys_for(sb, REPO, window(), timeout_s=0.3, max_retries=0)
-        assert time.monotonic() - started < 3
-
-
-@pytest.mark.asyncio
-async def test_malformed_json_is_reported() -> None:
-    with (Sandbox(scenario(hourly_deploys(2), {"github": "malformed"}), systems=["github"]) as sb,
-          pytest.raises(SourceUnavailable, match="malformed JSON")):
-        await deploys_for(sb, REPO, window())
-
-
-@pytest.mark.asyncio
-async def test_connection_refused_is_reported() -> None:
-    with Sandbox(scenario(hourly_deploys(2), {"github": "refused"}), systems=["github"]) as sb:
-        with pytest.raises(SourceUnavailable, match="connection refused after 2 attempts"):
-            await deploys_for(sb, REPO, window(), max_retries=1)
-        assert sb.recorder.requests() == []
+# --- faults (every fault on every connector: test_faults.py) ------------------------------
 
 
 @pytest.mark.asyncio
@@ -355,7 +306,7 @@ async def test_a_timing_out_detail_read_does_not_stall_every_deploy() -> None:
     assert len(evidence) == 6
     assert all(e.data["status"] is None and "status" in e.data["missing"] for e in evidence)
     assert elapsed < 2.0
-    assert len(status_reads) <= gh.CONCURRENCY  # after the first timeout the rest are skipped
+    assert 1 <= len(status_reads) <= gh.CONCURRENCY  # after the first timeout the rest are skipped
 
 
 @pytest.mark.asyncio
@@ -367,45 +318,7 @@ async def test_invalid_repo_name_is_refused_before_any_request() -> None:
         assert sb.recorder.requests() == []
 
 
-# --- read-only at the wire ----------------------------------------------------------------
-
-FORBIDDEN = [
-    ("POST", "/repos/acme/checkout-api/deployments"),
-    ("POST", "/repos/acme/checkout-api/deployments/1/statuses"),
-    ("DELETE", "/repos/acme/checkout-api/deployments/1"),
-    ("PATCH", "/repos/acme/checkout-api/pulls/812"),
-    ("PUT", "/repos/acme/checkout-api/pulls/812/merge"),
-    ("POST", "/repos/acme/checkout-api/issues"),
-    ("POST", "/repos/acme/checkout-api/git/refs"),
-    ("DELETE", "/repos/acme/checkout-api"),
-    ("GET", "/user"),
-    ("GET", "/repos/acme/checkout-api/contents/README.md"),
-    ("GET", "/repos/acme/checkout-api/deployments/1"),
-    ("GET", "/repos/acme/checkout-api/pulls"),
-    ("GET", "/repos/acme/checkout-api/deployments/1/statuses/2"),
-    ("GET", "/repos/acme/checkout-api/actions/secrets"),
-    ("HEAD", "/repos/acme/checkout-api/deployments"),
-]
-
-
-@pytest.mark.asyncio
-async def test_everything_outside_the_allowlist_is_refused_before_it_leaves() -> None:
-    with Sandbox(checkout(), systems=["github"]) as sb:
-        client = build_client(settings(sb))
-        for method, path in FORBIDDEN:
-            with pytest.raises(WireRefused) as err:
-                await client.request(method, path)
-            assert (err.value.method, err.value.path) == (method, path)
-        allowed = await client.get("/repos/acme/checkout-api/deployments")
-        await client.aclose()
-        connector = GitHubConnector(settings(sb))
-        probe = await connector.write_probe()
-        await connector.aclose()
-        recorded = sb.recorder.requests()
-    assert probe == ("github: refused POST /repos/incident-brief/write-probe/deployments: "
-                     "not in the read-only allowlist")
-    assert allowed.status_code == 200
-    assert [(r.method, r.path) for r in recorded] == [("GET", "/repos/acme/checkout-api/deployments")]
+# --- read-only at the wire (every connector: test_wire_allowlists.py) ----------------------
 
 
 @pytest.mark.asyncio
@@ -421,16 +334,4 @@ async def test_allowlist_respects_an_enterprise_base_path() -> None:
     assert response.status_code == 404
     assert response.request.url.path == "/api/v3/repos/acme/checkout-api/deployments"
 
-
-_segment = st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True)
-
-
-@given(method=st.sampled_from(["POST", "PUT", "PATCH", "DELETE"]),
-       rule=st.sampled_from([p for _m, p in gh.RULES]), parts=st.lists(_segment, min_size=5, max_size=5))
-def test_no_write_method_is_allowed_on_any_path(method: str, rule: str, parts: list[str]) -> None:
-    allowlist = read_only_allowlist(GitHubSettings(base_url="https://api.github.com"))
-    path = rule.format(owner=parts[0], repo=parts[1], deployment_id=parts[2], basehead=parts[3],
-                       sha=parts[4], number=parts[2])
-    assert allowlist.allows("GET", path)
-    assert not allowlist.allows(method, path)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.core.config import PagerDutySettings
-from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.errors import SourceUnavailable
 from bot.core.models import EvidenceKind, TimeWindow
 from bot.intake.signing import parse_signatures, sign_pagerduty, verify_pagerduty
-from connectors.pagerduty import PagerDutyConnector, build_client
+from connectors.pagerduty import PagerDutyConnector
 from sandbox.pagerduty import DEFAULT_WEBHOOK_SECRET, build_webhook, send_webhook
 from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
 from sandbox.server import DEFAULT_SECRETS, Sandbox
@@ -189,38 +188,7 @@ async def test_invalid_ids_are_refused_before_any_request() -> None:
         assert sb.recorder.requests() == []
 
 
-# --- faults -------------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_429_is_retried_after_retry_after_then_reported() -> None:
-    with Sandbox(scenario(errors={"pagerduty": "http_429"}), systems=["pagerduty"]) as sb:
-        started = time.monotonic()
-        with pytest.raises(SourceUnavailable) as err:
-            await incident_for(sb, "PINC042", max_retries=1)
-        elapsed = time.monotonic() - started
-        recorded = sb.recorder.requests("pagerduty")
-    assert err.value.source == "pagerduty"
-    assert err.value.tool == "pagerduty.get_incident"
-    assert err.value.reason == "HTTP 429 after 2 attempts"
-    assert [r.fault for r in recorded] == ["http_429", "http_429"]
-    assert elapsed >= 1.0
-
-
-@pytest.mark.asyncio
-async def test_500_timeout_malformed_and_refused_are_clear_gaps() -> None:
-    cases = [("http_500", {}, "HTTP 500 after 2 attempts"),
-             ("timeout", {"timeout_s": 0.3}, "timed out after 2 attempts"),
-             ("malformed", {}, "malformed JSON in response"),
-             ("refused", {}, "connection refused after 2 attempts")]
-    for fault, extra, reason in cases:
-        with Sandbox(scenario(errors={"pagerduty": fault}), systems=["pagerduty"]) as sb:
-            started = time.monotonic()
-            with pytest.raises(SourceUnavailable) as err:
-                await incident_for(sb, "PINC042", max_retries=1, **extra)
-            assert time.monotonic() - started < 3
-            assert err.value.reason == reason, fault
-            assert err.value.source == "pagerduty"
+# --- faults (every fault on every connector: test_faults.py) ------------------------------
 
 
 @pytest.mark.asyncio
@@ -230,7 +198,7 @@ async def test_failing_alerts_keep_the_incident_and_say_so() -> None:
         evidence = await incident_for(sb, "PINC042", max_retries=0)
     [incident] = evidence
     assert incident.data["missing"] == ["alerts"]
-    assert "Alerts not available from PagerDuty: HTTP 500 after 1 attempts" in incident.excerpt
+    assert "Alerts not available from PagerDuty: HTTP 500 after 1 attempt." in incident.excerpt
 
 
 @pytest.mark.asyncio
@@ -238,42 +206,6 @@ async def test_wrong_token_is_a_clear_gap() -> None:
     with Sandbox(checkout(), systems=["pagerduty"]) as sb, pytest.raises(SourceUnavailable) as err:
         await incident_for(sb, INCIDENT, token="nope")
     assert err.value.reason == "HTTP 401"
-
-
-# --- read-only at the wire ----------------------------------------------------------------
-
-FORBIDDEN = [
-    ("POST", "/incidents"),
-    ("PUT", "/incidents"),
-    ("PUT", f"/incidents/{INCIDENT}"),
-    ("POST", f"/incidents/{INCIDENT}/notes"),
-    ("PUT", f"/incidents/{INCIDENT}/merge"),
-    ("POST", f"/incidents/{INCIDENT}/responder_requests"),
-    ("PUT", f"/incidents/{INCIDENT}/alerts/PALERT1"),
-    ("DELETE", f"/incidents/{INCIDENT}"),
-    ("GET", f"/incidents/{INCIDENT}/log_entries"),
-    ("GET", f"/incidents/{INCIDENT}/alerts/PALERT1"),
-    ("GET", "/users"),
-    ("GET", "/services/PSVCCHK"),
-    ("POST", "/webhook_subscriptions"),
-]
-
-
-@pytest.mark.asyncio
-async def test_everything_outside_the_allowlist_is_refused_before_it_leaves() -> None:
-    with Sandbox(checkout(), systems=["pagerduty"]) as sb:
-        client = build_client(settings(sb))
-        for method, path in FORBIDDEN:
-            with pytest.raises(WireRefused) as err:
-                await client.request(method, path, json={"incident": {"status": "resolved"}})
-            assert (err.value.method, err.value.path) == (method, path)
-        await client.aclose()
-        connector = PagerDutyConnector(settings(sb))
-        probe = await connector.write_probe()
-        await connector.aclose()
-        recorded = sb.recorder.requests()
-    assert probe == "pagerduty: refused POST /incidents: not in the read-only allowlist"
-    assert recorded == []
 
 
 # --- the webhook sender -------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Read-only at the wire, exhaustively: every method on every known path, through each connector's
-own session, is refused in-process unless it is one of that connector's reads.
+"""Read-only at the wire, exhaustively and once for every connector: every method on every known
+path, through each connector's own session, is refused in-process unless it is one of that
+connector's reads.
 
 The request matrix is generated: every HTTP method × (the allowlisted paths, made concrete, plus
 the write and admin paths of each real API). What a connector may send is declared here,
@@ -7,21 +8,35 @@ independently of the connector's `Allowlist`, so a rule added there by mistake (
 fails this test instead of being excused by it. Each refusal must be `WireRefused` raised before
 anything is sent, and the sandbox, which records every request it receives (even unrouted ones),
 must have seen none of them. A control then sends the allowed reads through the same session and
-sees each recorded, so "nothing recorded" means nothing left.
+sees each recorded, so "nothing recorded" means nothing left. The same sessions also refuse the
+client library's own write helpers, the doctor's write probe and (for requests sessions) any
+other host; and no rule of any connector lets a write method through on any path it matches.
 """
-
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import pytest
+from datadog_api_client.v1.api.dashboards_api import DashboardsApi
+from datadog_api_client.v1.api.events_api import EventsApi as EventsApiV1
+from datadog_api_client.v1.api.monitors_api import MonitorsApi
+from datadog_api_client.v1.model.dashboard import Dashboard
+from datadog_api_client.v1.model.dashboard_layout_type import DashboardLayoutType
+from datadog_api_client.v1.model.event_create_request import EventCreateRequest
+from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core.errors import WireRefused
 from bot.gather.plan import incident_window
 from bot.intake.catalog import Catalog
+from connectors import confluence, github, pagerduty
 from connectors._http import Allowlist
 from connectors.confluence import ConfluenceConnector
 from connectors.datadog import ALLOWED as DATADOG_RULES
@@ -33,8 +48,10 @@ from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 Pair = tuple[str, str]
 Send = Callable[[str, str], Awaitable[object]]
+Call = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ DATADOG = WireCase(
         "/api/v2/logs/events", "/api/v2/logs/analytics/aggregate", "/api/v1/logs-queries/list",
         "/api/v1/logs/config/indexes", "/api/v2/logs/config/archives", "/api/v2/logs/events/search/extra",
         "/api/v1/synthetics/tests", "/api/v2/incidents", "/api/v1/validate", "/api/v2/users",
-        "/api/v2/api_keys", "/api/v1/slo",
+        "/api/v2/api_keys", "/api/v1/slo", "/api/v1/monitor/4101/extra", "/api/v2/events/abc",
     ),
 )
 
@@ -89,7 +106,7 @@ GITHUB = WireCase(
         f"{_REPO}/pulls/7/merge", f"{_REPO}/pulls/7/reviews", f"{_REPO}/issues", f"{_REPO}/issues/7/comments",
         f"{_REPO}/contents/README.md", f"{_REPO}/actions/secrets", f"{_REPO}/actions/workflows/ci.yml/dispatches",
         f"{_REPO}/hooks", f"{_REPO}/collaborators/mallory", f"{_REPO}/releases", f"{_REPO}/environments/prod",
-        "/user/repos", "/orgs/acme/repos", "/rate_limit", "/graphql",
+        "/user", "/user/repos", "/orgs/acme/repos", "/rate_limit", "/graphql",
     ),
 )
 
@@ -104,7 +121,8 @@ PAGERDUTY = WireCase(
         "/incidents/Q1CHK5XX/notes", "/incidents/Q1CHK5XX/merge", "/incidents/Q1CHK5XX/snooze",
         "/incidents/Q1CHK5XX/responder_requests", "/incidents/Q1CHK5XX/status_updates",
         "/incidents/Q1CHK5XX/alerts/A1", "/incidents/Q1CHK5XX/log_entries", "/services", "/services/PSVCCHK",
-        "/maintenance_windows", "/schedules/S1/overrides", "/users/me", "/abilities", "/escalation_policies",
+        "/maintenance_windows", "/schedules/S1/overrides", "/users", "/users/me", "/abilities", "/escalation_policies",
+        "/webhook_subscriptions",
     ),
 )
 
@@ -120,7 +138,11 @@ CONFLUENCE = WireCase(
         "/wiki/rest/api/content/98001/property", "/wiki/rest/api/content/search",
         "/wiki/rest/api/content/blueprint/instance/98001", "/wiki/rest/api/space", "/wiki/rest/api/space/OPS",
         "/wiki/api/v2/pages", "/wiki/api/v2/pages/98001", "/wiki/rest/api/user/current",
+        "/wiki/rest/api/content/98001/child/comment", "/wiki/rest/api/content/98001/child/page",
+        "/wiki/rest/api/content/98001/label/runbook", "/wiki/rest/api/content/98001/history",
         "/rest/api/search", "/rest/api/content",  # outside the configured /wiki context path
+        # Dot segments and encoded slashes, which a server might resolve to somewhere else.
+        "/wiki/rest/api/content/98001/../../../admin", "/wiki/rest/api/content/..%2f..%2fadmin",
     ),
 )
 
@@ -130,6 +152,7 @@ _JIRA_PATHS = (
     "/rest/api/2/issue/bulk", "/rest/api/2/issueLink", "/rest/api/2/myself", "/rest/api/2/serverInfo",
     "/rest/api/2/project", "/rest/api/2/project/CHK", "/rest/api/3/issue", "/rest/api/3/search",
     "/rest/api/2/search", "/rest/api/3/search/jql",
+    "/rest/api/2/search/../issue/CHK-1", "/rest/api/2/search%2f..%2fmyself",  # dot segments, encoded slashes
 )
 JIRA_READER = WireCase(system="jira", allowed=frozenset({("GET", "/rest/api/2/search")}), other_paths=_JIRA_PATHS)
 # On Jira Cloud the reader's one search is the enhanced JQL endpoint, and the retired one is refused.
@@ -148,6 +171,46 @@ CASES = {"datadog": DATADOG, "github": GITHUB, "pagerduty": PAGERDUTY, "confluen
 class Wire:
     allowlist: Allowlist
     send: Send  # one raw request through the connector's own session (transport, adapter, rest layer)
+    probe: Callable[[], Awaitable[str]]  # the doctor's write probe: the refusal it returns
+    # The client library's own calls that must meet the same guard (the generated Datadog API, the
+    # atlassian helpers); the httpx connectors have none beyond the session itself. Each returns an
+    # awaitable (the Datadog client's methods are typed as sync but return coroutines in async mode).
+    helpers: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # An allowed read sent to another host with the connector's credentials (requests sessions).
+    elsewhere: Call | None = None
+
+
+def _datadog_helpers(client: Any) -> dict[str, Callable[[], Any]]:
+    monitors, dashboards = MonitorsApi(client), DashboardsApi(client)
+    return {
+        "delete monitor": partial(monitors.delete_monitor, 4101),
+        "update monitor": partial(monitors.update_monitor, 4101, body=MonitorUpdateRequest(name="x")),
+        "list monitors": monitors.list_monitors,
+        "can delete monitor": partial(monitors.check_can_delete_monitor, monitor_ids=[4101]),
+        "search monitors": monitors.search_monitors,
+        "delete dashboard": partial(dashboards.delete_dashboard, "chk-ovr-001"),
+        "create dashboard": partial(dashboards.create_dashboard, body=Dashboard(
+            title="x", layout_type=DashboardLayoutType.ORDERED, widgets=[])),
+        "create event": partial(EventsApiV1(client).create_event, body=EventCreateRequest(title="x", text="y")),
+    }
+
+
+def _atlassian_helpers(client: Any, **specific: Callable[[], object]) -> dict[str, Call]:
+    """The library's generic helpers on each kind of write and an unlisted read, plus `specific`
+    ones; each runs in a worker thread, as the connectors run the library."""
+    blocking: dict[str, Callable[[], object]] = {
+        "POST content": partial(client.post, "rest/api/content", data={"type": "page"}),
+        "PUT content": partial(client.put, "rest/api/content/98001", data={}),
+        "DELETE content": partial(client.delete, "rest/api/content/98001"),
+        "POST issue": partial(client.post, "rest/api/2/issue", data={"fields": {}}),
+        "PUT issue": partial(client.put, "rest/api/2/issue/CHK-1", data={}),
+        "DELETE issue": partial(client.delete, "rest/api/2/issue/CHK-1"),
+        "POST transition": partial(client.post, "rest/api/2/issue/CHK-1/transitions", data={}),
+        "POST comment": partial(client.post, "rest/api/2/issue/CHK-1/comment", data={"body": "x"}),
+        "GET outside": partial(client.get, "rest/api/2/myself"),
+        **specific,
+    }
+    return {name: partial(asyncio.to_thread, call) for name, call in blocking.items()}
 
 
 @asynccontextmanager
@@ -164,7 +227,7 @@ async def open_wire(name: str, sb: Sandbox) -> AsyncIterator[Wire]:
                                                        headers=dict(headers), body=None)
 
         try:
-            yield Wire(dd.allowlist, send_dd)
+            yield Wire(dd.allowlist, send_dd, dd.write_probe, _datadog_helpers(dd._api()))
         finally:
             await dd.aclose()
     elif name in {"github", "pagerduty"}:
@@ -175,7 +238,7 @@ async def open_wire(name: str, sb: Sandbox) -> AsyncIterator[Wire]:
             return await http._client.request(method, path)
 
         try:
-            yield Wire(http._allowlist, send_http)
+            yield Wire(http._allowlist, send_http, http.write_probe)
         finally:
             await http.aclose()
     else:
@@ -183,12 +246,27 @@ async def open_wire(name: str, sb: Sandbox) -> AsyncIterator[Wire]:
                      else JiraReader(settings.jira) if name == "jira reader"
                      else JiraReader(settings.jira, cloud=True) if name == "jira cloud reader"
                      else JiraWriter(settings.jira))
+        client: Any = atlassian.client  # a Confluence or a Jira: the helpers below are per kind
+        session = client.session
 
         async def send_requests(method: str, path: str) -> object:
-            return await asyncio.to_thread(atlassian.client.session.request, method, base + path, timeout=5)
+            return await asyncio.to_thread(session.request, method, base + path, timeout=5)
 
+        if name == "confluence":
+            specific: dict[str, Callable[[], object]] = {
+                "create page": partial(client.create_page, "OPS", "x", "<p>x</p>")}
+        elif name == "jira writer":
+            specific = {"jql": partial(client.jql, "project = CHK")}
+        else:
+            specific = {"add comment": partial(client.issue_add_comment, "CHK-1", "hello")}
+        helpers = _atlassian_helpers(client, **specific)
+        if name == "jira writer":
+            del helpers["POST issue"]  # the writer's one allowed write: only reached behind an approval
+        # What this session may send, but to another host: only the host can make it refused.
+        method, path = sorted(CASES[name].allowed)[0]
+        elsewhere = partial(asyncio.to_thread, session.request, method, "http://127.0.0.2:9" + path, timeout=5)
         try:
-            yield Wire(atlassian.allowlist, send_requests)
+            yield Wire(atlassian.allowlist, send_requests, atlassian.write_probe, helpers, elsewhere)
         finally:
             await atlassian.aclose()
 
@@ -268,3 +346,81 @@ async def test_the_logs_search_post_reaches_the_sandbox_and_counts_as_a_read(che
     assert patterns, "the scenario's error logs are found"
     assert {r.path for r in searches} == {"/api/v2/logs/events/search"}
     assert writes == []
+
+
+PROBES = {
+    "datadog": "refused POST /api/v1/monitor: not in the read-only allowlist",
+    "github": "github: refused POST /repos/incident-brief/write-probe/deployments: not in the read-only allowlist",
+    "pagerduty": "pagerduty: refused POST /incidents: not in the read-only allowlist",
+    "confluence": "confluence: refused POST /wiki/rest/api/content: not in the read-only allowlist",
+    "jira reader": "jira: refused POST /rest/api/2/issue: not in the read-only allowlist",
+    "jira cloud reader": "jira: refused POST /rest/api/2/issue: not in the read-only allowlist",
+    # The writer may create: its probe tries a delete instead.
+    "jira writer": "jira: refused DELETE /rest/api/2/issue/PROBE-0: not in the read-only allowlist",
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_the_doctors_write_probe_is_refused_before_it_leaves(name: str, checkout: Scenario) -> None:
+    case = CASES[name]
+    with Sandbox(checkout, systems=[case.system]) as sb:
+        async with open_wire(name, sb) as wire:
+            refusal = await wire.probe()
+        recorded = sb.recorder.requests(case.system)
+    assert refusal == PROBES[name]
+    assert recorded == []
+
+
+@pytest.mark.parametrize("name", ["datadog", "confluence", "jira reader", "jira cloud reader", "jira writer"])
+async def test_the_client_librarys_own_calls_meet_the_same_guard(name: str, checkout: Scenario) -> None:
+    case = CASES[name]
+    with Sandbox(checkout, systems=[case.system]) as sb:
+        async with open_wire(name, sb) as wire:
+            assert wire.helpers, f"{name}: no library calls to try"
+            leaked: list[str] = []
+            for helper, call in wire.helpers.items():
+                try:
+                    await call()
+                except WireRefused:
+                    continue
+                except Exception:  # an error answer from the server: the request did leave
+                    pass
+                leaked.append(helper)
+        recorded = sb.recorder.requests(case.system)
+    assert leaked == [], f"{name}: library calls sent without a refusal"
+    assert recorded == []
+
+
+@pytest.mark.parametrize("name", ["confluence", "jira reader", "jira cloud reader", "jira writer"])
+async def test_a_requests_session_refuses_any_other_host(name: str, checkout: Scenario) -> None:
+    """The requests guard checks the host too: the session carries the connector's credentials."""
+    with Sandbox(checkout, systems=[CASES[name].system]) as sb:
+        async with open_wire(name, sb) as wire:
+            assert wire.elsewhere is not None
+            with pytest.raises(WireRefused):
+                await wire.elsewhere()
+
+
+RULE_TABLES: dict[str, tuple[Pair, ...]] = {
+    "datadog": DATADOG_RULES, "github": github.RULES, "pagerduty": pagerduty.RULES, "confluence": confluence.RULES,
+    "jira reader": JiraReader.RULES, "jira cloud reader": JiraReader.CLOUD_RULES, "jira writer": JiraWriter.RULES,
+}
+# Every write any connector may send: Datadog's logs search (a read that is a POST) and the ticket.
+DECLARED_WRITES: dict[str, set[Pair]] = {
+    "datadog": {("POST", "/api/v2/logs/events/search")},
+    "jira writer": {("POST", "/rest/api/2/issue")},
+}
+_segment = st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True)
+
+
+@pytest.mark.parametrize("name", list(RULE_TABLES))
+@given(data=st.data())
+def test_no_write_method_is_allowed_on_any_path_a_rule_matches(name: str, data: st.DataObject) -> None:
+    rules = RULE_TABLES[name]
+    allowlist = Allowlist(name, rules)
+    method, pattern = data.draw(st.sampled_from(rules))
+    path = re.sub(r"\{[^}]+\}", lambda _placeholder: data.draw(_segment), pattern)
+    assert allowlist.allows(method, path)
+    for write in WRITE_METHODS:
+        if allowlist.allows(write, path):
+            assert (write, path) in DECLARED_WRITES.get(name, set()), f"{name}: {write} {path}"
