@@ -11,37 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.bootstrap import build_runtime, serving
-from bot.app.web import build_web_app
 from bot.core.policy import default_policy
-from bot.intake.catalog import Catalog
 from bot.tickets.filing import recover_interrupted
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import wait_for
-from sandbox.scenario import Scenario, parse_scenario
-from sandbox.server import Sandbox
-from tests.app.test_e2e_slack import Harness
-
-
-def _variant(base: Scenario, **faults: object) -> Scenario:
-    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
-    raw["world"]["faults"] = faults
-    raw.pop("path", None)
-    return parse_scenario(raw, f"{base.id} (variant)")
+from sandbox.scenario import Scenario
+from tests.helpers.scenarios import with_faults
+from tests.helpers.slack_app import Harness, running_bot
 
 
 @pytest.fixture
 async def bot(checkout: Scenario, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     scenario = request.getfixturevalue(request.param) if hasattr(request, "param") else checkout
-    with Sandbox(scenario) as sb:
-        db_path = tmp_path / "flows.db"
-        rt = await build_runtime(sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}"),
-                                 policy=default_policy(), catalog=Catalog(scenario.service_entries()),
-                                 now=lambda: scenario.now)
-        async with serving(build_web_app(rt)) as url:
-            yield Harness(sb, rt, url, db_path)
-            await rt.idle()
+    async with running_bot(scenario, tmp_path / "flows.db", policy=default_policy()) as running:
+        yield running
 
 
 async def _page(h: Harness, scenario: Scenario) -> object:
@@ -122,7 +106,7 @@ async def test_slack_rate_limits_are_retried_after_the_delay(bot: Harness, check
 
 @pytest.fixture
 def rate_limited(checkout: Scenario) -> Scenario:
-    return _variant(checkout, errors={"slack.chat_postMessage": "http_429"})
+    return with_faults(checkout, errors={"slack.chat_postMessage": "http_429"})
 
 
 async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harness, checkout: Scenario) -> None:

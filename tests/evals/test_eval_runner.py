@@ -31,7 +31,7 @@ from evals.runner import (
 from evals.scorers import SCORER_NAMES
 from sandbox.core import RecordedRequest
 from sandbox.scenario import Scenario, _NoTimestampLoader, bundled_scenarios_dir
-from tests.evals.test_scorers import FLAG, good_brief, result
+from tests.helpers.briefs import FLAG, good_brief, result
 
 CHECKOUT = bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml"
 ALL_ONE = Thresholds(minimums=dict.fromkeys(SCORER_NAMES, 1.0), max_errors=0)
