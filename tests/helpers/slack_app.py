@@ -1,9 +1,9 @@
 """The bot served as `serve` serves it, against a scenario's sandbox: what the end-to-end tests
 drive with signed requests and judge by what the sandbox's fakes received.
 
-`running_bot` builds the runtime through `bot.app.bootstrap` (SQLite through Alembic, the real
-Slack client pointed at the sandbox) and serves the web app on a loopback port; `Harness` is
-what a test holds while it runs.
+`sandboxed_runtime` builds the runtime through `bot.app.bootstrap` (SQLite through Alembic, the
+real Slack client pointed at the sandbox), for tests that call the flows directly; `running_bot`
+also serves the web app on a loopback port, and `Harness` is what a test holds while it runs.
 """
 
 from __future__ import annotations
@@ -51,16 +51,26 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
-                      drafter: Callable[[Sandbox, Runtime], Callable[[], Drafter]] | None = None,
-                      ) -> AsyncIterator[Harness]:
-    """The scenario's sandbox and the bot serving against it, stopped on exit after its
-    background work is done. ``drafter`` builds the runtime's drafter factory once the sandbox
-    and the store exist (a model drafter needs both); the default is the offline drafter."""
+async def sandboxed_runtime(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
+                            ) -> AsyncIterator[tuple[Sandbox, Runtime]]:
+    """The scenario's sandbox and a runtime built as `serve` builds it, every client pointed at
+    the sandbox, the store a migrated SQLite file; background work is waited for on exit."""
     with Sandbox(scenario) as sb:
         rt = await build_runtime(sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}"),
                                  policy=policy or default_policy(), catalog=Catalog(scenario.service_entries()),
                                  now=lambda: scenario.now)
+        yield sb, rt
+        await rt.idle()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
+                      drafter: Callable[[Sandbox, Runtime], Callable[[], Drafter]] | None = None,
+                      ) -> AsyncIterator[Harness]:
+    """`sandboxed_runtime` with the web app served on a loopback port. ``drafter`` builds the
+    runtime's drafter factory once the sandbox and the store exist (a model drafter needs
+    both); the default is the offline drafter."""
+    async with sandboxed_runtime(scenario, db_path, policy=policy) as (sb, rt):
         if drafter is not None:
             rt.drafter = drafter(sb, rt)
         async with serving(build_web_app(rt)) as url:
