@@ -28,4 +28,6 @@ def search_injection() -> Scenario:
 
 @pytest.fixture
 def scenario_paths() -> list[Path]:
-    return sorted(SCENARIOS.glob("*.yaml"))
+    paths = sorted(SCENARIOS.glob("*.yaml"))
+    assert paths, f"no bundled scenarios in {SCENARIOS}: tests looping over them would check nothing"
+    return paths
