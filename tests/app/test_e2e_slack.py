@@ -110,6 +110,10 @@ async def test_injection_scenario_reports_the_gap_and_leaks_nothing(
     slack_bodies = " ".join(unquote_plus(r.body) for r in harness.sb.ctx.recorder.requests("slack"))
     database = harness.db_path.read_bytes().decode("utf-8", errors="replace")
     logs = caplog.text
+    # Each place was written to, so the "not in" checks below say something.
+    assert slack_bodies
+    assert database
+    assert logs
     # Secrets and PII are masked on the way in: nowhere the bot writes.
     for planted in ("jane.doe@example.com", "sk-live-51HxQaBcDeFgHiJkLmNoPqRsTuVwXyZ0123"):
         for where, text in (("Slack", slack_bodies), ("the database", database), ("the logs", logs)):
