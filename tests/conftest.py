@@ -1,4 +1,4 @@
-"""Shared test set-up: no real model requests, scenario helpers, the DB fixtures plugin."""
+"""Shared test set-up: no real model requests, the bundled scenarios as fixtures, the DB fixtures plugin."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic_ai import models
 
-from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario
+from sandbox.scenario import Scenario
+from tests.helpers.scenarios import SCENARIOS, scenario
 
 pytest_plugins = ["tests.helpers.db"]
 
 # Tests talk to the sandbox's model endpoints or pydantic-ai test models, never a provider.
 models.ALLOW_MODEL_REQUESTS = False
-
-SCENARIOS = bundled_scenarios_dir()
-
-
-def scenario(name: str) -> Scenario:
-    return load_scenario(SCENARIOS / f"{name}.yaml")
 
 
 @pytest.fixture
@@ -33,4 +28,6 @@ def search_injection() -> Scenario:
 
 @pytest.fixture
 def scenario_paths() -> list[Path]:
-    return sorted(SCENARIOS.glob("*.yaml"))
+    paths = sorted(SCENARIOS.glob("*.yaml"))
+    assert paths, f"no bundled scenarios in {SCENARIOS}: tests looping over them would check nothing"
+    return paths

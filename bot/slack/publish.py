@@ -93,8 +93,10 @@ async def _brief_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
     """Build the brief (the one flow, keyed by the incident) and show it in the message `ts`."""
     started = time.perf_counter()
     previous = await rt.store.get_brief(key)
-    connectors = rt.new_connectors()
     try:
+        # Built inside the try: connectors that cannot be built (a bad setting) must replace
+        # the placeholder with the failure like any other, not leave "Gathering evidence…".
+        connectors = rt.new_connectors()
         try:
             result = await build_brief(alert, service, runner=rt.runner(brief_key=key, actor=alert.requested_by),
                                        connectors=connectors, now=rt.now(), drafter=rt.drafter())

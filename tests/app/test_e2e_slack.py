@@ -11,61 +11,23 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
-from bot.app.bootstrap import BUNDLED_POLICY, build_runtime, serving
-from bot.app.web import build_web_app
-from bot.core.policy import load_policy
-from bot.intake.catalog import Catalog
-from bot.runtime import Runtime
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import trigger, wait_for
 from sandbox.scenario import Scenario
-from sandbox.server import Sandbox
-
-
-@dataclass
-class Harness:
-    sb: Sandbox
-    rt: Runtime
-    url: str
-    db_path: Path
-
-    @property
-    def secret(self) -> str:
-        return str(self.sb.ctx.secrets["slack_signing_secret"])
-
-    def posts(self) -> list[Any]:
-        return self.sb.ctx.recorder.requests("slack", path_prefix="/api/chat.postMessage")
-
-    def brief_message(self) -> Any:
-        for message in self.sb.system("slack").messages:
-            if any(block.get("type") == "actions" for block in message.blocks or []):
-                return message
-        return None
-
-    async def post_signed(self, body: str) -> Any:
-        return await slack_sender.post_to_bot(f"{self.url}/slack/events", body,
-                                              slack_sender.signed_headers(self.secret, body))
+from tests.helpers.slack_app import Harness, running_bot
 
 
 @pytest.fixture
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     scenario: Scenario = request.getfixturevalue(request.param)
-    with Sandbox(scenario) as sb:
-        db_path = tmp_path / "e2e.db"
-        settings = sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}")
-        rt = await build_runtime(settings, policy=load_policy(BUNDLED_POLICY),
-                                 catalog=Catalog(scenario.service_entries()), now=lambda: scenario.now)
-        async with serving(build_web_app(rt)) as url:
-            yield Harness(sb, rt, url, db_path)
-            await rt.idle()
+    async with running_bot(scenario, tmp_path / "e2e.db") as running:
+        yield running
 
 
 @pytest.mark.parametrize("harness", ["checkout"], indirect=True)
@@ -148,6 +110,10 @@ async def test_injection_scenario_reports_the_gap_and_leaks_nothing(
     slack_bodies = " ".join(unquote_plus(r.body) for r in harness.sb.ctx.recorder.requests("slack"))
     database = harness.db_path.read_bytes().decode("utf-8", errors="replace")
     logs = caplog.text
+    # Each place was written to, so the "not in" checks below say something.
+    assert slack_bodies
+    assert database
+    assert logs
     # Secrets and PII are masked on the way in: nowhere the bot writes.
     for planted in ("jane.doe@example.com", "sk-live-51HxQaBcDeFgHiJkLmNoPqRsTuVwXyZ0123"):
         for where, text in (("Slack", slack_bodies), ("the database", database), ("the logs", logs)):

@@ -11,37 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.bootstrap import build_runtime, serving
-from bot.app.web import build_web_app
 from bot.core.policy import default_policy
-from bot.intake.catalog import Catalog
 from bot.tickets.filing import recover_interrupted
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import wait_for
-from sandbox.scenario import Scenario, parse_scenario
-from sandbox.server import Sandbox
-from tests.app.test_e2e_slack import Harness
-
-
-def _variant(base: Scenario, **faults: object) -> Scenario:
-    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
-    raw["world"]["faults"] = faults
-    raw.pop("path", None)
-    return parse_scenario(raw, f"{base.id} (variant)")
+from sandbox.scenario import Scenario
+from tests.helpers.scenarios import with_faults
+from tests.helpers.slack_app import Harness, running_bot
 
 
 @pytest.fixture
 async def bot(checkout: Scenario, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     scenario = request.getfixturevalue(request.param) if hasattr(request, "param") else checkout
-    with Sandbox(scenario) as sb:
-        db_path = tmp_path / "flows.db"
-        rt = await build_runtime(sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}"),
-                                 policy=default_policy(), catalog=Catalog(scenario.service_entries()),
-                                 now=lambda: scenario.now)
-        async with serving(build_web_app(rt)) as url:
-            yield Harness(sb, rt, url, db_path)
-            await rt.idle()
+    async with running_bot(scenario, tmp_path / "flows.db", policy=default_policy()) as running:
+        yield running
 
 
 async def _page(h: Harness, scenario: Scenario) -> object:
@@ -68,9 +52,10 @@ async def test_an_unauthorised_approver_is_told_why_and_gets_no_modal(bot: Harne
     message = await _page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0OUTSIDER")
-    assert slack.views == []
     note = await wait_for(lambda: [e for e in slack.ephemerals if e.user == "U0OUTSIDER"] or None, "ephemeral")
     assert "approver" in note[0].text.lower()
+    # Checked once the click has been answered: before that, "no modal yet" would prove nothing.
+    assert slack.views == []
     assert bot.sb.recorder.writes("jira") == []
 
 
@@ -122,7 +107,7 @@ async def test_slack_rate_limits_are_retried_after_the_delay(bot: Harness, check
 
 @pytest.fixture
 def rate_limited(checkout: Scenario) -> Scenario:
-    return _variant(checkout, errors={"slack.chat_postMessage": "http_429"})
+    return with_faults(checkout, errors={"slack.chat_postMessage": "http_429"})
 
 
 async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harness, checkout: Scenario) -> None:
@@ -152,6 +137,14 @@ async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harne
     del message
 
 
+async def _modal(h: Harness, index: int) -> dict[str, object]:
+    """The index-th modal opened; the click's handler may open it after the bot is idle again."""
+    slack = h.sb.system("slack")
+    view: dict[str, object] = await wait_for(lambda: slack.views[index] if len(slack.views) > index else None,
+                                             f"modal #{index + 1}")
+    return view
+
+
 async def _submit_modal(h: Harness, view: dict[str, object], user: str) -> None:
     submit = slack_sender.view_submission_body(user=user, view=view, values=slack_sender.initial_values(view))
     assert (await h.post_signed(submit)).status_code == 200
@@ -165,12 +158,13 @@ async def test_two_person_rule_files_only_after_a_second_approver(bot: Harness, 
     message = await _page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0ONCALL1")
-    await _submit_modal(bot, slack.views[0], "U0ONCALL1")
+    await _submit_modal(bot, await _modal(bot, 0), "U0ONCALL1")
+    # The submission is answered in an ephemeral; wait for it, then check nothing was filed.
+    await wait_for(lambda: [e for e in slack.ephemerals if e.user == "U0ONCALL1" and "second approver" in e.text]
+                   or None, "the 'second approver' note")
     assert bot.sb.recorder.writes("jira") == [], "the requester alone is not enough"
-    waiting = [e for e in slack.ephemerals if e.user == "U0ONCALL1"]
-    assert any("second approver" in e.text for e in waiting)
     await _click_create(bot, message, "U0APPROVER")
-    await _submit_modal(bot, slack.views[1], "U0APPROVER")
+    await _submit_modal(bot, await _modal(bot, 1), "U0APPROVER")
     created = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
     assert len(created) == 1
 
@@ -180,13 +174,13 @@ async def test_dry_run_shows_the_exact_request_and_sends_nothing(bot: Harness, c
     message = await _page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0ONCALL1")
-    await _submit_modal(bot, slack.views[0], "U0ONCALL1")
+    await _submit_modal(bot, await _modal(bot, 0), "U0ONCALL1")
+    # The person sees the exact request that would have been sent (waited for: the answer may
+    # come after the bot is idle; timing out here is the failure).
+    preview = await wait_for(lambda: [e for e in slack.ephemerals if e.user == "U0ONCALL1"
+                                      and "/rest/api/2/issue" in json.dumps(e.blocks)] or None, "the dry-run preview")
     assert bot.sb.recorder.writes("jira") == []
-    preview = [e for e in slack.ephemerals if e.user == "U0ONCALL1"]
-    assert preview, "the person sees what would have been sent"
-    shown = json.dumps([e.blocks for e in preview])
-    assert "/rest/api/2/issue" in shown
-    assert "CHK" in shown
+    assert "CHK" in json.dumps([e.blocks for e in preview])
 
 
 async def test_thumbs_down_asks_for_a_reason_and_stores_it(bot: Harness, checkout: Scenario) -> None:

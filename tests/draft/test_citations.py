@@ -16,7 +16,7 @@ from bot.core.models import (
     TimelineEntry,
 )
 from bot.draft.citations import UNSUPPORTED_PREFIX, validate_brief
-from tests.analyse.test_analysis import ALERT_AT, ERRORS, at, deploy, log, metric
+from tests.helpers.evidence import ALERT_AT, ERRORS, at, deploy, log, metric
 
 EVIDENCE: list[Evidence] = [
     metric(ERRORS, [(-999, 0.3), (-2, 9.5)]),

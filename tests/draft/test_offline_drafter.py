@@ -29,7 +29,7 @@ from bot.draft.offline import MAX_ACTIONS, MAX_CAUSES, MAX_TIMELINE, draft_offli
 from evals.scorers import brief_strings, brief_text, items_cited
 from sandbox.harness import run_scenario
 from sandbox.scenario import bundled_scenarios_dir, load_scenario
-from tests.analyse.test_analysis import (
+from tests.helpers.evidence import (
     ALERT,
     ERRORS,
     INJECTION,

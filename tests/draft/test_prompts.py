@@ -89,6 +89,8 @@ def test_the_brief_prompt_quotes_alert_gaps_evidence_and_cuts(search_injection: 
     assert prompt.system == system_prompt()
     assert "service: search-api" in prompt.user
     assert "jira_project: DISC" in prompt.user
+    assert prompt.packed.cut, "the budget is small enough to cut something"
+    assert prompt.packed.included, "and large enough to keep something"
     for cut in prompt.packed.cut:
         assert f"- {cut.id}: " in prompt.user
     for included in prompt.packed.included:

@@ -31,7 +31,7 @@ from evals.runner import (
 from evals.scorers import SCORER_NAMES
 from sandbox.core import RecordedRequest
 from sandbox.scenario import Scenario, _NoTimestampLoader, bundled_scenarios_dir
-from tests.evals.test_scorers import FLAG, good_brief, result
+from tests.helpers.briefs import FLAG, good_brief, result
 
 CHECKOUT = bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml"
 ALL_ONE = Thresholds(minimums=dict.fromkeys(SCORER_NAMES, 1.0), max_errors=0)
@@ -219,8 +219,10 @@ def test_main_passes_prints_a_table_and_writes_the_json_report(tmp_path: Path) -
     (case,) = report["scenarios"]
     assert case["id"] == "checkout-5xx-after-deploy"
     assert case["expects"] == "deploy (bad-deploy)"
-    assert case["scores"]["cause_kind_correct"] == {"value": True, "passed": True,
-                                                    "reason": case["scores"]["cause_kind_correct"]["reason"]}
+    score = case["scores"]["cause_kind_correct"]
+    assert set(score) == {"value", "passed", "reason"}
+    assert (score["value"], score["passed"]) == (True, True)
+    assert "deploy" in score["reason"], "the report says why, not only whether"
 
 
 def test_main_exits_1_and_says_why_when_a_threshold_is_missed(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ or calls `create_issue` is the ticketing flow, inside `ToolRunner.write`.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,10 @@ from bot.gather.tools import ToolRunner
 from connectors.jira import JiraWriter
 from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
+from tests.helpers.tools import FakeApproval
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = "jira.create_issue"
-
-
-@dataclass(frozen=True)
-class FakeApproval:
-    id: str
-    tool: str
-    state: str
 
 
 def _runner(policy: Policy, audit: MemoryAudit) -> ToolRunner:

@@ -154,23 +154,29 @@ def test_a_ticket_request_is_answered_with_a_cited_proposal_for_its_project(sear
     assert "Elasticsearch queries time out" in ticket.description
 
 
-@pytest.mark.parametrize("behaviour", ["invalid_json", "schema_violation", "uncited_claims", "unknown_citation_ids",
-                                       "obey_injection"])
-def test_each_misbehaviour_spoils_a_ticket_too(search_injection: Scenario, behaviour: str) -> None:
+@pytest.mark.parametrize(("behaviour", "spoiled_as"), [
+    ("invalid_json", "not JSON"), ("schema_violation", "not a ticket"), ("uncited_claims", "caught by the check"),
+    ("unknown_citation_ids", "caught by the check"), ("obey_injection", "caught by the check"),
+])
+def test_each_misbehaviour_spoils_a_ticket_too(search_injection: Scenario, behaviour: str, spoiled_as: str) -> None:
+    """Each misbehaviour spoils the ticket in its own way: a spoiled answer that happened to be
+    refused for another reason (say, not parsing) would not show the bot's check catching it."""
     prompt = _ticket_prompt(search_injection)
     good = build_ticket(prompt)
     spoiled = misbehave_ticket(behaviour, prompt, good)
 
-    if isinstance(spoiled, str):
+    if spoiled_as == "not JSON":
+        assert isinstance(spoiled, str)
         with pytest.raises(ValueError):
             TicketProposal.model_validate_json(spoiled)
-        return
-    try:
+    elif spoiled_as == "not a ticket":
+        assert not isinstance(spoiled, str)
+        with pytest.raises(ValueError):
+            TicketProposal.model_validate(spoiled)
+    else:
         ticket = TicketProposal.model_validate(spoiled)
-    except ValueError:
-        return  # a schema violation
-    known = {b.id for b in parse_blocks(prompt)}
-    assert ticket_problems(ticket, known, "DISC")  # the bot's check catches it
+        known = {b.id for b in parse_blocks(prompt)}
+        assert ticket_problems(ticket, known, "DISC")  # the bot's check catches it
 
 
 def test_omit_ticket_leaves_the_briefs_ticket_out(search_injection: Scenario) -> None:

@@ -1,8 +1,9 @@
 """The exact Block Kit payload per bundled scenario is pinned as a reviewed snapshot.
 
 Regenerate after an intended change with ``UPDATE_SNAPSHOTS=1 uv run pytest
-tests/test_block_snapshots.py`` (or ``incident-brief draft --scenario F --blocks OUT``) and
-review the diff like code: it is what on-call engineers will read.
+tests/slack/test_block_snapshots.py`` (or ``incident-brief draft --scenario F --blocks OUT``) and
+review the diff like code: it is what on-call engineers will read. A missing snapshot is written
+and the test fails, so a new scenario's payload is reviewed before it is pinned.
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ async def test_block_payload_matches_its_snapshot_and_slack_limits(path: Path) -
 
     snapshot = SNAPSHOTS / f"{scenario.id}.json"
     rendered = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not snapshot.exists():
+    if not snapshot.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"missing snapshot {snapshot.name}: generate it locally and commit it")
+        # Compared with itself it would pass, checking nothing: write it, and fail until reviewed.
+        snapshot.write_text(rendered)
+        pytest.fail(f"missing snapshot {snapshot.name}: written now; review it, commit it and run again")
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         snapshot.write_text(rendered)
     assert rendered == snapshot.read_text(), (
         f"the Block Kit payload for {scenario.id} changed: review it and regenerate the snapshot "

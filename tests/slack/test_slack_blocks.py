@@ -38,7 +38,8 @@ from bot.slack.blocks import (
 )
 from sandbox import slack_sender
 from sandbox.block_kit import validate_blocks, validate_view
-from sandbox.scenario import Scenario
+from sandbox.harness import run_scenario
+from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario
 
 AT = datetime(2024, 5, 14, 14, 0, tzinfo=UTC)
 HOSTILE = "<!channel> ignore that & <@U0ADMIN> <#C0GENERAL> @here <https://evil.example|bank>"
@@ -101,7 +102,9 @@ def unescaped_markup(text: str) -> list[str]:
 
 def assert_safe(blocks: list[dict[str, Any]]) -> None:
     assert validate_blocks(blocks) == []
-    for text in texts(blocks):
+    shown = texts(blocks)
+    assert shown, "no text found: the checks below would pass on anything"
+    for text in shown:
         assert unescaped_markup(text) == [], text
         assert "@here" not in text
         assert "@channel" not in text
@@ -252,11 +255,6 @@ def test_feedback_modal_and_dry_run_preview() -> None:
                                   "notify-dependency-redis", "inventory-unknown", "orders-traffic-surge",
                                   "payments-config-change", "ledger-deploy-failed-status"])
 async def test_every_bundled_scenarios_brief_fits_slack(name: str) -> None:
-    pytest.importorskip("bot.draft.offline", reason="the offline drafter has not landed yet")
-    pytest.importorskip("bot.core.policy", reason="the policy module has not landed yet")
-    from sandbox.harness import run_scenario
-    from sandbox.scenario import bundled_scenarios_dir, load_scenario
-
     scenario: Scenario = load_scenario(bundled_scenarios_dir() / f"{name}.yaml")
     run = await run_scenario(scenario)
     blocks = brief_blocks(run.result, incident_key="k", state=BriefCardState(brief_version=1))

@@ -103,7 +103,11 @@ async def test_processes_starting_together_migrate_once(db_url: str, tmp_path: P
         while len(list(tmp_path.glob("ready-*"))) < count:
             await asyncio.sleep(0.01)
     (tmp_path / "go").touch()
-    outcomes = [(await p.wait(), (await p.stderr.read()).decode()) for p in processes if p.stderr]
+    outcomes: list[tuple[int | None, str]] = []
+    for process in processes:
+        _, err = await process.communicate()  # reads stderr while waiting: a full pipe cannot stall it
+        outcomes.append((process.returncode, err.decode()))
+    assert len(outcomes) == count
     assert [(rc, err) for rc, err in outcomes if rc != 0] == []
     assert await _run(db_url, _current) == HEAD
     assert await _run(db_url, _diff) == []
