@@ -90,9 +90,12 @@ def check_citations(brief: Brief, known: Collection[str]) -> CitationCheck:
         """The items whose claim keeps a valid citation; the others are dropped and noted."""
         out: list[T] = []
         for index, item in enumerate(items):
-            claim = check(claim_of(item), f"{where}[{index}]")
+            original = claim_of(item)
+            claim = check(original, f"{where}[{index}]")
             if claim.citations:
-                out.append(rebuild(item, claim))
+                # Unchanged claims keep their object: the model path checks every answer, and
+                # rebuilding a clean brief would cost more than checking it.
+                out.append(item if claim is original else rebuild(item, claim))
             else:
                 problems.append(f"{where}[{index}]: dropped, no valid citation")
         return out
@@ -112,17 +115,25 @@ def check_citations(brief: Brief, known: Collection[str]) -> CitationCheck:
         valid = [cid for cid in dict.fromkeys(ticket.citations) if cid not in unknown]
         if unknown or len(valid) != len(ticket.citations):
             ticket_problems.append("ticket: cites unknown evidence")
-        ticket = ticket.model_copy(update={"citations": valid}) if valid else None
+        if valid != ticket.citations:
+            ticket = ticket.model_copy(update={"citations": valid}) if valid else None
         if ticket is None:
             ticket_problems.append("ticket: withdrawn, no valid citation")
 
+    unchanged = (headline is brief.headline and impact is brief.impact and ticket is brief.ticket
+                 and _same(causes, brief.likely_causes) and _same(timeline, brief.timeline)
+                 and _same(actions, brief.next_actions))
     notes = list(brief.notes)
     if problems or ticket_problems:
         count = len(problems) + len(ticket_problems)
         notes.append(f"Citation check: {count} problem(s) fixed; unsupported claims were removed.")
-    checked = brief.model_copy(update={
+    checked = brief if unchanged and not (problems or ticket_problems) else brief.model_copy(update={
         "headline": headline, "impact": impact, "likely_causes": causes, "timeline": timeline,
         "next_actions": actions, "ticket": ticket, "notes": notes,
     })
     return CitationCheck(brief=checked, coverage=supported / total if total else 1.0, claim_problems=problems,
                          ticket_problems=ticket_problems)
+
+
+def _same(kept: Sequence[object], original: Sequence[object]) -> bool:
+    return len(kept) == len(original) and all(a is b for a, b in zip(kept, original, strict=True))
