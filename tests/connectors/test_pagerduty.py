@@ -3,29 +3,18 @@ v3 webhook sender, and the signature check a receiver runs."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bot.core.config import PagerDutySettings
 from bot.core.errors import SourceUnavailable
 from bot.core.models import EvidenceKind, TimeWindow
-from bot.intake.signing import parse_signatures, sign_pagerduty, verify_pagerduty
 from connectors.pagerduty import PagerDutyConnector
-from sandbox.pagerduty import DEFAULT_WEBHOOK_SECRET, build_webhook, send_webhook
 from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
-from sandbox.server import DEFAULT_SECRETS, Sandbox
+from sandbox.server import Sandbox
 
 TOKEN = "sandbox-api-token"
 INCIDENT = "Q1CHK5XX"
@@ -210,140 +199,32 @@ async def test_wrong_token_is_a_clear_gap() -> None:
 
 # --- the webhook sender -------------------------------------------------------------------
 
-DATA_KEYS = {"id", "type", "self", "html_url", "number", "status", "incident_key", "created_at", "title",
-             "service", "assignees", "escalation_policy", "teams", "priority", "urgency",
-             "conference_bridge", "resolve_reason"}
 
 
-def test_webhook_body_follows_v3_and_is_signed() -> None:
-    body, headers = build_webhook(checkout())
-    event = json.loads(body)["event"]
-    assert set(event) == {"id", "event_type", "resource_type", "occurred_at", "agent", "client", "data"}
-    assert (event["event_type"], event["resource_type"]) == ("incident.triggered", "incident")
-    assert event["occurred_at"] == "2026-05-12T14:01:00.000Z"
-    data = event["data"]
-    assert set(data) == DATA_KEYS
-    assert (data["id"], data["type"], data["status"], data["urgency"]) == (INCIDENT, "incident", "triggered",
-                                                                          "high")
-    assert data["service"]["id"] == "PSVCCHK"
-    assert set(data["service"]) == {"id", "summary", "type", "self", "html_url"}
-    assert headers["User-Agent"] == "PagerDuty-Webhook/V3.0"
-    assert headers["Content-Type"].startswith("application/json")
-    assert headers["X-PagerDuty-Signature"] == sign_pagerduty(DEFAULT_WEBHOOK_SECRET, body)
-    sandbox_secret = DEFAULT_SECRETS["pagerduty_webhook_secret"]
-    assert verify_pagerduty(body, headers["X-PagerDuty-Signature"], [sandbox_secret])
 
 
-def test_webhook_ids_are_stable_across_redeliveries_and_distinct_per_event() -> None:
-    first, again = build_webhook(checkout()), build_webhook(checkout())
-    assert first == again
-    resolved_body, resolved = build_webhook(checkout(), "incident.resolved")
-    assert resolved["X-Webhook-Id"] != first[1]["X-Webhook-Id"]
-    assert json.loads(resolved_body)["event"]["data"]["status"] == "resolved"
-    chosen_body, _ = build_webhook(checkout(), event_id="01EVENT")
-    assert json.loads(chosen_body)["event"]["id"] == "01EVENT"
 
 
-def test_webhook_needs_an_incident_and_a_known_event_type() -> None:
-    with pytest.raises(ValueError, match="no PagerDuty incident"):
-        build_webhook(scenario(incident_id=None))
-    with pytest.raises(ValueError, match="unsupported webhook event type"):
-        build_webhook(checkout(), "incident.exploded")
 
 
-def test_webhook_signed_during_rotation_carries_both_signatures() -> None:
-    body, headers = build_webhook(checkout(), secret=["old-secret", "new-secret"])
-    header = headers["X-PagerDuty-Signature"]
-    assert len(parse_signatures(header)) == 2
-    assert verify_pagerduty(body, header, ["old-secret"])
-    assert verify_pagerduty(body, header, ["new-secret"])
-    assert not verify_pagerduty(body, header, ["other-secret"])
 
 
-@pytest.mark.asyncio
-async def test_send_webhook_posts_the_raw_signed_body() -> None:
-    received: list[tuple[bytes, dict[str, str]]] = []
-
-    async def receiver(request: Request) -> JSONResponse:
-        raw = await request.body()
-        received.append((raw, dict(request.headers)))
-        ok = verify_pagerduty(raw, request.headers.get("x-pagerduty-signature"), [DEFAULT_WEBHOOK_SECRET])
-        return JSONResponse({"ok": ok}, status_code=202 if ok else 401)
-
-    app = Starlette(routes=[Route("/webhooks/pagerduty", receiver, methods=["POST"])])
-    body, headers = build_webhook(checkout())
-    response = await send_webhook("http://bot.test/webhooks/pagerduty", body, headers,
-                                  transport=httpx.ASGITransport(app=app))
-    assert response.status_code == 202
-    [(raw, seen)] = received
-    assert raw == body
-    assert seen["x-webhook-id"] == headers["X-Webhook-Id"]
-    assert seen["user-agent"] == "PagerDuty-Webhook/V3.0"
-
-    tampered = body.replace(b'"high"', b'"low"')
-    assert (await send_webhook("http://bot.test/webhooks/pagerduty", tampered, headers,
-                               transport=httpx.ASGITransport(app=app))).status_code == 401
 
 
 # --- signature checks ---------------------------------------------------------------------
 
 
-def test_sign_matches_a_known_hmac_sha256_vector() -> None:
-    body = b"The quick brown fox jumps over the lazy dog"
-    expected = "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
-    assert sign_pagerduty("key", body) == f"v1={expected}"
-    with pytest.raises(ValueError, match="must not be empty"):
-        sign_pagerduty("", body)
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "v1=", "v1", "=abc", "v1=zz", "sha256=" + "a" * 64, "v0=" + "a" * 64, "v1=" + "a" * 63,
-    "v1=" + "a" * 65, ",,,", "v1=\u00e9" + "a" * 63, "v1 " + "a" * 64,
-])
-def test_missing_or_garbled_headers_are_rejected(header: str | None) -> None:
-    assert verify_pagerduty(b"{}", header, ["secret"]) is False
 
 
-def test_header_forms_pagerduty_sends_are_accepted() -> None:
-    body = b'{"event":{}}'
-    good = sign_pagerduty("secret", body)
-    other = sign_pagerduty("someone-else", body)
-    assert verify_pagerduty(body, good, ["secret"])
-    assert verify_pagerduty(body, f"{other},{good}", ["secret"])
-    assert verify_pagerduty(body, f" {good.upper().replace('V1=', 'v1=')} ", ["secret"])
-    assert verify_pagerduty(body, f"v2=abc,{good}", ["secret"])  # a future version is skipped
-    assert verify_pagerduty(body, good, ["rotated-out", "secret"])
 
 
-def test_empty_or_no_secrets_never_verify() -> None:
-    body = b"{}"
-    empty_key_sig = "v1=" + hmac.new(b"", body, hashlib.sha256).hexdigest()
-    assert not verify_pagerduty(body, empty_key_sig, [""])
-    assert not verify_pagerduty(body, empty_key_sig, [])
 
 
-@given(secret=st.text(min_size=1, max_size=40), body=st.binary(max_size=400))
-def test_a_signature_verifies_under_its_own_secret(secret: str, body: bytes) -> None:
-    assert verify_pagerduty(body, sign_pagerduty(secret, body), [secret])
 
 
-@given(secret=st.text(min_size=1, max_size=40), body=st.binary(min_size=1, max_size=400),
-       index=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
-def test_any_tampered_body_is_rejected(secret: str, body: bytes, index: int, flip: int) -> None:
-    header = sign_pagerduty(secret, body)
-    position = index % len(body)
-    tampered = body[:position] + bytes([body[position] ^ flip]) + body[position + 1:]
-    assert not verify_pagerduty(tampered, header, [secret])
 
 
-@given(secrets=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=4, unique=True),
-       body=st.binary(max_size=200), data=st.data())
-def test_rotation_accepts_any_configured_secret(secrets: list[str], body: bytes, data: st.DataObject) -> None:
-    used = data.draw(st.sampled_from(secrets))
-    assert verify_pagerduty(body, sign_pagerduty(used, body), secrets)
-    assert not verify_pagerduty(body, sign_pagerduty(used, body), [s for s in secrets if s != used])
 
 
-@given(header=st.text(max_size=300))
-def test_arbitrary_headers_never_crash(header: str) -> None:
-    assert verify_pagerduty(b"{}", header, ["secret"]) is False
