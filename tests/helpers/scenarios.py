@@ -16,6 +16,11 @@ def scenario(name: str) -> Scenario:
     return load_scenario(SCENARIOS / f"{name}.yaml")
 
 
+def checkout() -> Scenario:
+    """The bundled deploy regression: PagerDuty incident Q1CHK5XX on checkout-api."""
+    return scenario("checkout-5xx-after-deploy")
+
+
 def with_faults(base: Scenario, **faults: Any) -> Scenario:
     """The same world with ``world.faults`` replaced, e.g. ``errors={"slack.chat_postMessage":
     "http_429"}``; validated like a file, so a misspelt fault is an error, not a no-op."""
@@ -23,3 +28,18 @@ def with_faults(base: Scenario, **faults: Any) -> Scenario:
     raw["world"]["faults"] = faults
     raw.pop("path", None)
     return parse_scenario(raw, f"{base.id} (variant)")
+
+
+def pagerduty_world(details: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                    incident_id: str | None = "PINC042") -> Scenario:
+    """A small PagerDuty-triggered world (service ``shop``, low urgency) with optional alert
+    details and faults: what the PagerDuty connector and sender tests read."""
+    return parse_scenario({
+        "version": 1, "id": "pd-test", "title": "pagerduty test", "now": "2026-05-12T14:05:00Z",
+        "alert": {"via": "pagerduty", "incident_id": incident_id, "title": "shop: error rate high",
+                  "service": "shop", "urgency": "low", "triggered_at": "2026-05-12T14:01:00Z",
+                  "details": details or {}},
+        "catalog": [{"name": "shop", "team": "payments", "pagerduty": {"service_id": "PSHOP01"}}],
+        "world": {"faults": {"errors": errors or {}}},
+        "expect": {"cause": {"kind": "unknown"}},
+    })

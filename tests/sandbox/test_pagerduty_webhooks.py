@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
@@ -14,27 +13,13 @@ from starlette.routing import Route
 
 from bot.intake.signing import parse_signatures, sign_pagerduty, verify_pagerduty
 from sandbox.pagerduty import DEFAULT_WEBHOOK_SECRET, build_webhook, send_webhook
-from sandbox.scenario import Scenario, bundled_scenarios_dir, load_scenario, parse_scenario
 from sandbox.server import DEFAULT_SECRETS
+from tests.helpers.scenarios import checkout, pagerduty_world
 
 INCIDENT = "Q1CHK5XX"
 
 
-def checkout() -> Scenario:
-    return load_scenario(bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml")
 
-
-def scenario(details: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-             incident_id: str | None = "PINC042") -> Scenario:
-    return parse_scenario({
-        "version": 1, "id": "pd-test", "title": "pagerduty test", "now": "2026-05-12T14:05:00Z",
-        "alert": {"via": "pagerduty", "incident_id": incident_id, "title": "shop: error rate high",
-                  "service": "shop", "urgency": "low", "triggered_at": "2026-05-12T14:01:00Z",
-                  "details": details or {}},
-        "catalog": [{"name": "shop", "team": "payments", "pagerduty": {"service_id": "PSHOP01"}}],
-        "world": {"faults": {"errors": errors or {}}},
-        "expect": {"cause": {"kind": "unknown"}},
-    })
 
 
 DATA_KEYS = {"id", "type", "self", "html_url", "number", "status", "incident_key", "created_at", "title",
@@ -73,7 +58,7 @@ def test_webhook_ids_are_stable_across_redeliveries_and_distinct_per_event() -> 
 
 def test_webhook_needs_an_incident_and_a_known_event_type() -> None:
     with pytest.raises(ValueError, match="no PagerDuty incident"):
-        build_webhook(scenario(incident_id=None))
+        build_webhook(pagerduty_world(incident_id=None))
     with pytest.raises(ValueError, match="unsupported webhook event type"):
         build_webhook(checkout(), "incident.exploded")
 
