@@ -66,8 +66,9 @@ class PagerDutyConnector:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def incident(self, incident_id: str) -> list[Evidence]:
-        """The incident itself, then one item per alert (with its custom details)."""
+    async def incident(self, incident_id: str, *, with_alerts: bool = True) -> list[Evidence]:
+        """The incident itself, then (unless `with_alerts` is off) one item per alert, with its
+        custom details."""
         _check_id(incident_id, "incident id", "pagerduty.get_incident")
         path = f"/incidents/{incident_id}"
         body = await self._get(path, "pagerduty.get_incident")
@@ -75,6 +76,8 @@ class PagerDutyConnector:
         first = self._incident_evidence(incident, EvidenceKind.INCIDENT, Provenance(
             system=Source.PAGERDUTY, tool="pagerduty.get_incident", request=f"GET {self._prefix}{path}",
             fetched_at=datetime.now(UTC)))
+        if not with_alerts:
+            return [first]
         try:
             alerts, request_line = await self._pages(f"{path}/alerts", "alerts", {}, "pagerduty.list_alerts")
         except WireRefused:

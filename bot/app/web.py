@@ -15,7 +15,8 @@ from starlette.routing import Route
 
 from bot.core.keys import pagerduty_key
 from bot.core.models import Alert
-from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook
+from bot.gather.incident_state import late_trigger_check
+from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status, publish_brief
@@ -42,6 +43,8 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
     incident = event.data
     key = pagerduty_key(incident.id)
     if event.event_type == "incident.triggered":
+        if is_late(event, rt.now()) and not await _still_open(rt, event, key):
+            return
         service = rt.catalog.by_pagerduty_service(incident.service.id)
         name = service.name if service else incident.service.summary
         channel = (service.slack_channel if service else None) or rt.settings.slack.default_channel
@@ -58,6 +61,20 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
     status = event.event_type.removeprefix("incident.")
     await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
                                        f"at {event.occurred_at:%H:%M} UTC")
+
+
+async def _still_open(rt: Runtime, event: PagerDutyEvent, key: str) -> bool:
+    """A late trigger (a retry after an outage of ours) is briefed only if PagerDuty says the
+    incident is still open; the read is audited under the incident's key, the decision logged."""
+    connectors = rt.new_connectors()
+    try:
+        check = await late_trigger_check(rt.runner(brief_key=key, actor="pagerduty-webhook"), connectors,
+                                         event.data.id, event.occurred_at)
+    finally:
+        await connectors.aclose()
+    log.info("late trigger %s for %s (occurred %s): %s", event.id, key, event.occurred_at.isoformat(),
+             check.reason)
+    return check.brief
 
 
 def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:

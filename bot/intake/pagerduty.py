@@ -1,17 +1,31 @@
-"""PagerDuty v3 webhooks: verify, bound, parse, dedupe, then hand off in the background.
+"""PagerDuty v3 webhooks: verify, bound, read the envelope, dedupe, then hand off in the background.
 
-PagerDuty wants a 2xx within 5 s and retries 5xx, 429 and timeouts, so the endpoint answers
-as soon as the delivery is checked and recorded; the brief is drafted after the response.
-Every rejection says why in the body (PagerDuty shows it in the delivery log).
+PagerDuty wants a 2xx within 5 s. It retries timeouts, 5xx and 429 for up to 48 hours, but
+treats any other 4xx as permanent: the delivery is dropped, and three drops in a row disable
+the subscription for 24 hours, ``incident.triggered`` included. So once a delivery is proven
+genuine (the signature, checked first, before anything in the body is read), every event of
+every type is acknowledged with a 2xx and recorded: the ones the bot acts on are handed off,
+the others (notes, responders, tasks, ``service.*``, types added later) are acknowledged and
+recorded, never refused. Only what PagerDuty never sends is refused, and the body says why
+(PagerDuty shows it in the delivery log): an unsigned or wrongly signed delivery, an oversized
+body, a body that is not a v3 event envelope.
+
+The signature has no timestamp, so replays are met by dedupe on ``X-Webhook-Id`` (kept for
+longer than PagerDuty's 48 hours of retries), not by refusing old events: an old delivery is a
+retry after an outage of ours, and refusing it would drop it for good. Whether a late trigger is
+still worth a brief is the handler's call (`is_late`): it asks PagerDuty whether the incident
+is still open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,12 +33,17 @@ from starlette.responses import JSONResponse
 from bot.intake.signing import verify_pagerduty
 
 MAX_BODY_BYTES = 256 * 1024  # PagerDuty payloads are a few KB; anything near this is not one
-# The signature has no timestamp, so a captured delivery could be replayed forever; an event
-# older than this is refused (PagerDuty's own retries of a delivery finish well within it).
-MAX_EVENT_AGE = timedelta(hours=1)
+# PagerDuty delivers within seconds; a trigger older than this is a retry queued while we were
+# down (PagerDuty retries for 48 h), by which time the incident may well be resolved.
+LATE_TRIGGER_AFTER = timedelta(minutes=10)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# The incident events the bot acts on: a trigger drafts a brief, the others update its status.
 HANDLED_EVENTS = {"incident.triggered", "incident.acknowledged", "incident.escalated",
                   "incident.resolved", "incident.reopened"}
+
+log = logging.getLogger("incident_brief.intake.pagerduty")
+EVENTS = Counter("incident_brief_pagerduty_events", "Genuine PagerDuty webhook events by type and outcome",
+                 ["event_type", "outcome"])
 
 
 class PagerDutyService(BaseModel):
@@ -34,6 +53,8 @@ class PagerDutyService(BaseModel):
 
 
 class PagerDutyIncident(BaseModel):
+    """``event.data`` of the incident events (``data.type == "incident"``)."""
+
     model_config = ConfigDict(extra="ignore")
     id: str
     title: str = ""
@@ -50,7 +71,23 @@ class PagerDutyAgent(BaseModel):
     summary: str | None = None
 
 
+class PagerDutyEnvelope(BaseModel):
+    """What every v3 event carries, whatever its type. ``data`` is left as it came: its shape
+    depends on the type (an incident, a note, a responder, a service...) and is read only once
+    the type says what it is."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    event_type: str
+    resource_type: str = ""
+    occurred_at: datetime | None = None
+    agent: PagerDutyAgent | None = None
+    data: dict[str, Any] | None = None
+
+
 class PagerDutyEvent(BaseModel):
+    """An incident event the bot acts on: the envelope with ``data`` read as the incident."""
+
     model_config = ConfigDict(extra="ignore")
     id: str
     event_type: str
@@ -68,10 +105,36 @@ def _reject(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
 
-def parse_event(payload: Any) -> PagerDutyEvent:
+def parse_envelope(payload: Any) -> PagerDutyEnvelope:
+    """The v3 envelope of a delivery; `ValueError`/`ValidationError` when the body is not one."""
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), dict):
         raise ValueError("body must be a JSON object with an `event` object")
-    return PagerDutyEvent.model_validate(payload["event"])
+    return PagerDutyEnvelope.model_validate(payload["event"])
+
+
+def incident_event(envelope: PagerDutyEnvelope) -> PagerDutyEvent:
+    """The envelope of an incident event with its ``data`` read as the incident (raises
+    `ValidationError` when it is not one)."""
+    return PagerDutyEvent.model_validate({
+        **envelope.model_dump(exclude={"data", "occurred_at"}),
+        "occurred_at": envelope.occurred_at, "data": envelope.data,
+    })
+
+
+def not_acted_on(envelope: PagerDutyEnvelope) -> str | None:
+    """Why the bot does not act on this event (None when it does)."""
+    if envelope.event_type not in HANDLED_EVENTS:
+        return f"event type {envelope.event_type}: acknowledged, not acted on"
+    if envelope.resource_type not in ("", "incident"):
+        return f"resource type {envelope.resource_type}: acknowledged, not acted on"
+    if envelope.occurred_at is None:
+        return f"{envelope.event_type} without occurred_at: acknowledged, not acted on"
+    return None
+
+
+def is_late(event: PagerDutyEvent, now: datetime) -> bool:
+    """A trigger old enough that the incident may be over: check before briefing it."""
+    return now - _aware(event.occurred_at) > LATE_TRIGGER_AFTER
 
 
 class PagerDutyWebhook:
@@ -79,10 +142,8 @@ class PagerDutyWebhook:
 
     def __init__(self, *, secrets: Callable[[], list[str]], record_delivery: DeliveryRecorder,
                  on_event: EventHandler, spawn: Callable[[Coroutine[Any, Any, None]], object],
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 max_age: timedelta = MAX_EVENT_AGE) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._now = now
-        self._max_age = max_age
         self._secrets = secrets
         self._record = record_delivery
         self._on_event = on_event
@@ -98,26 +159,37 @@ class PagerDutyWebhook:
         secrets = self._secrets()
         if not secrets:
             return _reject(503, "webhook secret not configured: refusing unsigned deliveries")
+        # Nothing in the body is read before this line.
         if not verify_pagerduty(body, request.headers.get("x-pagerduty-signature"), secrets):
             return _reject(401, "missing or invalid X-PagerDuty-Signature")
         try:
-            event = parse_event(_json(body))
+            envelope = parse_envelope(_json(body))
         except (ValueError, ValidationError) as exc:
             return _reject(400, f"malformed webhook body: {_first_error(exc)}")
-        age = self._now() - _aware(event.occurred_at)
-        if age > self._max_age:
-            return _reject(400, f"stale event: occurred {int(age.total_seconds())}s ago "
-                                f"(limit {int(self._max_age.total_seconds())}s); replays are refused")
-        if age < -MAX_CLOCK_SKEW:
-            return _reject(400, "event occurred_at is in the future: check the sender's clock")
-        if event.event_type not in HANDLED_EVENTS:
-            return JSONResponse({"ok": True, "ignored": f"event type {event.event_type}"}, status_code=202)
         # PagerDuty keeps X-Webhook-Id across retries of one delivery; the event id is the fallback.
-        delivery = request.headers.get("x-webhook-id") or f"event:{event.id}"
+        delivery = request.headers.get("x-webhook-id") or f"event:{envelope.id}"
         if not await self._record(delivery):
-            return JSONResponse({"ok": True, "duplicate": delivery}, status_code=202)
+            return self._ack(envelope, "duplicate", {"duplicate": delivery})
+        if envelope.occurred_at is not None and _aware(envelope.occurred_at) - self._now() > MAX_CLOCK_SKEW:
+            # Signed, so genuine: PagerDuty's clock and ours disagree. Accepted, and said.
+            log.warning("pagerduty event %s occurred_at %s is ahead of our clock: check NTP",
+                        envelope.id, envelope.occurred_at.isoformat())
+        if (reason := not_acted_on(envelope)) is not None:
+            return self._ack(envelope, "recorded", {"recorded": envelope.id, "ignored": reason})
+        try:
+            event = incident_event(envelope)
+        except ValidationError as exc:
+            reason = f"{envelope.event_type} data is not an incident ({_first_error(exc)})"
+            log.error("pagerduty event %s recorded but not acted on: %s", envelope.id, reason)
+            return self._ack(envelope, "unreadable", {"recorded": envelope.id, "ignored": reason})
         self._spawn(self._on_event(event))
-        return JSONResponse({"ok": True, "accepted": event.id}, status_code=202)
+        return self._ack(envelope, "accepted", {"accepted": envelope.id})
+
+    @staticmethod
+    def _ack(envelope: PagerDutyEnvelope, outcome: str, detail: dict[str, str]) -> JSONResponse:
+        EVENTS.labels(event_type=envelope.event_type[:64], outcome=outcome).inc()
+        log.info("pagerduty event %s (%s): %s", envelope.id, envelope.event_type, outcome)
+        return JSONResponse({"ok": True, "event_type": envelope.event_type, **detail}, status_code=202)
 
 
 def _aware(value: datetime) -> datetime:
@@ -129,6 +201,8 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
 
 
 def _first_error(exc: Exception) -> str:
