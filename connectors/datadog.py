@@ -15,7 +15,10 @@ short reason a person can read ("HTTP 500 after 3 attempts", "timed out after 3 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
@@ -40,6 +43,7 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 
 from bot.core.config import DatadogSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
+from bot.core.log_status import ERROR_STATUSES, WARNING_STATUSES
 from bot.core.models import Evidence, TimeWindow
 from connectors._http import Allowlist, base_path
 from connectors._retry import Failed, RetryPolicy
@@ -49,12 +53,13 @@ from connectors.datadog_evidence import (
     event_evidence,
     iso,
     log_line,
-    metric_evidence,
+    metric_series_evidence,
     monitor_evidence,
     pattern_evidence,
     provenance,
     range_qs,
 )
+from connectors.datadog_widgets import dashboard_queries
 from connectors.log_patterns import LogLine, mine
 
 SOURCE = "datadog"
@@ -70,6 +75,19 @@ ALLOWED: tuple[tuple[str, str], ...] = (
 LOG_PAGE_LIMIT = 1000  # Datadog's maximum for one logs page
 EVENT_PAGE_LIMIT = 100
 MAX_EVENTS = 50  # events are individually cited: a flood helps nobody
+# Error-class first, then warnings: what the log search asks for (bot.core.log_status).
+LOG_STATUSES = (*sorted(ERROR_STATUSES), *sorted(WARNING_STATUSES))
+# A dashboard can graph dozens of queries; each is one API call inside the source's time budget.
+MAX_DASHBOARD_QUERIES = 12
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Queried:
+    evidence: list[Evidence] = field(default_factory=list)
+    rejected: list[SourceUnavailable] = field(default_factory=list)
+    answered: int = 0
 
 
 _SATURATION_WORDS = ("cpu", "mem", "heap", "connections", "pool", "latency", "queue", "rejected", "evicted")
@@ -161,31 +179,54 @@ class DatadogConnector:
         return [monitor_evidence(m, monitor_id, self.settings.link_base, prov)]
 
     async def get_dashboards(self, dashboard_ids: list[str], window: TimeWindow) -> list[Evidence]:
-        """Tool ``datadog.get_dashboard`` per id, then each distinct widget query as a metric."""
+        """Tool ``datadog.get_dashboard`` per id, then the metric queries its widgets graph (at
+        most `MAX_DASHBOARD_QUERIES` distinct ones per dashboard, in the dashboard's order)."""
         tool = "datadog.get_dashboard"
         api = DashboardsApi(self._api())
         out: list[Evidence] = []
-        queries: list[str] = []
+        metrics: list[Evidence] = []
         for dashboard_id in dict.fromkeys(dashboard_ids):
             raw = await self._call(tool, partial(api.get_dashboard, dashboard_id))
             prov = provenance(tool, f"GET /api/v1/dashboard/{dashboard_id}")
-            dash = dashboard_evidence(dashboard_id, _plain(raw), window, self.settings.link_base, prov)
-            queries += [w["query"] for w in dash.data["widgets"]]
-            out.append(dash)
-        return out + await self.query_metrics(queries, window)
+            body = _plain_json(raw)
+            queries = list(dict.fromkeys(w.query for w in dashboard_queries(body).metric))
+            chosen = queries[:MAX_DASHBOARD_QUERIES]
+            read = await self._query_each(chosen, window)
+            metrics += read.evidence
+            out.append(dashboard_evidence(dashboard_id, body, window, self.settings.link_base, prov,
+                                          run=len(chosen) if len(chosen) < len(queries) else None,
+                                          rejected=len(read.rejected)))
+        return out + metrics
 
     async def query_metrics(self, queries: list[str], window: TimeWindow) -> list[Evidence]:
-        """Tool ``datadog.query_metrics``: each distinct query from baseline_start to end."""
+        """Tool ``datadog.query_metrics``: each distinct query from baseline_start to end; a
+        grouped query gives one item per group. A query Datadog refuses (HTTP 400: a query the
+        API cannot run) is skipped, the others still read; if every query is refused, that is
+        the tool's failure."""
+        read = await self._query_each(queries, window)
+        if read.rejected and not read.answered:
+            raise read.rejected[0]
+        return read.evidence
+
+    async def _query_each(self, queries: list[str], window: TimeWindow) -> _Queried:
         tool = "datadog.query_metrics"
         api = MetricsApi(self._api())
         start, end = int(window.baseline_start.timestamp()), int(window.end.timestamp())
-        out: list[Evidence] = []
+        read = _Queried()
         for query in dict.fromkeys(q.strip() for q in queries if q.strip()):
-            raw = await self._call(tool, partial(api.query_metrics, _from=start, to=end, query=query))
+            try:
+                raw = await self._call(tool, partial(api.query_metrics, _from=start, to=end, query=query))
+            except SourceUnavailable as exc:
+                if not exc.reason.startswith(("HTTP 400", "HTTP 422")):
+                    raise
+                log.info("datadog: query refused (%s): %s", exc.reason, query)
+                read.rejected.append(exc)
+                continue
+            read.answered += 1
             prov = provenance(tool, f"GET /api/v1/query?from={start}&to={end}&query={query}")
-            for series in _plain(raw).get("series") or []:
-                out.append(metric_evidence(query, series, window, self.settings.link_base, prov))
-        return out
+            read.evidence += metric_series_evidence(query, _plain(raw).get("series") or [], window,
+                                                    self.settings.link_base, prov)
+        return read
 
     async def dependency_metrics(self, upstream: str, prefixes: list[str], window: TimeWindow,
                                  limit: int = 3) -> list[Evidence]:
@@ -202,9 +243,10 @@ class DatadogConnector:
         return await self.query_metrics([f"avg:{name}{{*}}" for name in ranked], window)
 
     async def search_logs(self, service: str, env: str, window: TimeWindow) -> list[Evidence]:
-        """Tool ``datadog.search_logs``: errors and warnings, mined into templates."""
+        """Tool ``datadog.search_logs``: every error-class and warning-class status (`LOG_STATUSES`),
+        mined into templates."""
         tool = "datadog.search_logs"
-        query = f"service:{service} env:{env} status:(error OR warn)"
+        query = f"service:{service} env:{env} status:({' OR '.join(LOG_STATUSES)})"
         lines, truncated = await self._fetch_logs(tool, query, window)
         patterns = mine(lines, split_at=window.start)
         link = f"{self.settings.link_base}/logs?" + urlencode({"query": query}) + "&" + range_qs(window)
@@ -314,6 +356,13 @@ def _plain(model: Any) -> dict[str, Any]:
     """A client model as plain dicts and lists (documented field names, datetimes kept)."""
     data = model_to_dict(model, serialize=False)
     return data if isinstance(data, dict) else {}
+
+
+def _plain_json(model: Any) -> dict[str, Any]:
+    """A client model as the JSON Datadog sent (datetimes as strings): what a pure reader of the
+    wire format, like `connectors.datadog_widgets`, expects."""
+    data = _plain(model)
+    return json.loads(json.dumps(data, default=str)) if data else {}
 
 
 def _header(headers: Any, name: str) -> str | None:

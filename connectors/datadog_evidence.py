@@ -17,9 +17,13 @@ from urllib.parse import urlencode
 
 from bot.core.changepoint import incident_step
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from connectors.datadog_widgets import dashboard_queries
 from connectors.log_patterns import LogLine, PatternStats
 
 EXCERPT_TEXT_CHARS = 280
+# A grouped query can answer hundreds of series (one per host or pod): a brief cites the groups
+# that moved most, and says how many more there are.
+MAX_GROUPS = 5
 STEADY_WITHIN = 0.2  # before/after medians closer than this (relative) read as "steady"
 
 
@@ -48,27 +52,68 @@ def monitor_evidence(m: dict[str, Any], monitor_id: int, link_base: str, prov: P
 
 
 def dashboard_evidence(dashboard_id: str, dash: dict[str, Any], window: TimeWindow, link_base: str,
-                       prov: Provenance) -> Evidence:
-    """The dashboard, with its timeseries widgets' queries in ``data["widgets"]``."""
-    widgets = _widget_queries(dash.get("widgets") or [])
-    names = ", ".join(w["title"] for w in widgets) or "no timeseries widgets"
+                       prov: Provenance, *, run: int | None = None, rejected: int = 0) -> Evidence:
+    """The dashboard, with the metric queries its widgets graph in ``data["widgets"]`` (every
+    widget type, classic ``q`` and formulas-and-functions ``queries`` alike; see
+    `connectors.datadog_widgets`). `run` is how many of them were queried (None: all),
+    `rejected` how many of those Datadog refused."""
+    found = dashboard_queries(dash)
+    widgets = [{"title": w.title, "query": w.query, "widget_type": w.widget_type}
+               | ({"formula": w.formula} if w.formula else {}) for w in found.metric]
+    names = ", ".join(dict.fromkeys(w.title for w in found.metric))
+    if found.metric:
+        text = (f"{found.widgets_with_metrics} widgets graph metrics ({found.timeseries_widgets} timeseries), "
+                f"{len(found.metric)} metric queries: {names}")
+    else:
+        text = "No widget graphs a metric query"
+    notes = []
+    if run is not None and run < len(dict.fromkeys(w.query for w in found.metric)):
+        notes.append(f"only the first {run} distinct queries were read")
+    if rejected:
+        notes.append(f"Datadog refused {rejected} of them")
+    if found.other_sources:
+        counted = ", ".join(f"{n} {source}" for source, n in sorted(found.other_sources.items()))
+        notes.append(f"queries over other data not read: {counted}")
+    if notes:
+        text = clip(text, EXCERPT_TEXT_CHARS - 120) + ". " + "; ".join(notes).capitalize()
     return Evidence(
         id=evidence_id(EvidenceKind.DASHBOARD, dashboard_id),
         kind=EvidenceKind.DASHBOARD,
         source=Source.DATADOG,
         title=f"Dashboard: {dash.get('title') or dashboard_id}",
-        excerpt=clip(f"{len(widgets)} timeseries widgets: {names}"),
+        excerpt=clip(text + ("" if text.endswith(".") else "."), 2 * EXCERPT_TEXT_CHARS),
         link=f"{link_base}/dashboard/{dashboard_id}?" + range_qs(window),
         provenance=prov,
         ref={"dashboard_id": dashboard_id},
-        data={"dashboard_id": dashboard_id, "widgets": widgets},
+        data={"dashboard_id": dashboard_id, "widgets": widgets, "other_sources": dict(found.other_sources),
+              "timeseries_widgets": found.timeseries_widgets},
     )
 
 
+def metric_series_evidence(query: str, series: list[dict[str, Any]], window: TimeWindow, link_base: str,
+                           prov: Provenance) -> list[Evidence]:
+    """One evidence item per series of a query's answer. A grouped query (``... by {host}``)
+    answers one series per group: each group is its own item, with an id that names the group,
+    the `MAX_GROUPS` that changed most kept, and the rest counted in their excerpts."""
+    series = [s for s in series if isinstance(s, dict)]
+    if len(series) <= 1:
+        return [metric_evidence(query, s, window, link_base, prov) for s in series]
+    described = [(s, describe_levels(_points(s), window, _unit(s.get("unit")))) for s in series]
+    described.sort(key=lambda pair: (-_change(pair[1]), _group(pair[0])))
+    kept, rest = described[:MAX_GROUPS], len(described) - MAX_GROUPS
+    out = []
+    for rank, (item, _summary) in enumerate(kept, 1):
+        note = f"group {_group(item)}, {rank} of {len(described)} groups by change"
+        note += f"; {rest} more groups not shown" if rest > 0 else ""
+        out.append(metric_evidence(query, item, window, link_base, prov, group=_group(item), note=note,
+                                   groups=len(described)))
+    return out
+
+
 def metric_evidence(query: str, series: dict[str, Any], window: TimeWindow, link_base: str,
-                    prov: Provenance) -> Evidence:
-    points = [(int(p[0]) // 1000, float(p[1])) for p in series.get("pointlist") or []
-              if len(p) >= 2 and p[0] is not None and p[1] is not None]
+                    prov: Provenance, *, group: str | None = None, note: str | None = None,
+                    groups: int = 1) -> Evidence:
+    points = _points(series)
     unit = _unit(series.get("unit"))
     summary = describe_levels(points, window, unit)
     metric = str(series.get("metric") or query)
@@ -76,18 +121,19 @@ def metric_evidence(query: str, series: dict[str, Any], window: TimeWindow, link
     link = f"{link_base}/metric/explorer?" + urlencode(
         {"exp_metric": metric, "exp_scope": scope}) + "&" + range_qs(window)
     return Evidence(
-        id=evidence_id(EvidenceKind.METRIC, query),
+        id=evidence_id(EvidenceKind.METRIC, f"{query}|{group}" if group else query),
         kind=EvidenceKind.METRIC,
         source=Source.DATADOG,
-        title=f"Metric: {clip(query, 120)}",
-        excerpt=summary.text,
+        title=f"Metric: {clip(query, 120)}" + (f" ({clip(group, 60)})" if group else ""),
+        excerpt=f"[{note}] {summary.text}" if note else summary.text,
         timestamp=summary.changed_at,
         link=link,
         provenance=prov,
-        ref={"query": query},
+        ref={"query": query} | ({"group": group} if group else {}),
         data={"query": query, "points": [[t, v] for t, v in points], "unit": unit,
               "before": summary.before, "after": summary.after,
-              "changed_at": summary.changed_at.isoformat() if summary.changed_at else None},
+              "changed_at": summary.changed_at.isoformat() if summary.changed_at else None}
+        | ({"group": group, "groups": groups} if group else {}),
     )
 
 
@@ -215,19 +261,22 @@ def clip(text: str, limit: int = EXCERPT_TEXT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _widget_queries(widgets: list[dict[str, Any]]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for widget in widgets:
-        definition = widget.get("definition") or {}
-        if definition.get("type") == "group":  # groups nest widgets one level down
-            out += _widget_queries(definition.get("widgets") or [])
-            continue
-        if definition.get("type") != "timeseries":
-            continue
-        for request in definition.get("requests") or []:
-            if q := request.get("q"):
-                out.append({"title": str(definition.get("title") or q), "query": str(q)})
-    return out
+def _points(series: dict[str, Any]) -> list[tuple[int, float]]:
+    return [(int(p[0]) // 1000, float(p[1])) for p in series.get("pointlist") or []
+            if isinstance(p, list | tuple) and len(p) >= 2 and p[0] is not None and p[1] is not None]
+
+
+def _group(series: dict[str, Any]) -> str:
+    """The group a series stands for: its tag set (``host:a,env:prod``), else its scope."""
+    tags = [str(t) for t in series.get("tag_set") or [] if t]
+    return ",".join(tags) if tags else str(series.get("scope") or "*")
+
+
+def _change(summary: LevelSummary) -> float:
+    """How much a group moved, relative to its level before the window (no baseline: last)."""
+    if summary.before is None or summary.after is None:
+        return -1.0
+    return abs(summary.after - summary.before) / max(abs(summary.before), 1e-9)
 
 
 def _last_triggered(monitor: dict[str, Any]) -> datetime | None:

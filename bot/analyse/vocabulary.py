@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from bot.core.log_status import ERROR_STATUSES as ERROR_STATUSES  # re-exported: the one table
+
 
 class MetricRole(StrEnum):
     ERRORS = "errors"
@@ -19,7 +21,6 @@ class MetricRole(StrEnum):
     OTHER = "other"
 
 
-ERROR_STATUSES = {"error", "critical", "emergency", "alert", "fatal"}
 UPSTREAMS: tuple[tuple[str, str], ...] = (
     (r"elastic(?:search)?", "Elasticsearch"), (r"opensearch", "OpenSearch"),
     (r"postgres|pgbouncer|psql", "PostgreSQL"), (r"mysql|mariadb", "MySQL"), (r"redis", "Redis"),

@@ -6,8 +6,10 @@ and approval rooms consume them.
 
 Evidence `data` conventions (what analysis may rely on, per `kind`):
 - ``monitor``: ``{"monitor_id": int, "query": str, "status": str, "tags": [str]}``
-- ``dashboard``: ``{"dashboard_id": str, "widgets": [{"title": str, "query": str}]}``
-- ``metric``: ``{"query": str, "points": [[epoch_seconds, value], ...], "unit": str|None}``
+- ``dashboard``: ``{"dashboard_id": str, "widgets": [{"title": str, "query": str, "widget_type": str,
+  "formula"?: str}], "other_sources": {data source: count}, "timeseries_widgets": int}``
+- ``metric``: ``{"query": str, "points": [[epoch_seconds, value], ...], "unit": str|None}``, plus
+  ``"group"`` and ``"groups"`` (how many the query answered) for one group of a grouped query
 - ``log_pattern``: ``{"template": str, "sample": str, "count": int, "status": str,
   "first_seen": iso, "last_seen": iso, "count_before": int}`` (count_before: in the
   baseline window before the alert window, so "new" and "spiking" are computable)

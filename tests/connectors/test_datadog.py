@@ -128,8 +128,9 @@ async def test_dashboards_bring_their_metrics_once(sandbox: Sandbox) -> None:
     kinds = [e.kind for e in evidence]
     assert kinds == [EvidenceKind.DASHBOARD, EvidenceKind.METRIC, EvidenceKind.METRIC]
     dash = evidence[0]
-    assert dash.data["widgets"] == [{"title": "5xx rate", "query": ERR_RATE},
-                                    {"title": "p95 latency", "query": P95}]
+    assert dash.data["widgets"] == [{"title": "5xx rate", "query": ERR_RATE, "widget_type": "timeseries"},
+                                    {"title": "p95 latency", "query": P95, "widget_type": "timeseries"}]
+    assert dash.excerpt == "2 widgets graph metrics (2 timeseries), 2 metric queries: 5xx rate, p95 latency."
     assert dash.link is not None
     assert dash.link.startswith("https://app.datadoghq.example/dashboard/chk-ovr-001?from_ts=")
     assert [e.ref["query"] for e in evidence[1:]] == [ERR_RATE, P95]
@@ -194,7 +195,8 @@ async def test_log_patterns_for_the_checkout_incident(sandbox: Sandbox) -> None:
     assert (pool.data["count"], pool.data["count_before"], pool.data["status"]) == (1, 1, "warn")
     [req] = sandbox.recorder.requests("datadog", tool="datadog.search_logs")
     body = req.json()
-    assert body["filter"]["query"] == "service:checkout-api env:prod status:(error OR warn)"
+    assert body["filter"]["query"] == ("service:checkout-api env:prod status:(alert OR critical OR emerg OR emergency "
+                                       "OR error OR fatal OR warn OR warning)")
     assert body["page"]["limit"] == 1000
     assert set(req.provenance) == {"npe", "pool-warn"}
 

@@ -34,7 +34,7 @@ def fixture(*parts: str) -> Any:
 @dataclass
 class Canned:
     """One recorded answer: served for `method` on a path matching `path` (a regex, matched
-    whole) whose query holds every pair in `query`."""
+    whole) whose query holds every pair in `query` and whose body contains `body_has`."""
 
     method: str
     path: str
@@ -42,12 +42,14 @@ class Canned:
     status: int = 200
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    body_has: str | None = None
     # Render the body per request (e.g. to put the server's own URL in a link).
     render: Callable[[str, Any], Any] | None = None
 
-    def matches(self, method: str, path: str, query: dict[str, list[str]]) -> bool:
+    def matches(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bool:
         return (method == self.method.upper() and re.fullmatch(self.path, path) is not None
-                and all(value in query.get(name, []) for name, value in self.query.items()))
+                and all(value in query.get(name, []) for name, value in self.query.items())
+                and (self.body_has is None or self.body_has.encode() in body))
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ class ReplayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         query = parse_qs(request.url.query, keep_blank_values=True)
-        self.received.append(Received(request.method, request.url.path, query, await request.body()))
-        answer = next((a for a in self.answers if a.matches(request.method, request.url.path, query)), None)
+        body = await request.body()
+        self.received.append(Received(request.method, request.url.path, query, body))
+        answer = next((a for a in self.answers if a.matches(request.method, request.url.path, query, body)), None)
         if answer is None:
             response = Response(json.dumps({"error": f"replay: no recorded answer for {request.method} "
                                                      f"{request.url.path}?{request.url.query}"}),
