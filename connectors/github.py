@@ -47,6 +47,7 @@ WRITE_PROBE_REPO = "incident-brief/write-probe"
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _SHA = re.compile(r"[0-9a-fA-F]{4,40}")
+_HEX_REF = re.compile(r"[0-9a-fA-F]{7,64}")
 _SQUASH_PR = re.compile(r"\(#(\d{1,9})\)\s*$")
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,8 @@ class GitHubConnector:
 
     def _evidence(self, repo: str, dep: Deployment, what: Shipped, provenance: Provenance) -> Evidence:
         short = dep.sha[:7]
+        title = (f"Deploy {short} to {dep.environment}" if _names_commit(dep.ref)
+                 else f"Deploy {dep.ref} ({short}) to {dep.environment}")
         pulls = [{"number": n, "title": t} for n, (t, _a) in sorted(what.pulls.items())]
         authors = sorted({c.author for c in what.commits if c.author}
                          | {a for _t, a in what.pulls.values() if a})
@@ -272,7 +275,7 @@ class GitHubConnector:
         return Evidence(
             id=evidence_id(EvidenceKind.DEPLOY, f"{repo}#{dep.id}"),
             kind=EvidenceKind.DEPLOY, source=Source.GITHUB,
-            title=f"Deploy {dep.ref} ({short}) to {dep.environment}",
+            title=title,
             excerpt=_excerpt(dep, what), timestamp=dep.created_at, link=link, provenance=provenance,
             ref={"sha": dep.sha, "deployment_id": str(dep.id)},
             data={
@@ -291,7 +294,8 @@ class GitHubConnector:
 def _excerpt(dep: Deployment, what: Shipped) -> str:
     """One readable paragraph: who shipped what, when, and whether it went out."""
     when = dep.created_at.astimezone(UTC).strftime("%H:%M UTC on %Y-%m-%d")
-    text = f"{dep.ref} ({dep.sha[:7]}) deployed to {dep.environment} at {when}"
+    what_shipped = dep.sha[:7] if _names_commit(dep.ref) else f"{dep.ref} ({dep.sha[:7]})"
+    text = f"{what_shipped} deployed to {dep.environment} at {when}"
     text += f" by {dep.creator}" if dep.creator else ""
     text += f": {dep.description}" if dep.description else ""
     if what.pulls:
@@ -319,6 +323,12 @@ def _compare_sentence(what: Shipped, base: str) -> str:
     more = what.total_commits - len(shown)
     return (f" Shipped {what.total_commits} commit(s) since {base}: {listed}"
             + (f" and {more} more." if more > 0 else "."))
+
+
+def _names_commit(ref: str) -> bool:
+    """A ref that is a commit id (full or abbreviated), as deploy tools often send, not a branch
+    or tag: the short SHA says it all, a 40-character title says nothing more."""
+    return _HEX_REF.fullmatch(ref) is not None
 
 
 def _by(text: str, author: str | None) -> str:
