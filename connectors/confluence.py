@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import ceil
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from atlassian import Confluence
 from atlassian.errors import ApiError
@@ -128,24 +129,42 @@ class ConfluenceConnector:
 
     # -- wire -------------------------------------------------------------------------------------
     async def _search(self, cql: str | None) -> list[dict[str, Any]]:
-        """Every result of a CQL query, following ``start`` paging for at most `max_pages` pages
-        (none for no query)."""
+        """Every result of a CQL query, for at most `max_pages` pages (none for no query).
+
+        Pages are followed through ``_links.next``, as Confluence itself links them: Cloud pages
+        by an opaque ``cursor`` and ignores ``start`` (asking for ``start=25`` again returns the
+        first page), Server/Data Center puts ``start`` in the same link. A next link is followed
+        only to the search path on our own site, and a link seen before ends the walk.
+        """
         results: list[dict[str, Any]] = []
         if cql is None:
             return results
-        start = 0
-        for _ in range(max(self.settings.max_pages, 1)):
-            page = await call_blocking(SOURCE, TOOL, self.client.cql, cql, start=start, limit=SEARCH_PAGE_SIZE)
+        page = await call_blocking(SOURCE, TOOL, self.client.cql, cql, start=0, limit=SEARCH_PAGE_SIZE)
+        seen: set[str] = set()
+        pages = max(self.settings.max_pages, 1)
+        for number in range(1, pages + 1):
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise SourceUnavailable(SOURCE, "malformed JSON in search response", TOOL)
             batch = [r for r in page["results"] if isinstance(r, dict)]
             results.extend(batch)
-            start += len(batch)
-            total = page.get("totalSize")
-            if not batch or not (page.get("_links") or {}).get("next") or (
-                    isinstance(total, int) and start >= total):
+            nxt = _dig(page, "_links", "next")
+            if number == pages or not batch or not isinstance(nxt, str) or nxt in seen:
                 break
+            seen.add(nxt)
+            params = self._next_params(nxt)
+            page = await call_blocking(SOURCE, TOOL, self.client.get, "rest/api/search", params=params)
         return results
+
+    def _next_params(self, link: str) -> dict[str, str]:
+        """The query of a search page's ``_links.next``; refused unless it is our search path
+        (``/rest/api/search``, relative to the site's context, or an absolute link to our host)."""
+        parts = urlsplit(link)
+        ours = urlsplit(self.settings.base_url)
+        if parts.netloc and (parts.scheme, parts.netloc) != (ours.scheme, ours.netloc):
+            raise SourceUnavailable(SOURCE, "search pagination link points to another host", TOOL)
+        if not parts.path.endswith("/rest/api/search"):
+            raise SourceUnavailable(SOURCE, f"unexpected search pagination link {parts.path[:80]!r}", TOOL)
+        return dict(parse_qsl(parts.query, keep_blank_values=True))
 
     def _get_page(self, page_id: str) -> dict[str, Any] | None:
         """The page with body and metadata; None when it vanished between search and fetch."""

@@ -7,6 +7,11 @@ What a reader of a runbook needs survives: paragraphs and headings as lines, num
 blocks, panel macros (info, note, warning, tip, panel, expand) with their body, task lists as
 ``- [ ]``/``- [x]``, table rows as ``a | b``, links and user mentions as their visible text.
 Dynamic or decorative macros (toc, children, jira, anchor, ...) and images contribute nothing.
+
+The new (ADF) editor's markup too: ``ac:adf-extension`` nodes are rendered from their ADF part
+(panels by ``panel-type``, decision lists as ``- Decision: …``) and their ``ac:adf-fallback``
+copy is skipped, so nothing is read twice; ADF attributes (local ids and the like) are metadata,
+never text; a status lozenge shows its label (``[IN PROGRESS]``) and an expand its title.
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ _BLOCKS = {
     "ac:rich-text-body", "ac:task-list", "ac:task-body",
 }
 # Elements whose whole content is metadata, not prose.
-_DROPPED = {"script", "style", "ac:parameter", "ac:placeholder", "ac:image", "ac:task-id", "ac:emoticon"}
+_DROPPED = {"script", "style", "ac:parameter", "ac:placeholder", "ac:image", "ac:task-id", "ac:task-uuid",
+            "ac:emoticon", "ac:adf-attribute"}
+# Macro parameters whose text a reader sees on the page: a status lozenge's label, an expand's title.
+_SHOWN_PARAMETERS = {("status", "title"), ("expand", "title")}
+# New-editor (ADF) attributes read to render a node; every other one (local ids...) is metadata.
+_ADF_ATTRIBUTES = {"panel-type", "state"}
+_ADF_PANELS = {"info": "Info: ", "note": "Note: ", "warning": "Warning: ", "success": "Success: ",
+               "error": "Error: ", "tip": "Tip: ", "custom": ""}
 _CODE_MACROS = {"code", "noformat"}
 _PANEL_LABELS = {"info": "Info: ", "note": "Note: ", "warning": "Warning: ", "tip": "Tip: "}
 _TEXT_MACROS = {"panel", "expand", "section", "column", "details", "excerpt", "status", ""}
@@ -50,6 +62,12 @@ class _Converter(HTMLParser):
         self.cells = 0
         self.link: tuple[bool, str] | None = None  # (visible text seen, fallback target title)
         self.task_status: str | None = None
+        self.parameter: tuple[str, str] | None = None  # (macro, parameter) whose text is shown
+        self.adf_attribute: str | None = None  # the ADF attribute being read, and its text
+        self.adf_value = ""
+        self.adf_nodes: list[str] = []  # open ac:adf-node types
+        self.adf_extensions: list[int] = []  # output size when each open ac:adf-extension began
+        self.adf_fallback_drop = False
 
     # -- output ---------------------------------------------------------------------------------
     def _emit(self, text: str) -> None:
@@ -90,7 +108,19 @@ class _Converter(HTMLParser):
                 self.drop = (tag, self.drop[1] + 1)
             return
         attr = {k: v or "" for k, v in attrs}
-        if tag in _DROPPED:
+        if tag == "ac:parameter" and self.macros and (self.macros[-1], attr.get("ac:name", "")) in _SHOWN_PARAMETERS:
+            self.parameter = (self.macros[-1], attr.get("ac:name", ""))
+        elif tag == "ac:adf-attribute" and attr.get("key") in _ADF_ATTRIBUTES:
+            self.adf_attribute, self.adf_value = attr["key"], ""
+        elif tag == "ac:adf-fallback" and self.adf_extensions and self.size > self.adf_extensions[-1]:
+            # The new editor stores a node twice: as ADF, then as a storage fallback for old
+            # readers. The ADF was rendered already: the fallback would double the text.
+            self.drop = (tag, 1)
+        elif tag == "ac:adf-extension":
+            self.adf_extensions.append(self.size)
+        elif tag == "ac:adf-node":
+            self._start_adf_node(attr.get("type", ""))
+        elif tag in _DROPPED:
             self.drop = (tag, 1)
         elif tag == "ac:structured-macro":
             self._start_macro(attr.get("ac:name", "").lower())
@@ -142,7 +172,18 @@ class _Converter(HTMLParser):
                 depth = self.drop[1] - 1
                 self.drop = (tag, depth) if depth else None
             return
-        if tag == "ac:structured-macro":
+        if tag == "ac:parameter" and self.parameter is not None:
+            self.parameter = None
+        elif tag == "ac:adf-attribute" and self.adf_attribute is not None:
+            self._adf_attribute(self.adf_attribute, self.adf_value.strip())
+            self.adf_attribute = None
+        elif tag == "ac:adf-extension":
+            if self.adf_extensions:
+                self.adf_extensions.pop()
+            self._newline()
+        elif tag == "ac:adf-node":
+            self._end_adf_node()
+        elif tag == "ac:structured-macro":
             self._end_macro()
         elif tag == "ac:plain-text-body":
             self.in_code_body = False
@@ -173,6 +214,12 @@ class _Converter(HTMLParser):
             self._break(tag)
 
     def handle_data(self, data: str) -> None:
+        if self.adf_attribute is not None:
+            self.adf_value += data
+            return
+        if self.parameter is not None:
+            self._parameter_text(data)
+            return
         if self.drop is not None:
             return
         if self.code is not None:
@@ -215,6 +262,43 @@ class _Converter(HTMLParser):
         else:
             self.prefix = "- "
 
+    def _parameter_text(self, data: str) -> None:
+        text = _WS.sub(" ", data).strip()
+        if not text or self.parameter is None:
+            return
+        macro = self.parameter[0]
+        if macro == "status":  # a lozenge: [IN PROGRESS], inline with the sentence around it
+            self._text(("" if self._line_start() or self.out[-1].endswith(" ") else " ") + f"[{text.upper()}]")
+        else:  # an expand's title heads its body
+            self._newline()
+            self._text(text.rstrip(":") + ":")
+            self._newline()
+
+    def _start_adf_node(self, kind: str) -> None:
+        self.adf_nodes.append(kind)
+        if kind in ("panel", "decision-list"):
+            self._newline()
+            if kind == "decision-list":
+                self.lists.append(-1)
+        elif kind == "decision-item":
+            self._start_item()
+            self.prefix = "- Decision: "
+
+    def _end_adf_node(self) -> None:
+        kind = self.adf_nodes.pop() if self.adf_nodes else ""
+        if kind == "decision-list" and self.lists:
+            self.lists.pop()
+        if kind in ("panel", "decision-list", "decision-item"):
+            self.prefix = ""
+            self._newline()
+
+    def _adf_attribute(self, key: str, value: str) -> None:
+        node = self.adf_nodes[-1] if self.adf_nodes else ""
+        if node == "panel" and key == "panel-type":
+            self.prefix = _ADF_PANELS.get(value.lower(), "")
+        elif node == "decision-item" and key == "state" and value.upper() != "DECIDED":
+            self.prefix = "- Decision (undecided): "
+
     def _start_macro(self, name: str) -> None:
         if name in _CODE_MACROS:
             self.code = []
@@ -233,7 +317,7 @@ class _Converter(HTMLParser):
             self.code = None
             self._break("p")
             self._emit("```\n" + body + "\n```\n\n")
-        else:
+        elif name != "status":  # a lozenge sits inside its sentence
             self._newline()
 
 

@@ -8,7 +8,8 @@ against Confluence Cloud and Server/DC alike sends ``GET /wiki/rest/api/search``
 serves exactly that shape, so the same connector code runs against it and against a real site.
 
 Routes (tool names in brackets):
-- ``GET /wiki/rest/api/search?cql=&start=&limit=`` [confluence.search]: a CQL subset
+- ``GET /wiki/rest/api/search?cql=&limit=&cursor=`` [confluence.search]: Cloud's cursor paging
+  (``_links.next`` carries an opaque ``cursor``; ``start`` is ignored, as Cloud ignores it); a CQL subset
   (``type``, ``space``/``space.key``, ``label``, ``id``, ``title ~``, ``text ~``, ``siteSearch ~``;
   ``= != ~ !~ IN NOT IN``; ``AND OR NOT`` and parentheses; ``ORDER BY`` accepted and ignored).
   ``~`` needs every word of its value (stop words dropped, ``word*`` is a prefix), so a client
@@ -307,7 +308,9 @@ def build(ctx: SandboxContext) -> SystemApp:
         if not cql:
             return _bad_request("cql parameter is required")
         try:
-            start = _int_param(req, "start", 0)
+            # Like Confluence Cloud: pages after the first are named by the opaque cursor of the
+            # previous page's `_links.next`; `start` is echoed back but ignored.
+            start = _cursor_offset(req.q("cursor"))
             limit = min(_int_param(req, "limit", DEFAULT_LIMIT), MAX_LIMIT)
             node = parse_query(cql)
         except QueryError as exc:
@@ -328,7 +331,7 @@ def build(ctx: SandboxContext) -> SystemApp:
         if start + limit < len(hits):
             links["next"] = _search_path(cql, limit, start + limit)
         if start > 0:
-            links["prev"] = _search_path(cql, limit, max(start - limit, 0))
+            links["prev"] = _search_path(cql, limit, max(start - limit, 0), prev=True)
         return Reply({
             "results": [_search_result(p.runbook, base_url(), ctx.now) for p in window],
             "start": start, "limit": limit, "size": len(window), "totalSize": len(hits),
@@ -388,8 +391,25 @@ def _int_param(req: SandboxRequest, name: str, default: int) -> int:
     return int(raw)
 
 
-def _search_path(cql: str, limit: int, start: int) -> str:
-    return "/rest/api/search?" + urlencode({"cql": cql, "limit": limit, "start": start})
+def _search_path(cql: str, limit: int, start: int, *, prev: bool = False) -> str:
+    """A Cloud-style page link, relative to the context path: ``next=true&cursor=…`` (``prev``
+    for the page before), with ``start`` and ``limit`` that Cloud writes in and ignores."""
+    cursor = "_f_" + base64.urlsafe_b64encode(f"{start}".encode()).decode() + "_sa_sandbox"
+    return "/rest/api/search?" + urlencode({"next" if not prev else "prev": "true", "cursor": cursor,
+                                            "limit": limit, "start": start, "cql": cql})
+
+
+def _cursor_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    match = re.fullmatch(r"_f_([A-Za-z0-9_=-]+)_sa_sandbox", cursor)
+    try:
+        offset = base64.urlsafe_b64decode(match.group(1)).decode() if match else ""
+    except ValueError:
+        offset = ""
+    if not offset.isdigit():
+        raise QueryError("cursor is not one this server issued")
+    return int(offset)
 
 
 def _bad_request(message: str) -> Reply:

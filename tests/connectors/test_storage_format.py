@@ -78,7 +78,8 @@ def test_expand_and_panel_bodies_are_text_but_dynamic_macros_contribute_nothing(
                + macro("expand", "<ac:rich-text-body><p>Hidden steps</p></ac:rich-text-body>", title="Details")
                + macro("toc", macro("info", "<ac:rich-text-body><p>inside a dropped macro</p></ac:rich-text-body>"))
                + "<p>after</p>")
-    assert storage_to_text(storage) == "Hidden steps\n\nafter"
+    # An expand's title is what a reader clicks: it heads the body (it used to be dropped).
+    assert storage_to_text(storage) == "Details:\n\nHidden steps\n\nafter"
 
 
 def test_task_lists_show_their_state() -> None:

@@ -1,0 +1,138 @@
+"""Atlassian's answers (tests/fixtures/atlassian): Confluence Cloud search and page bodies and
+Jira search results, replayed over HTTP through atlassian-python-api and the connectors."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.core.config import ConfluenceSettings, JiraSettings
+from bot.core.errors import SourceUnavailable
+from bot.core.models import EvidenceKind, evidence_id
+from connectors.confluence import ConfluenceConnector
+from connectors.jira import JiraReader
+from tests.helpers.replay import Canned, fixture, replaying
+
+SEARCH = fixture("atlassian", "confluence_cloud_search.json")
+RESEARCH = fixture("atlassian", "confluence_page_research.json")
+# Confluence Cloud's `_links.next` on a search page: context-relative, an opaque cursor, and a
+# `start` Cloud ignores (the shape Cloud documents and sends; the cursor value is made up).
+CURSOR = "_f_MjU=_sa_WyJcdDk0NTAyOTEyMSJd"
+NEXT = f"/rest/api/search?next=true&cursor={CURSOR}&limit=25&start=25&cql=type+%3D+page"
+
+
+async def runbooks(answers: list[Canned], *, labels: list[str], text: str) -> tuple[list, Any]:
+    async with replaying(answers) as server:
+        conn = ConfluenceConnector(ConfluenceSettings(base_url=server.base_url + "/wiki",
+                                                      web_url="https://example.atlassian.net/wiki",
+                                                      username="bot@example.com", token="t", max_retries=0))
+        try:
+            found = await conn.find_runbooks("TEAM", labels, text)
+        finally:
+            await conn.aclose()
+    return found, server
+
+
+async def test_a_cloud_search_and_page_body_become_a_runbook() -> None:
+    answers = [Canned("GET", "/wiki/rest/api/search", SEARCH),
+               Canned("GET", "/wiki/rest/api/content/123456789", RESEARCH)]
+    [page], server = await runbooks(answers, labels=["meetings"], text="Team progress meeting")
+    assert page.id == evidence_id(EvidenceKind.RUNBOOK, "123456789")
+    assert page.title == "Sample Research Paper Title"
+    assert page.excerpt == "[Date]\n\nResult: Sample Result\n\nReviews:\n\nSample content with various formatting"
+    assert page.data["page_id"] == "123456789"
+    assert page.link == "https://example.atlassian.net/wiki/spaces/PROJ/pages/123456789/Sample+Research+Paper+Title"
+    assert [r.path for r in server.received].count("/wiki/rest/api/search") == 2  # label and text searches
+
+
+async def test_the_cloud_page_body_renders_mentions_dates_and_drops_macros() -> None:
+    page_body = fixture("atlassian", "confluence_cloud_page.json")
+    search = copy.deepcopy(SEARCH)
+    search["results"][0]["content"]["id"] = page_body["id"]
+    answers = [Canned("GET", "/wiki/rest/api/search", search),
+               Canned("GET", f"/wiki/rest/api/content/{page_body['id']}", page_body)]
+    [page], _ = await runbooks(answers, labels=[], text="meeting notes")
+    assert page.title == "Example Meeting Notes"
+    assert page.timestamp == datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+    assert page.link == "https://example.atlassian.net/wiki/spaces/PROJ/pages/987654321/Example+Meeting+Notes"
+    assert page.excerpt == "Date\n\n2024-01-01\n\nParticipants\n\n- @user123\n\nGoals\n\n- Example goal"
+    assert page.data["space"] == "PROJ"
+
+
+async def test_cloud_search_pages_are_followed_by_cursor_not_start() -> None:
+    first = copy.deepcopy(SEARCH)
+    first["_links"]["next"] = NEXT
+    second = copy.deepcopy(SEARCH)
+    second["results"][0]["content"]["id"] = "987654321"
+    answers = [Canned("GET", "/wiki/rest/api/search", second, query={"cursor": CURSOR}),
+               Canned("GET", "/wiki/rest/api/search", first),
+               Canned("GET", "/wiki/rest/api/content/123456789", RESEARCH),
+               Canned("GET", "/wiki/rest/api/content/987654321", fixture("atlassian", "confluence_page_meeting.json"))]
+    found, server = await runbooks(answers, labels=[], text="meeting")
+    searches = [r for r in server.received if r.path == "/wiki/rest/api/search"]
+    assert [r.query.get("cursor") for r in searches] == [None, [CURSOR]]
+    assert searches[1].query["next"] == ["true"]
+    assert sorted(p.data["page_id"] for p in found) == ["123456789", "987654321"]
+
+
+async def test_a_next_link_to_another_host_is_not_followed() -> None:
+    first = copy.deepcopy(SEARCH)
+    first["_links"]["next"] = "https://evil.example.com/wiki" + NEXT
+    async with replaying([Canned("GET", "/wiki/rest/api/search", first)]) as server:
+        conn = ConfluenceConnector(ConfluenceSettings(base_url=server.base_url + "/wiki", token="t", max_retries=0))
+        try:
+            with pytest.raises(SourceUnavailable, match="another host"):
+                await conn.find_runbooks("TEAM", [], "meeting")
+        finally:
+            await conn.aclose()
+    assert all(r.path == "/wiki/rest/api/search" for r in server.received)
+
+
+def jira_answers(body: dict[str, Any], path: str, first_page: dict[str, str]) -> list[Canned]:
+    return [Canned("GET", path, body, query=first_page),
+            Canned("GET", path, {"startAt": 1, "maxResults": 50, "total": 1, "issues": []})]
+
+
+async def test_jira_server_search_results() -> None:
+    body = fixture("atlassian", "jira_cloud_search.json")  # the v2 search shape Server also answers
+    async with replaying(jira_answers(body, "/rest/api/2/search", {"startAt": "0"})) as server:
+        reader = JiraReader(JiraSettings(base_url=server.base_url, web_url="https://jira.example.com", token="t",
+                                         max_retries=0), cloud=False)
+        try:
+            [issue] = await reader.open_issues("PROJ", "checkout-api")
+        finally:
+            await reader.aclose()
+    assert issue.id == evidence_id(EvidenceKind.JIRA_ISSUE, "PROJ-123")
+    assert issue.title == "PROJ-123: Test Issue Summary"
+    assert issue.excerpt == "Test Issue Summary (status In Progress; priority Medium)"
+    assert issue.timestamp == datetime(2024, 1, 2, 15, 30, tzinfo=UTC)
+    assert issue.link == "https://jira.example.com/browse/PROJ-123"
+    assert issue.data == {"key": "PROJ-123", "status": "In Progress", "labels": [], "priority": "Medium"}
+
+
+async def test_jira_documented_search_example() -> None:
+    body = fixture("atlassian", "jira_documented_search.json")
+    async with replaying(jira_answers(body, "/rest/api/2/search", {"startAt": "0"})) as server:
+        reader = JiraReader(JiraSettings(base_url=server.base_url, token="t", max_retries=0), cloud=False)
+        try:
+            [issue] = await reader.open_issues("ED", "checkout-api")
+        finally:
+            await reader.aclose()
+    assert (issue.ref, issue.data["status"]) == ({"key": "ED-1"}, "unknown")  # the example lists no status field
+    assert issue.title == "ED-1"
+
+
+async def test_jira_cloud_search_jql_results() -> None:
+    body = fixture("atlassian", "jira_cloud_search.json")
+    async with replaying([Canned("GET", "/rest/api/3/search/jql", body)]) as server:
+        reader = JiraReader(JiraSettings(base_url=server.base_url, token="t", max_retries=0), cloud=True)
+        try:
+            [issue] = await reader.open_issues("PROJ", "checkout-api")
+        finally:
+            await reader.aclose()
+        [sent] = server.received
+    assert "statusCategory != Done" in sent.query["jql"][0]
+    assert issue.data["key"] == "PROJ-123"
