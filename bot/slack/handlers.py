@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -105,6 +106,27 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         await ack()
         meta = json.loads(view.get("private_metadata") or "{}")
         rt.spawn(_file_ticket(rt, meta, body["user"]["id"], fields, client), name="ticket")
+
+    acknowledge_the_rest(app)
+
+
+def acknowledge_the_rest(app: AsyncApp) -> None:
+    """Everything Slack sends that no listener above wants (other events the app is subscribed
+    to, a message edit, a closed modal, another app's action or shortcut) is acknowledged, not
+    answered 404 as Bolt does by default: Slack retries failed deliveries and turns off event
+    subscriptions that fail too often. Registered last, so the listeners above match first."""
+    anything = re.compile(".*")
+
+    async def acknowledge(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        log.debug("slack %s acknowledged, not acted on", body.get("type"))
+
+    app.event(anything)(acknowledge)
+    app.action(anything)(acknowledge)
+    app.view(anything)(acknowledge)
+    app.view_closed(anything)(acknowledge)
+    app.shortcut(anything)(acknowledge)
+    app.options(anything)(acknowledge)
 
 
 async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -> None:

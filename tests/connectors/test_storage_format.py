@@ -180,3 +180,45 @@ def test_rendered_runbook_lists_and_code_read_back_as_written() -> None:
             "```bash\necho <ok>\n```")
     assert storage_to_text(render_storage(body)) == (
         "Check the deploy first.\n\n1. Run `kubectl get pods`\n2. Roll back\n- ping #oncall\n\n```\necho <ok>\n```")
+
+
+# New-editor (ADF) markup as Confluence Cloud stores it: an ac:adf-extension holds the ADF node
+# and then an ac:adf-fallback copy for old readers; attributes carry panel types and local ids.
+ADF_NOTE_PANEL = (
+    '<ac:adf-extension><ac:adf-node type="panel"><ac:adf-attribute key="panel-type">note</ac:adf-attribute>'
+    '<ac:adf-attribute key="local-id">5c1b2e7a-1111-2222-3333-444455556666</ac:adf-attribute>'
+    '<ac:adf-content><p>Drain the queue first.</p></ac:adf-content></ac:adf-node>'
+    '<ac:adf-fallback><div class="panel conf-macro output-block"><div class="panelContent">'
+    '<p>Drain the queue first.</p></div></div></ac:adf-fallback></ac:adf-extension>')
+ADF_DECISIONS = (
+    '<ac:adf-extension><ac:adf-node type="decision-list"><ac:adf-attribute key="local-id">a1</ac:adf-attribute>'
+    '<ac:adf-node type="decision-item"><ac:adf-attribute key="local-id">b2</ac:adf-attribute>'
+    '<ac:adf-attribute key="state">DECIDED</ac:adf-attribute><ac:adf-content>Roll back before debugging'
+    '</ac:adf-content></ac:adf-node></ac:adf-node><ac:adf-fallback><ul class="decision-list">'
+    '<li>Roll back before debugging</li></ul></ac:adf-fallback></ac:adf-extension>')
+
+
+def test_new_editor_panels_are_read_once_with_their_type_and_no_local_ids() -> None:
+    assert storage_to_text(f"<p>Before</p>{ADF_NOTE_PANEL}<p>After</p>") == (
+        "Before\n\nNote: Drain the queue first.\n\nAfter")
+
+
+def test_new_editor_decision_lists_read_as_decisions() -> None:
+    assert storage_to_text(ADF_DECISIONS) == "- Decision: Roll back before debugging"
+
+
+def test_an_adf_node_without_content_falls_back_to_its_storage_copy() -> None:
+    storage = ('<ac:adf-extension><ac:adf-node type="unknown"><ac:adf-attribute key="x">y</ac:adf-attribute>'
+               '</ac:adf-node><ac:adf-fallback><p>Only in fallback</p></ac:adf-fallback></ac:adf-extension>')
+    assert storage_to_text(storage) == "Only in fallback"
+
+
+def test_status_lozenges_keep_their_label_and_task_uuids_are_not_text() -> None:
+    lozenge = ('<p>State: <ac:structured-macro ac:name="status" ac:schema-version="1" ac:macro-id="d0c3">'
+               '<ac:parameter ac:name="title">In progress</ac:parameter><ac:parameter ac:name="colour">Blue'
+               '</ac:parameter></ac:structured-macro> since Monday</p>')
+    assert storage_to_text(lozenge) == "State: [IN PROGRESS] since Monday"
+    task = ('<ac:task-list><ac:task><ac:task-id>1</ac:task-id><ac:task-uuid>9f1e0a3c-aaaa-bbbb-cccc-ddddeeeeffff'
+            '</ac:task-uuid><ac:task-status>incomplete</ac:task-status><ac:task-body>Check the pool</ac:task-body>'
+            '</ac:task></ac:task-list>')
+    assert storage_to_text(task) == "- [ ] Check the pool"

@@ -92,3 +92,23 @@ def test_bad_catalogs_are_refused_naming_the_place(tmp_path: Path, content: str,
     path.write_text(content)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_catalog(path)
+
+
+def test_slack_entity_tokens_read_as_names() -> None:
+    from bot.intake.mentions import render_slack_text
+
+    text = ("<!subteam^S0123ABC|@oncall-payments> see <#C024BE7LR|incidents> and <@U123|ana>, <@U999>, <!here>, "
+            "<!date^1392734382^{date}|Feb 18, 2014>, <https://app.datadoghq.com/monitors/12|monitor>, "
+            "<mailto:ops@example.com|ops@example.com>, <#C1>, <!subteam^S9>")
+    assert render_slack_text(text) == (
+        "@oncall-payments see #incidents and @ana, @U999, @here, Feb 18, 2014, https://app.datadoghq.com/monitors/12, "
+        "ops@example.com, #C1, @S9")
+
+
+def test_a_mention_drops_the_bots_address_and_renders_the_rest() -> None:
+    from bot.intake.catalog import Catalog
+    from bot.intake.mentions import parse_request
+
+    request = parse_request("<@UBOT> brief for <#C024BE7LR|incidents> cc <!subteam^S1|@sre> <@U2|ana>", Catalog([]))
+    assert request.text == "brief for #incidents cc @sre @ana"
+    assert request.intent == "brief"
