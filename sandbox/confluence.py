@@ -438,6 +438,7 @@ def _search_result(rb: Runbook, base: str, now: datetime) -> dict[str, Any]:
         "excerpt": excerpt[:200] + ("…" if len(excerpt) > 200 else ""),
         "url": _webui(rb),
         "resultGlobalContainer": {"title": rb.space or "", "displayUrl": f"/display/{rb.space}"},
+        "breadcrumbs": [],  # Cloud sends it (empty for a page), and its schema requires it
         "entityType": "content",
         "iconCssClass": "aui-icon content-type-page",
         "lastModified": _when(rb.updated_at, now),
