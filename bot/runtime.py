@@ -27,7 +27,8 @@ from bot.gather.connectors import Connectors
 from bot.gather.tools import ToolRunner
 from bot.intake.catalog import Catalog
 from bot.store.approvals import Approvals
-from bot.store.repo import Store, StoreAudit
+from bot.store.audit import StoreAudit
+from bot.store.repo import Store
 
 log = logging.getLogger("incident_brief")
 

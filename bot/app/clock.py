@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.runtime import Runtime
 from bot.slack.publish import refresh_brief
+from bot.telemetry import record as telemetry
 from bot.tickets.filing import recover_interrupted
 
 log = logging.getLogger("incident_brief.clock")
@@ -49,6 +50,8 @@ class Maintenance:
 
     async def expire_approvals(self) -> int:
         expired = await self.rt.approvals.expire_stale(self.rt.now() - self.approval_ttl)
+        for approval in expired:
+            telemetry.approval("expired", approval_id=approval.id, incident=approval.incident_key)
         return self._count("approvals_expired", len(expired))
 
     async def purge_caches(self) -> int:

@@ -1,5 +1,6 @@
 """Audit records and the sink they go to. Every tool call and every model call leaves one, and
-so does the citation check of every brief drafted.
+so does the citation check of every brief drafted, and every decision the bot takes about
+itself (a canary model switched off).
 
 The sink is a protocol so the core stays free of I/O: the store implements it for SQLite or
 Postgres, tests use `MemoryAudit`. Records hold redacted text only: whoever builds a record
@@ -45,6 +46,7 @@ class ModelCallRecord(BaseModel):
     cache_hit: bool = False
     outcome: str = "ok"  # ok | schema_error | http_error | timeout | budget | repaired ...
     detail: str = ""
+    arm: Literal["baseline", "canary"] | None = None  # a route with a canary model: which side served
     at: datetime = Field(default_factory=utcnow)
 
 
@@ -60,6 +62,18 @@ class BriefCheckRecord(BaseModel):
     outcome: Literal["ok", "fixed"]
     coverage: float  # share of the claims that had a valid citation
     problems: list[str] = Field(default_factory=list)  # redacted
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ControlRecord(BaseModel):
+    """A decision the bot took about itself rather than an incident: a canary model switched
+    off (`kind` ``canary_switched_off``, `subject` ``route:model``), with the numbers behind it."""
+
+    kind: str
+    subject: str
+    actor: str  # who decided: ``canary-watch`` for the bot itself, else the operator
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
 
 

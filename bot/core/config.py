@@ -8,6 +8,7 @@ Environment variables use the prefix ``IB_`` and ``__`` for nesting
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,30 @@ class ModelPrice(BaseModel):
     output_per_mtok: float
 
 
+class CanaryRoute(BaseModel):
+    """A candidate model for one route and the share of incidents it drafts."""
+
+    model: str  # pinned provider:model@version, priced in llm.prices like every routed model
+    share: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class CanarySettings(BaseModel):
+    """Canary model upgrades (docs/observability.md): per route, a candidate model drafts a
+    share of incidents (the same incident always gets the same model); the clock compares it
+    with the baseline over `window_hours` and switches it off when it does worse beyond the
+    margins, once each side has `min_briefs`."""
+
+    routes: dict[str, CanaryRoute] = Field(default_factory=dict)
+    window_hours: float = Field(default=24.0, gt=0)
+    min_briefs: int = Field(default=20, ge=1)
+    # Absolute increase allowed in a rate (validation failures, fallbacks, thumbs-down): 0.1 is
+    # ten points, e.g. 5 % -> 15 % is worse. Small sets swing more, hence `min_briefs`.
+    max_rate_increase: float = Field(default=0.10, ge=0.0, le=1.0)
+    # Latency and cost per brief may grow by this factor before the canary counts as worse.
+    max_ratio: float = Field(default=1.5, ge=1.0)
+    channel: str | None = None  # where the switch-off is announced (else slack.default_channel)
+
+
 class LlmSettings(BaseModel):
     """The gateway's models (see docs/gateway.md). Model references are pinned
     ``provider:model@version``; the wire name is ``model-version`` unless ``wire_names`` says
@@ -103,6 +128,7 @@ class LlmSettings(BaseModel):
     max_output_tokens: int = 2_048
     evidence_token_budget: int = 3_000
     workspace: str = "default"  # the spend ledger's workspace (the Slack team id in production)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
 
     @model_validator(mode="after")
     def _every_task_routed(self) -> LlmSettings:
@@ -110,7 +136,21 @@ class LlmSettings(BaseModel):
         if missing:
             raise ValueError(f"llm.routes has no model for task(s) {', '.join(missing)}; "
                              f"every task needs one: {', '.join(MODEL_TASKS)}")
+        unknown = [route for route in self.canary.routes if route not in MODEL_TASKS]
+        if unknown:
+            raise ValueError(f"llm.canary.routes names unknown route(s) {', '.join(unknown)}; "
+                             f"routes: {', '.join(MODEL_TASKS)}")
         return self
+
+
+class TelemetrySettings(BaseModel):
+    """What the bot tells the people who run it (docs/observability.md). Traces are configured
+    by the standard ``OTEL_*`` variables, not here."""
+
+    events: bool = True  # one structured event per step, in `serve` and `clock`
+    log_format: Literal["console", "json"] = "console"
+    digest_channel: str | None = None  # the daily digest of the report's headline numbers; None: off
+    digest_hour_utc: int = Field(default=9, ge=0, le=23)
 
 
 class Settings(BaseSettings):
@@ -127,3 +167,4 @@ class Settings(BaseSettings):
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

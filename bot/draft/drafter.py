@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bot.analyse.analyser import analyse
 from bot.core.models import Alert, Brief, Evidence, ServiceEntry, SourceGap, TimeWindow
 from bot.draft.offline import draft_offline
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import span
 
 
 class Drafter(Protocol):
@@ -21,5 +24,8 @@ class Drafter(Protocol):
 class OfflineDrafter:
     async def draft(self, alert: Alert, service: ServiceEntry, window: TimeWindow,
                     evidence: list[Evidence], gaps: list[SourceGap], *, key: str | None = None) -> Brief:
-        del key  # nothing to audit: no model is called
-        return draft_offline(alert, service, window, evidence, gaps)
+        # No model is called, so nothing to audit; the analysis is its own span.
+        with span("analyse", **{"incident.key": key}):
+            signals = analyse(alert, service, window, evidence)
+            telemetry.analysed(hypotheses=len(signals.hypotheses), top_cause=signals.top.kind.value)
+        return draft_offline(alert, service, window, evidence, gaps, signals)

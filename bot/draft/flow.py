@@ -1,4 +1,5 @@
-"""The one flow that makes a brief: gather → draft → validate. Reads top to bottom.
+"""The one flow that makes a brief: gather → draft → validate. Reads top to bottom; each stage is
+a span (`bot.telemetry`) under the incident key.
 
 Whoever asks (a PagerDuty trigger, a Slack mention, a refresh, the CLI's scenario harness)
 calls `build_brief` with a tool runner already keyed by the incident (`bot.core.keys`), so
@@ -19,6 +20,8 @@ from bot.gather.connectors import Connectors
 from bot.gather.fanout import gather
 from bot.gather.plan import incident_window
 from bot.gather.tools import ToolRunner
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import annotate, span
 
 
 async def build_brief(
@@ -32,14 +35,22 @@ async def build_brief(
 ) -> BriefResult:
     """Gather, draft and validate one brief for the incident `runner.brief_key`."""
     window = incident_window(alert, now)
-    evidence, gaps = await gather(alert, service, window, runner, connectors)
-    brief = await (drafter or OfflineDrafter()).draft(alert, service, window, evidence, gaps,
-                                                      key=runner.brief_key)
-    checked = validate_brief(brief, evidence)
-    # The note on the brief tells the reader; this row tells the platform team which drafter
-    # (and which model) claimed what the evidence did not support.
-    await runner.audit.brief_check(BriefCheckRecord(
-        brief_key=runner.brief_key, actor=runner.actor, drafter=brief.draft.drafter, model=brief.draft.model,
-        outcome="fixed" if checked.problems else "ok", coverage=round(checked.coverage, 4),
-        problems=[redact(problem) for problem in checked.problems]))
+    key = {"incident.key": runner.brief_key}
+    with span("gather", **key):
+        evidence, gaps = await gather(alert, service, window, runner, connectors)
+        telemetry.gathered(runner.brief_key, evidence=len(evidence), gaps=[gap.source.value for gap in gaps])
+    with span("draft", **key):
+        brief = await (drafter or OfflineDrafter()).draft(alert, service, window, evidence, gaps,
+                                                          key=runner.brief_key)
+        annotate(**{"brief.drafter": brief.draft.drafter, "gen_ai.request.model": brief.draft.model})
+    with span("validate", **key):
+        checked = validate_brief(brief, evidence)
+        # The note on the brief tells the reader; this row tells the platform team which drafter
+        # (and which model) claimed what the evidence did not support.
+        check = BriefCheckRecord(
+            brief_key=runner.brief_key, actor=runner.actor, drafter=brief.draft.drafter, model=brief.draft.model,
+            outcome="fixed" if checked.problems else "ok", coverage=round(checked.coverage, 4),
+            problems=[redact(problem) for problem in checked.problems])
+        telemetry.validated(check)
+        await runner.audit.brief_check(check)
     return BriefResult(brief=checked.brief, evidence=evidence, gaps=gaps)

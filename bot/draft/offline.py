@@ -314,8 +314,9 @@ def _notes(signals: Signals, gaps: list[SourceGap]) -> list[str]:
 
 
 def draft_offline(alert: Alert, service: ServiceEntry, window: TimeWindow, evidence: list[Evidence],
-                  gaps: list[SourceGap]) -> Brief:
-    signals = analyse(alert, service, window, evidence)
+                  gaps: list[SourceGap], signals: Signals | None = None) -> Brief:
+    """The brief from `signals` (the analysis of this evidence), analysing it here when not given."""
+    signals = signals or analyse(alert, service, window, evidence)
     headline = _headline(alert, service, signals, evidence)
     causes = _causes(signals)
     return Brief(

@@ -1,4 +1,5 @@
-"""The only way to a model: route, cache, redact, budget, cap, call, repair, fall back, audit.
+"""The only way to a model: route (and canary), cache, redact, budget, cap, call, repair, fall back,
+audit, telemetry.
 
 `Gateway.run(task, prompt, output_type, ...)` walks the task's chain (its route, then the
 configured fallbacks). For each model: an exact cache lookup keyed on the pinned model, the
@@ -20,8 +21,11 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities.instrumentation import Instrumentation
 from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.models import Model
+from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.settings import ModelSettings
 
 from bot.core.audit import AuditSink, ModelCallRecord
@@ -30,6 +34,7 @@ from bot.core.errors import BudgetExceeded, ConfigError
 from bot.core.policy import Policy, SpendLimits
 from bot.core.redaction import redact, redact_obj
 from bot.draft.prompts import RenderedPrompt
+from bot.gateway.canary import Arm, CanaryStates, MemoryCanaryStates, arm_for
 from bot.gateway.ledger import SpendLedger
 from bot.gateway.metered import (
     CURRENT_RUN,
@@ -44,6 +49,9 @@ from bot.gateway.pricing import price_for
 from bot.gateway.providers import build_model
 from bot.gateway.refs import ModelRef
 from bot.gateway.store import GatewayStore
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import annotate, span
+from bot.telemetry.tracing import provider as tracing_provider
 
 T = TypeVar("T", bound=BaseModel)
 Validator = Callable[[Any], list[str]]
@@ -90,6 +98,7 @@ class GatewayResult(Generic[T]):
     attempts: list[Attempt] = field(default_factory=list)
     fallback_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    arm: Arm | None = None  # the canary side of this run, when the route has a live canary
 
     def notes(self) -> list[str]:
         """What a reader of the brief should know about how the model path went."""
@@ -104,9 +113,11 @@ def cache_key(ref: ModelRef, prompt_version: str, output_type: type[BaseModel], 
 
 class Gateway:
     def __init__(self, settings: LlmSettings, *, store: GatewayStore, audit: AuditSink, rules: GatewayRules,
-                 models: Mapping[str, Model] | None = None) -> None:
+                 models: Mapping[str, Model] | None = None, canary_states: CanaryStates | None = None) -> None:
         """`models` maps a pinned reference to a ready model (tests: pydantic-ai `FunctionModel`);
-        any other reference is built from `settings` (OpenAI- or Anthropic-compatible HTTP)."""
+        any other reference is built from `settings` (OpenAI- or Anthropic-compatible HTTP).
+        `canary_states` says which canary candidates were switched off (the store's, shared by
+        every replica; in memory by default)."""
         self.settings = settings
         self.store = store
         self.audit = audit
@@ -115,20 +126,24 @@ class Gateway:
         self._models: dict[str, Model] = dict(models or {})
         self._prices: dict[str, ModelPrice] = {}
         self._agents: dict[tuple[str, type[BaseModel], str], Any] = {}
+        self.canary_states: CanaryStates = canary_states or MemoryCanaryStates()
         for task in settings.routes:
-            for ref in self.chain(task):
+            arms: tuple[Arm, ...] = ("baseline", "canary") if task in settings.canary.routes else ("baseline",)
+            for ref in (ref for arm in arms for ref in self.chain(task, arm)):
                 price = price_for(ref, settings.prices)
                 if price is None:
                     raise GatewayConfigError(f"model {ref} (task {task}) has no entry in llm.prices: "
                                              "without a price the spend limits cannot hold")
                 self._prices[str(ref)] = price
 
-    def chain(self, task: str) -> list[ModelRef]:
-        """The task's route, then the fallbacks, each once."""
+    def chain(self, task: str, arm: Arm = "baseline") -> list[ModelRef]:
+        """The task's route (after its canary candidate, on the canary side), then the
+        fallbacks, each once."""
         if task not in self.settings.routes:
             raise GatewayConfigError(f"no model route for task {task!r}; routes: {sorted(self.settings.routes)}")
+        candidate = self.settings.canary.routes.get(task) if arm == "canary" else None
         refs: list[ModelRef] = []
-        for raw in [self.settings.routes[task], *self.settings.fallbacks]:
+        for raw in [*([candidate.model] if candidate else []), self.settings.routes[task], *self.settings.fallbacks]:
             try:
                 ref = ModelRef.parse(raw)
             except ValueError as exc:
@@ -153,33 +168,55 @@ class Gateway:
         mark = time.perf_counter()
         sent_user = redact(prompt.user) if self.rules.redact_prompts else prompt.user
         timings["redact"] = _ms(mark)
-        for ref in self.chain(task):
+        result.arm = await self.arm(task, caller.brief_key)
+        for ref in self.chain(task, result.arm or "baseline"):
             result.model = str(ref)
-            mark = time.perf_counter()
-            key = cache_key(ref, prompt.version, output_type, sent_user)
-            cached = await self.store.cache_get(key)
-            timings["cache"] = timings.get("cache", 0.0) + _ms(mark)
-            if cached is not None:
-                result.output, result.cache_hit = output_type.model_validate(cached["output"]), True
-                result.attempts.append(Attempt(str(ref), "cache_hit"))
-                await self._audit(task, ref, prompt, caller, [RequestLog(outcome="cache_hit")], timings)
-                break
-            output, attempt = await self._call(task, ref, prompt, sent_user, output_type, caller, steps,
-                                               validate, result)
-            result.attempts.append(attempt)
-            if output is not None:
+            with span("model_call", **{"incident.key": caller.brief_key, "gen_ai.operation.name": task,
+                                       "gen_ai.request.model": str(ref), "canary.arm": result.arm}):
+                spent = (result.input_tokens, result.output_tokens, result.cost_usd)
                 mark = time.perf_counter()
-                result.output = output
-                await self.store.cache_put(key, {"output": output.model_dump(mode="json")},
-                                           ttl=timedelta(seconds=self.settings.cache_ttl_s))
+                key = cache_key(ref, prompt.version, output_type, sent_user)
+                cached = await self.store.cache_get(key)
                 timings["cache"] = timings.get("cache", 0.0) + _ms(mark)
-                break
-            if attempt.outcome == "step_cap":
-                break  # every later model would be refused the same way
+                telemetry.cache_lookup(task, hit=cached is not None)
+                if cached is not None:
+                    result.output, result.cache_hit = output_type.model_validate(cached["output"]), True
+                    result.attempts.append(Attempt(str(ref), "cache_hit"))
+                    annotate(outcome="cache_hit")
+                    await self._audit(task, ref, prompt, caller, [RequestLog(outcome="cache_hit")], timings,
+                                      result.arm)
+                    break
+                output, attempt = await self._call(task, ref, prompt, sent_user, output_type, caller, steps,
+                                                   validate, result)
+                result.attempts.append(attempt)
+                annotate(outcome=attempt.outcome, **{
+                    "gen_ai.usage.input_tokens": result.input_tokens - spent[0],
+                    "gen_ai.usage.output_tokens": result.output_tokens - spent[1],
+                    "cost.usd": round(result.cost_usd - spent[2], 6)})
+                if output is not None:
+                    mark = time.perf_counter()
+                    result.output = output
+                    await self.store.cache_put(key, {"output": output.model_dump(mode="json")},
+                                               ttl=timedelta(seconds=self.settings.cache_ttl_s))
+                    timings["cache"] = timings.get("cache", 0.0) + _ms(mark)
+                    break
+                if attempt.outcome == "step_cap":
+                    break  # every later model would be refused the same way
         if result.output is None:
             result.fallback_reason = _fallback_reason(result.attempts)
+        _record_fallbacks(task, result, caller.brief_key)
         timings["total"] = _ms(started)
         return result
+
+    async def arm(self, task: str, incident_key: str | None) -> Arm | None:
+        """The canary side this incident is on for `task`, or None when the route has no
+        canary (or its candidate was switched off: every brief is baseline again)."""
+        candidate = self.settings.canary.routes.get(task)
+        if candidate is None:
+            return None
+        if await self.canary_states.switched_off(task, candidate.model):
+            return None
+        return arm_for(incident_key, task, candidate.share)
 
     async def _call(self, task: str, ref: ModelRef, prompt: RenderedPrompt, sent_user: str,
                     output_type: type[T], caller: Caller, steps: StepCounter, validate: Validator | None,
@@ -216,7 +253,7 @@ class Gateway:
             result.cost_usd += log.cost_usd
         result.timings_ms["model"] = result.timings_ms.get("model", 0.0) + meter.model_ms
         result.timings_ms["ledger"] = result.timings_ms.get("ledger", 0.0) + meter.ledger_ms
-        await self._audit(task, ref, prompt, caller, meter.requests, result.timings_ms)
+        await self._audit(task, ref, prompt, caller, meter.requests, result.timings_ms, result.arm)
         return output, attempt
 
     def _agent(self, ref: ModelRef, output_type: type[T], system: str) -> Agent[None, T]:
@@ -228,7 +265,8 @@ class Gateway:
             model = MeteredModel(self.model(ref), price=self._prices[str(ref)], ledger=self.ledger,
                                  timeout_s=self.settings.timeout_s, max_output_tokens=self.settings.max_output_tokens)
             agent = Agent(model, output_type=output_type, instructions=system, retries={"output": OUTPUT_REPAIRS},
-                          model_settings=ModelSettings(max_tokens=self.settings.max_output_tokens, temperature=0.0))
+                          model_settings=ModelSettings(max_tokens=self.settings.max_output_tokens, temperature=0.0),
+                          capabilities=_instrumentation())
             agent.output_validator(_run_validator)
             self._agents[key] = agent
         return agent
@@ -239,16 +277,40 @@ class Gateway:
         return output_type.model_validate(redact_obj(output.model_dump(mode="json")))
 
     async def _audit(self, task: str, ref: ModelRef, prompt: RenderedPrompt, caller: Caller,
-                     logs: list[RequestLog], timings: dict[str, float]) -> None:
+                     logs: list[RequestLog], timings: dict[str, float], arm: Arm | None) -> None:
         mark = time.perf_counter()
         for log in logs:
-            await self.audit.model_call(ModelCallRecord(
+            record = ModelCallRecord(
                 brief_key=caller.brief_key, actor=caller.user, task=task, model=str(ref),
                 prompt_version=prompt.version, input_tokens=log.input_tokens, output_tokens=log.output_tokens,
                 cost_usd=log.cost_usd, latency_ms=round(log.latency_ms, 3), cache_hit=log.outcome == "cache_hit",
-                outcome=log.outcome or "ok", detail=redact(_short(log.detail)),
-            ))
+                outcome=log.outcome or "ok", detail=redact(_short(log.detail)), arm=arm,
+            )
+            telemetry.model_call(record, workspace=caller.workspace)
+            await self.audit.model_call(record)
         timings["audit"] = timings.get("audit", 0.0) + _ms(mark)
+
+
+def _instrumentation() -> list[AbstractCapability[Any]]:
+    """pydantic-ai's own spans (the agent run and each model request, with the GenAI
+    attributes) when tracing is on, without prompts, answers or request parameters: those
+    carry evidence text."""
+    traces = tracing_provider()
+    if traces is None:
+        return []
+    return [Instrumentation(settings=InstrumentationSettings(
+        tracer_provider=traces, include_content=False, include_binary_content=False,
+        include_model_request_parameters=False))]
+
+
+def _record_fallbacks(task: str, result: GatewayResult[Any], incident: str | None) -> None:
+    """Each failed attempt: the next model took over, or (the last one, with no answer) the
+    caller's offline path."""
+    for attempt in result.attempts:
+        if attempt.outcome in {"ok", "repaired", "cache_hit"}:
+            continue
+        to = "offline" if result.output is None and attempt is result.attempts[-1] else "next_model"
+        telemetry.fallback(task, attempt.outcome, to=to, incident=incident)
 
 
 def _run_validator(answer: Any) -> Any:

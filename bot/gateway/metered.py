@@ -156,7 +156,7 @@ class MeteredModel(WrapperModel):
         estimate = cost_usd(self.price, estimate_message_tokens(messages, run.system_chars),
                             self.max_output_tokens)
         reason = await self.ledger.refusal(user=run.caller.user, workspace=run.caller.workspace,
-                                           estimate_usd=estimate)
+                                           estimate_usd=estimate, incident=run.caller.brief_key)
         run.meter.ledger_ms += (time.perf_counter() - started) * 1000
         if reason is not None:
             raise SpendLimitReached(reason)

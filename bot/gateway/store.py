@@ -30,7 +30,9 @@ class SpendPair(Protocol):
 
 
 class GatewayStore(Protocol):
-    async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> Any: ...
+    async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> SpendPair | None:
+        """Add to both totals; the totals after (None when a store cannot say)."""
+        ...
 
     async def spend_totals(self, *, user: str | None, workspace: str, day: date) -> SpendPair: ...
 
@@ -63,11 +65,12 @@ class MemoryGatewayStore:
         old = self.spend.get(key, MemorySpend())
         self.spend[key] = MemorySpend(old.usd + usd, old.tokens + tokens)
 
-    async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> None:
+    async def add_spend(self, *, user: str | None, workspace: str, usd: float, tokens: int) -> MemorySpendPair:
         day = self.clock().astimezone(UTC).date()
         if user is not None:
             self._add(("user", user, day.strftime("%Y-%m-%d")), usd, tokens)
         self._add(("workspace", workspace, day.strftime("%Y-%m")), usd, tokens)
+        return await self.spend_totals(user=user, workspace=workspace, day=day)
 
     async def spend_today(self, user: str, day: date) -> MemorySpend:
         return self.spend.get(("user", user, day.strftime("%Y-%m-%d")), MemorySpend())

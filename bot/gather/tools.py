@@ -1,4 +1,5 @@
-"""The one choke point for every tool call: policy, step cap, timeout, redaction, audit.
+"""The one choke point for every tool call: policy, step cap, timeout, redaction, audit, telemetry
+(a span per call, the tool-call metrics and one event, from the audit record itself).
 
 Nothing in the bot calls a connector except through `ToolRunner`. A read returns evidence
 or a `SourceGap` (never raises for a source problem); a write runs only with an approval
@@ -20,6 +21,8 @@ from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable
 from bot.core.models import Evidence, Source, SourceGap
 from bot.core.policy import Decision, Policy
 from bot.core.redaction import redact, redact_obj
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import span
 
 ReadCall = Callable[[], Awaitable[list[Evidence]]]
 WriteCall = Callable[[], Awaitable[dict[str, Any]]]
@@ -85,6 +88,11 @@ class ToolRunner:
 
     async def read(self, tool: str, source: Source, call: ReadCall, *,
                    args: dict[str, Any] | None = None, timeout_s: float | None = None) -> ReadOutcome:
+        with span("tool_call", **{"incident.key": self.brief_key, "tool.name": tool, "tool.source": source.value}):
+            return await self._read(tool, source, call, args=args, timeout_s=timeout_s)
+
+    async def _read(self, tool: str, source: Source, call: ReadCall, *,
+                    args: dict[str, Any] | None, timeout_s: float | None) -> ReadOutcome:
         args = args or {}
         decision = self._decide(tool, args)
         if decision.outcome != "allow":
@@ -115,6 +123,12 @@ class ToolRunner:
     async def write(self, tool: str, call: WriteCall, *, args: dict[str, Any],
                     approval: ApprovedAction | None, preview: dict[str, Any]) -> WriteOutcome:
         """Run a write tool. Requires an approval claimed for execution of this tool."""
+        with span("tool_call", **{"incident.key": self.brief_key, "tool.name": tool,
+                                  "tool.source": tool.split(".", 1)[0]}):
+            return await self._write(tool, call, args=args, approval=approval, preview=preview)
+
+    async def _write(self, tool: str, call: WriteCall, *, args: dict[str, Any],
+                     approval: ApprovedAction | None, preview: dict[str, Any]) -> WriteOutcome:
         decision = self._decide(tool, args)
         if decision.outcome == "deny":
             await self._audit(tool, decision, "denied", decision.reason, args)
@@ -147,9 +161,11 @@ class ToolRunner:
     async def _audit(self, tool: str, decision: Decision, outcome: str, detail: str,
                      args: dict[str, Any], *, started: float | None = None, count: int = 0) -> None:
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        await self.audit.tool_call(ToolCallRecord(
+        record = ToolCallRecord(
             brief_key=self.brief_key, tool=tool, actor=self.actor, decision=decision.outcome,
             decision_reason=decision.reason, outcome=outcome,
             detail=redact(detail), evidence_count=count, latency_ms=latency,
             args=redact_obj(args),
-        ))
+        )
+        telemetry.tool_call(record)
+        await self.audit.tool_call(record)

@@ -25,12 +25,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bot.core.keys import pagerduty_key
 from bot.intake.signing import verify_pagerduty
+from bot.telemetry import metrics
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import annotate, span
 
 MAX_BODY_BYTES = 256 * 1024  # PagerDuty payloads are a few KB; anything near this is not one
 # PagerDuty delivers within seconds; a trigger older than this is a retry queued while we were
@@ -42,8 +45,6 @@ HANDLED_EVENTS = {"incident.triggered", "incident.acknowledged", "incident.escal
                   "incident.resolved", "incident.reopened"}
 
 log = logging.getLogger("incident_brief.intake.pagerduty")
-EVENTS = Counter("incident_brief_pagerduty_events", "Genuine PagerDuty webhook events by type and outcome",
-                 ["event_type", "outcome"])
 
 
 class PagerDutyService(BaseModel):
@@ -101,7 +102,8 @@ EventHandler = Callable[[PagerDutyEvent], Coroutine[Any, Any, None]]
 DeliveryRecorder = Callable[[str], Awaitable[bool]]  # True when first seen
 
 
-def _reject(status: int, reason: str) -> JSONResponse:
+def _reject(status: int, reason: str, outcome: str) -> JSONResponse:
+    telemetry.webhook("pagerduty", outcome)
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
 
@@ -150,22 +152,26 @@ class PagerDutyWebhook:
         self._spawn = spawn
 
     async def handle(self, request: Request) -> JSONResponse:
+        with span("intake", **{"intake.via": "pagerduty"}):
+            return await self._handle(request)
+
+    async def _handle(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
         secrets = self._secrets()
         if not secrets:
-            return _reject(503, "webhook secret not configured: refusing unsigned deliveries")
+            return _reject(503, "webhook secret not configured: refusing unsigned deliveries", "not_configured")
         # Nothing in the body is read before this line.
         if not verify_pagerduty(body, request.headers.get("x-pagerduty-signature"), secrets):
-            return _reject(401, "missing or invalid X-PagerDuty-Signature")
+            return _reject(401, "missing or invalid X-PagerDuty-Signature", "bad_signature")
         try:
             envelope = parse_envelope(_json(body))
         except (ValueError, ValidationError) as exc:
-            return _reject(400, f"malformed webhook body: {_first_error(exc)}")
+            return _reject(400, f"malformed webhook body: {_first_error(exc)}", "malformed")
         # PagerDuty keeps X-Webhook-Id across retries of one delivery; the event id is the fallback.
         delivery = request.headers.get("x-webhook-id") or f"event:{envelope.id}"
         if not await self._record(delivery):
@@ -182,12 +188,14 @@ class PagerDutyWebhook:
             reason = f"{envelope.event_type} data is not an incident ({_first_error(exc)})"
             log.error("pagerduty event %s recorded but not acted on: %s", envelope.id, reason)
             return self._ack(envelope, "unreadable", {"recorded": envelope.id, "ignored": reason})
-        self._spawn(self._on_event(event))
+        annotate(**{"incident.key": pagerduty_key(event.data.id), "event.type": event.event_type})
+        self._spawn(self._on_event(event))  # inside the span: the brief's spans are its children
         return self._ack(envelope, "accepted", {"accepted": envelope.id})
 
     @staticmethod
     def _ack(envelope: PagerDutyEnvelope, outcome: str, detail: dict[str, str]) -> JSONResponse:
-        EVENTS.labels(event_type=envelope.event_type[:64], outcome=outcome).inc()
+        metrics.PAGERDUTY_EVENTS.labels(event_type=envelope.event_type[:64], outcome=outcome).inc()
+        telemetry.webhook("pagerduty", outcome)
         log.info("pagerduty event %s (%s): %s", envelope.id, envelope.event_type, outcome)
         return JSONResponse({"ok": True, "event_type": envelope.event_type, **detail}, status_code=202)
 

@@ -30,6 +30,8 @@ from bot.slack.blocks import (
 )
 from bot.slack.mrkdwn import escape
 from bot.slack.publish import monitor_id_in, publish_brief, refresh_brief, service_from_monitor, update_card
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import span
 from bot.tickets.filing import TicketFields, approve_and_file
 
 log = logging.getLogger("incident_brief.slack")
@@ -73,6 +75,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         meta = _action_meta(body)
         await rt.store.save_feedback(incident_key=meta["incident_key"], version=int(meta["brief_version"]),
                                      user=body["user"]["id"], vote="up", reason=None)
+        telemetry.feedback("up", incident=meta["incident_key"], version=int(meta["brief_version"]))
         await _ephemeral(client, body, "Thanks: noted 👍")
 
     @app.action("feedback_down")
@@ -81,6 +84,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         meta = _action_meta(body)
         await rt.store.save_feedback(incident_key=meta["incident_key"], version=int(meta["brief_version"]),
                                      user=body["user"]["id"], vote="down", reason=None)
+        telemetry.feedback("down", incident=meta["incident_key"], version=int(meta["brief_version"]))
         await client.views_open(trigger_id=body["trigger_id"], view=feedback_reason_modal(
             incident_key=meta["incident_key"], brief_version=int(meta["brief_version"])))
 
@@ -130,6 +134,11 @@ def acknowledge_the_rest(app: AsyncApp) -> None:
 
 
 async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -> None:
+    with span("intake", **{"intake.via": "slack_mention"}):
+        await _mention(rt, event, client)
+
+
+async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -> None:
     channel, user = event["channel"], event.get("user")
     thread_ts = event.get("thread_ts")
     request = parse_request(event.get("text", ""), rt.catalog)

@@ -27,6 +27,8 @@ from bot.slack.blocks import (
 )
 from bot.slack.charts import render_metric_chart
 from bot.slack.mrkdwn import escape
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import span
 
 log = logging.getLogger("incident_brief.briefing")
 
@@ -74,8 +76,9 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
         channel=channel, thread_ts=thread_ts, text=f"Gathering evidence for {escape(redact(alert.title))}…",
         blocks=placeholder_blocks(redact(alert.title)))
     ts = str(posted["ts"])
+    telemetry.first_post(alert.via, incident=key, seconds_since_alert=_since(rt, alert))
     await rt.store.set_incident_message(key=key, channel=channel, ts=ts, thread_ts=thread_ts)
-    await _brief_into(rt, alert, service, key, channel, ts)
+    await _brief_into(rt, alert, service, key, channel, ts, trigger=alert.via)
     return ts
 
 
@@ -85,12 +88,25 @@ async def refresh_brief(rt: Runtime, key: str, actor: str | None) -> None:
     if incident is None or incident.alert is None or not incident.message_ts or not incident.channel:
         raise LookupError(f"no brief message stored for {key}")
     alert = incident.alert.model_copy(update={"requested_by": actor or incident.alert.requested_by})
-    await _brief_into(rt, alert, rt.catalog.resolve(alert.service), key, incident.channel, incident.message_ts)
+    if actor is not None:  # a person asked for it: the report counts it as stepping in
+        await rt.store.note_human_refresh(key)
+    await _brief_into(rt, alert, rt.catalog.resolve(alert.service), key, incident.channel, incident.message_ts,
+                      trigger="refresh" if actor else "scheduled")
+
+
+def _since(rt: Runtime, alert: Alert) -> float:
+    return (rt.now() - alert.triggered_at).total_seconds()
 
 
 async def _brief_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
-                      ts: str) -> None:
+                      ts: str, *, trigger: str) -> None:
     """Build the brief (the one flow, keyed by the incident) and show it in the message `ts`."""
+    with span("brief", **{"incident.key": key, "brief.trigger": trigger}):
+        await _brief_into_traced(rt, alert, service, key, channel, ts, trigger)
+
+
+async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
+                             ts: str, trigger: str) -> None:
     started = time.perf_counter()
     previous = await rt.store.get_brief(key)
     try:
@@ -106,11 +122,18 @@ async def _brief_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
         # version rather than storing a copy; the card is still re-rendered.
         changed = previous is None or not same_brief(previous.result, result)
         if changed:
-            await rt.store.save_brief(key, result)
-        await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
-        if changed:
-            await attach_chart(rt, result, alert, channel=channel, thread_ts=ts)
+            await rt.store.save_brief(key, result, trigger=trigger, requested_by=alert.requested_by,
+                                      latency_ms=(time.perf_counter() - started) * 1000)
+        with span("publish", **{"incident.key": key}):
+            await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
+            if changed:
+                await attach_chart(rt, result, alert, channel=channel, thread_ts=ts)
+        telemetry.brief(trigger, "posted" if changed else "unchanged", incident=key, gaps=len(result.gaps),
+                        drafter=result.brief.draft.drafter, seconds_since_alert=_since(rt, alert),
+                        elapsed_s=time.perf_counter() - started)
     except Exception as exc:
+        telemetry.brief(trigger, "failed", incident=key, seconds_since_alert=None,
+                        elapsed_s=time.perf_counter() - started)
         log.exception("drafting the brief for %s failed", key)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
         if previous is None:  # never leave a placeholder behind: say what failed in its place

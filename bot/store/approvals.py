@@ -91,6 +91,7 @@ class Approval(BaseModel):
     jira_key: str | None
     error: str | None
     revision: int
+    edited: bool = False  # the proposal was revised (edited in the modal) before approval
     created_at: datetime
     updated_at: datetime
     approved_at: datetime | None
@@ -180,7 +181,7 @@ class Approvals:
         try:
             return await self._transition(
                 approval_id, "revise", (ApprovalState.PROPOSED,), ApprovalState.PROPOSED,
-                proposal=body, idempotency_key=key, approvers=[], expected_revision=current.revision)
+                proposal=body, idempotency_key=key, approvers=[], edited=True, expected_revision=current.revision)
         except IntegrityError as exc:  # the same content was proposed between our check and update
             raise ApprovalStateError(approval_id, current.state, "revise",
                                      "an identical proposal is already open or done") from exc

@@ -18,19 +18,17 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord, utcnow
+from bot.core.audit import utcnow
 from bot.core.errors import IncidentBriefError
 from bot.core.models import Alert, BriefResult, Evidence
+from bot.store.audit import AuditRows, rowcount
 from bot.store.tables import (
-    BriefCheckRow,
     BriefRow,
     CacheRow,
     EvidenceRow,
     FeedbackRow,
     IncidentRow,
-    ModelCallRow,
     SpendRow,
-    ToolCallRow,
     WebhookDeliveryRow,
 )
 from bot.store.upsert import insert_for
@@ -124,8 +122,9 @@ def workspace_period(month: date) -> str:
     return month.strftime("%Y-%m")
 
 
-class Store:
-    """All store operations over one session factory; safe to share across tasks."""
+class Store(AuditRows):
+    """All store operations over one session factory; safe to share across tasks. The audit
+    rows' operations are `bot.store.audit.AuditRows`."""
 
     def __init__(self, sessions: Sessions, *, clock: Clock = utcnow) -> None:
         self.sessions = sessions
@@ -198,6 +197,10 @@ class Store:
     async def set_incident_status(self, key: str, status: str) -> None:
         await self._update_incident(key, status=status)
 
+    async def note_human_refresh(self, key: str) -> None:
+        """A person asked for a refresh: counted whether or not the brief changed."""
+        await self._update_incident(key, human_refreshes=IncidentRow.human_refreshes + 1)
+
     async def list_incidents(self, *, status: str | None = None) -> list[IncidentRecord]:
         stmt = select(IncidentRow).order_by(IncidentRow.created_at)
         if status is not None:
@@ -209,25 +212,28 @@ class Store:
         async with self.sessions() as session, session.begin():
             stmt = update(IncidentRow).where(IncidentRow.key == key)
             result = await session.execute(stmt.values(**values, updated_at=self.clock()))
-            if _rowcount(result) == 0:
+            if rowcount(result) == 0:
                 raise UnknownRecord(f"no incident {key!r}")
 
     # --- briefs ----------------------------------------------------------------------------
 
-    async def save_brief(self, incident_key: str, result: BriefResult) -> int:
-        """Store `result` as the incident's next version and return that version number.
+    async def save_brief(self, incident_key: str, result: BriefResult, *, trigger: str | None = None,
+                         requested_by: str | None = None, latency_ms: float | None = None) -> int:
+        """Store `result` as the incident's next version and return that version number, with
+        what triggered it, who asked and how long it took (the report's measures).
 
         Concurrent saves for one incident both compute the same next number; the unique
         (incident, version) key rejects one, which then retries with the number after.
         """
         for _ in range(_VERSION_RETRIES):
             try:
-                return await self._insert_brief(incident_key, result)
+                return await self._insert_brief(incident_key, result, trigger=trigger, requested_by=requested_by,
+                                                latency_ms=latency_ms)
             except IntegrityError:
                 continue
         raise RuntimeError(f"could not allocate a brief version for {incident_key!r}: too much contention")
 
-    async def _insert_brief(self, incident_key: str, result: BriefResult) -> int:
+    async def _insert_brief(self, incident_key: str, result: BriefResult, **measures: Any) -> int:
         async with self.sessions() as session, session.begin():
             incident_id = await self._incident_id(session, incident_key)
             last = await session.scalar(
@@ -235,7 +241,8 @@ class Store:
             draft = result.brief.draft
             row = BriefRow(incident_id=incident_id, version=(last or 0) + 1,
                            result=result.model_dump(mode="json"), drafter=draft.drafter,
-                           model=draft.model, prompt_version=draft.prompt_version, created_at=self.clock())
+                           model=draft.model, prompt_version=draft.prompt_version, created_at=self.clock(),
+                           **measures)
             session.add(row)
             await session.flush()
             seen: set[str] = set()
@@ -328,7 +335,7 @@ class Store:
             stmt = await insert_for(session, WebhookDeliveryRow)
             stmt = stmt.values(source=source, delivery_id=delivery_id, received_at=self.clock())
             result = await session.execute(stmt.on_conflict_do_nothing())
-            return _rowcount(result) == 1
+            return rowcount(result) == 1
 
     async def purge_webhook_deliveries(self, older_than: datetime) -> int:
         stmt = delete(WebhookDeliveryRow).where(WebhookDeliveryRow.received_at < older_than)
@@ -421,74 +428,9 @@ class Store:
         """Delete expired entries (reads already ignore them; this reclaims the space)."""
         return await self._delete(delete(CacheRow).where(CacheRow.expires_at <= self.clock()))
 
-    # --- audit -----------------------------------------------------------------------------
-
-    async def add_tool_call(self, record: ToolCallRecord) -> None:
-        async with self.sessions() as session, session.begin():
-            values = record.model_dump()
-            values["args"] = record.model_dump(mode="json")["args"]  # JSON column: no datetimes etc.
-            session.add(ToolCallRow(**values))
-
-    async def add_model_call(self, record: ModelCallRecord) -> None:
-        async with self.sessions() as session, session.begin():
-            session.add(ModelCallRow(**record.model_dump(mode="python")))
-
-    async def add_brief_check(self, record: BriefCheckRecord) -> None:
-        async with self.sessions() as session, session.begin():
-            session.add(BriefCheckRow(**record.model_dump(mode="python")))
-
-    async def list_brief_checks(self, brief_key: str) -> list[BriefCheckRecord]:
-        stmt = select(BriefCheckRow).where(BriefCheckRow.brief_key == brief_key).order_by(BriefCheckRow.id)
-        async with self.sessions() as session:
-            return [BriefCheckRecord.model_validate(row, from_attributes=True)
-                    for row in await session.scalars(stmt)]
-
-    async def list_tool_calls(self, brief_key: str) -> list[ToolCallRecord]:
-        stmt = select(ToolCallRow).where(ToolCallRow.brief_key == brief_key).order_by(ToolCallRow.id)
-        async with self.sessions() as session:
-            return [ToolCallRecord.model_validate(row, from_attributes=True)
-                    for row in await session.scalars(stmt)]
-
-    async def list_model_calls(self, brief_key: str) -> list[ModelCallRecord]:
-        stmt = select(ModelCallRow).where(ModelCallRow.brief_key == brief_key).order_by(ModelCallRow.id)
-        async with self.sessions() as session:
-            return [ModelCallRecord.model_validate(row, from_attributes=True)
-                    for row in await session.scalars(stmt)]
-
-    async def purge_audit(self, older_than: datetime) -> int:
-        """Retention: delete the audit rows (tool calls, model calls, brief checks) recorded
-        before `older_than`."""
-        async with self.sessions() as session, session.begin():
-            deleted = 0
-            for row in (ToolCallRow, ModelCallRow, BriefCheckRow):
-                deleted += _rowcount(await session.execute(delete(row).where(row.at < older_than)))
-            return deleted
-
     async def _delete(self, stmt: Any) -> int:
         async with self.sessions() as session, session.begin():
-            return _rowcount(await session.execute(stmt))
-
-
-class StoreAudit:
-    """`bot.core.audit.AuditSink` backed by the store: one row per tool call, per model call and per
-    brief's citation check."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def tool_call(self, record: ToolCallRecord) -> None:
-        await self.store.add_tool_call(record)
-
-    async def model_call(self, record: ModelCallRecord) -> None:
-        await self.store.add_model_call(record)
-
-    async def brief_check(self, record: BriefCheckRecord) -> None:
-        await self.store.add_brief_check(record)
-
-
-def _rowcount(result: Any) -> int:
-    # DML results are CursorResults; the generic Result type the session returns hides it.
-    return int(result.rowcount)
+            return rowcount(await session.execute(stmt))
 
 
 def _brief_record(incident_key: str, row: BriefRow) -> BriefRecord:

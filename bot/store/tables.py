@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,6 +72,8 @@ class IncidentRow(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # when the brief lives in a thread
     alert: Mapped[dict[str, Any] | None]  # the `bot.core.models.Alert` that started it (for refresh)
+    # Refreshes a person asked for (a refresh that changed nothing leaves no brief version).
+    human_refreshes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -85,6 +89,9 @@ class BriefRow(Base):
     drafter: Mapped[str] = mapped_column(String(16))
     model: Mapped[str | None] = mapped_column(String(200))
     prompt_version: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(32))  # pagerduty | slack_mention | refresh | scheduled ...
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # from the start of the work to the brief stored
     created_at: Mapped[datetime]
 
 
@@ -132,6 +139,8 @@ class ApprovalRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # Bumped on every change: optimistic concurrency for read-modify-write transitions.
     revision: Mapped[int] = mapped_column(Integer)
+    # The proposal was edited in the modal before it was approved (a human override).
+    edited: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     approved_at: Mapped[datetime | None]
@@ -172,6 +181,7 @@ class ModelCallRow(Base):
     cache_hit: Mapped[bool]
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text)
+    arm: Mapped[str | None] = mapped_column(String(16))  # baseline | canary, on a route with a canary
     at: Mapped[datetime] = mapped_column(index=True)
 
 
@@ -188,6 +198,34 @@ class BriefCheckRow(Base):
     coverage: Mapped[float] = mapped_column(Float)
     problems: Mapped[list[str]]
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ControlEventRow(Base):
+    """The bot's decisions about itself (`bot.core.audit.ControlRecord`): a canary switched off."""
+
+    __tablename__ = "control_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(300))
+    actor: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CanaryStateRow(Base):
+    """A canary candidate switched off, per route and model: every replica reads it before its
+    next canary brief. A new candidate in config has no row, so it starts live."""
+
+    __tablename__ = "canary_states"
+
+    route: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime]
 
 
 class SpendRow(Base):

@@ -18,6 +18,8 @@ from bot.core.errors import ApprovalRequired, PolicyDenied
 from bot.core.redaction import redact
 from bot.runtime import Runtime
 from bot.store.approvals import Approval, ApprovalState, ApprovalStateError
+from bot.telemetry import record as telemetry
+from bot.telemetry.tracing import annotate, span
 
 log = logging.getLogger("incident_brief.ticketing")
 TOOL = "jira.create_issue"
@@ -53,10 +55,18 @@ def required_approvers(rt: Runtime) -> int:
 async def approve_and_file(rt: Runtime, approval_id: str, approver: str, fields: TicketFields) -> FileOutcome:
     """One person's submit of the ticket modal: record their approval of these fields, and file
     the ticket once the policy's quorum is met."""
+    with span("approval", **{"approval.id": approval_id}):
+        outcome = await _approve_and_file(rt, approval_id, approver, fields)
+        telemetry.approval(outcome.status, approval_id=approval_id)
+        return outcome
+
+
+async def _approve_and_file(rt: Runtime, approval_id: str, approver: str, fields: TicketFields) -> FileOutcome:
     if fields.project not in rt.policy.jira.allowed_projects:
         return FileOutcome("refused", message=f"Project {fields.project} is not allowed by policy.")
     try:
         approval = await rt.approvals.get(approval_id)
+        annotate(**{"incident.key": approval.incident_key})
         edited = TicketFields.from_proposal(approval.proposal) != fields
         if approval.state is ApprovalState.PROPOSED and edited:
             # Edited in the modal: approvals given to the old text no longer count.
@@ -79,6 +89,13 @@ async def approve_and_file(rt: Runtime, approval_id: str, approver: str, fields:
 
 async def execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
     """File the approved ticket for an approval claimed for execution (state ``executing``)."""
+    with span("ticket", **{"incident.key": approval.incident_key, "approval.id": approval.id}):
+        outcome = await _execute(rt, approval, actor)
+        annotate(outcome=outcome.status, **{"ticket.key": outcome.key})
+        return outcome
+
+
+async def _execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
     from connectors.jira import JiraReader, JiraWriter
 
     fields = TicketFields.from_proposal(approval.proposal)
@@ -133,7 +150,8 @@ async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[FileOut
         # One atomic step: of several replicas recovering at once, exactly one gets it back.
         claimed = await rt.approvals.reclaim_stuck(stuck.id, claimed_before=older_than)
         if claimed is not None:
-            outcomes.append(await execute(rt, claimed, actor="recovery"))
+            outcomes.append(outcome := await execute(rt, claimed, actor="recovery"))
+            telemetry.approval(outcome.status, approval_id=claimed.id)
     return outcomes
 
 

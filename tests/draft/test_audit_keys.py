@@ -17,7 +17,7 @@ from pydantic_ai import models
 from bot.draft.drafter import Drafter
 from bot.gateway.drafter import llm_drafter
 from bot.runtime import Runtime
-from bot.store.repo import StoreAudit
+from bot.store.audit import StoreAudit
 from sandbox.harness import run_scenario
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import wait_for

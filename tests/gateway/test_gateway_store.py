@@ -7,8 +7,9 @@ from pathlib import Path
 from bot.core.models import Brief
 from bot.draft.prompts import render_brief_prompt
 from bot.gateway import Caller, Gateway
+from bot.store.audit import StoreAudit
 from bot.store.db import create_engine_for, migrate, session_factory
-from bot.store.repo import Store, StoreAudit
+from bot.store.repo import Store
 from sandbox.scenario import Scenario
 from tests.helpers.gateway import PRIMARY, Scripted, good_brief, rules, scenario_inputs, settings
 

@@ -22,7 +22,8 @@ from bot.core.models import (
     Source,
     evidence_id,
 )
-from bot.store.repo import SpendTotal, Store, StoreAudit, UnknownRecord
+from bot.store.audit import StoreAudit
+from bot.store.repo import SpendTotal, Store, UnknownRecord
 from tests.helpers.db import T0, Clock
 
 ALERT = Alert(via="pagerduty", title="checkout-api 5xx", service="checkout-api",
