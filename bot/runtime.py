@@ -28,6 +28,7 @@ from bot.gather.tools import ToolRunner
 from bot.intake.catalog import Catalog
 from bot.store.approvals import Approvals
 from bot.store.audit import StoreAudit
+from bot.store.canary import CanaryStore
 from bot.store.repo import Store
 
 log = logging.getLogger("incident_brief")
@@ -54,6 +55,7 @@ class Runtime:
     store: Store
     approvals: Approvals
     slack: AsyncWebClient
+    canaries: CanaryStore  # which canary models were switched off: shared by every replica
     now: Callable[[], datetime] = utcnow
     drafter: Callable[[], Drafter] = OfflineDrafter
     connectors: Callable[[], Connectors] | None = None

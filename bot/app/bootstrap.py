@@ -20,6 +20,7 @@ from bot.core.policy import BUNDLED_POLICY, Policy, load_policy, read_only_polic
 from bot.intake.catalog import Catalog, load_catalog
 from bot.runtime import Runtime, slack_client, utcnow
 from bot.store.approvals import Approvals
+from bot.store.canary import CanaryStore
 from bot.store.db import create_engine_for, migrate, session_factory
 from bot.store.repo import Store
 
@@ -42,7 +43,8 @@ async def build_runtime(
     await migrate(settings.database_url)
     sessions = session_factory(create_engine_for(settings.database_url))
     return Runtime(settings=settings, policy=policy, catalog=catalog, store=Store(sessions),
-                   approvals=Approvals(sessions), slack=slack_client(settings), now=now)
+                   approvals=Approvals(sessions), slack=slack_client(settings), now=now,
+                   canaries=CanaryStore(sessions))
 
 
 @contextlib.asynccontextmanager

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +24,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cited incident briefs in Slack, from read-only evidence.")
 policy_app = typer.Typer(no_args_is_help=True, help="Inspect an agent policy file.")
 app.add_typer(policy_app, name="policy")
+canary_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
+                         help="Canary model upgrades: the compare, and switching a candidate back on.")
+app.add_typer(canary_app, name="canary")
 console = Console()
 err = Console(stderr=True)
 
@@ -191,6 +196,143 @@ def _scenario_path(name: str) -> Path:
         return given
     bundled = bundled_scenarios_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
     return bundled if bundled.exists() else given
+
+
+@app.command()
+def audit(
+    incident: Annotated[str, typer.Argument(help="the incident key, e.g. pd:Q1CHK5XX (as the card and logs show it)")],
+) -> None:
+    """Everything the bot did for one incident: brief versions, every tool and model call with its
+    decision, latency, tokens and cost, the citation checks, the approval trail and the ticket."""
+    from bot.app.reports import open_reports, render_incident_audit
+    from bot.core.config import Settings
+
+    async def run() -> bool:
+        async with open_reports(Settings()) as reports:
+            found = await reports.incident_audit(incident)
+        if found is None:
+            return False
+        render_incident_audit(found, console)
+        return True
+
+    try:
+        if not asyncio.run(run()):
+            _fail(f"no incident {incident!r} in the store (keys look like pd:<incident id> or "
+                  "slack:<channel>:<thread>:<service>)", code=1)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def spend(
+    workspace: Annotated[str | None, typer.Option("--workspace", help="one workspace (its month)")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="one user (their day)")] = None,
+) -> None:
+    """Model spend today (per user) and this month (per workspace), against the policy's limits."""
+    from bot.app.reports import open_reports, render_spend
+    from bot.core.config import Settings
+    from bot.core.policy import load_policy, read_only_policy
+
+    async def run() -> None:
+        settings = Settings()
+        limits = (load_policy(settings.policy_file) if settings.policy_file else read_only_policy()).spend_limits
+        async with open_reports(settings) as reports:
+            lines = await reports.spend_report(day=datetime.now(UTC).date(), workspace=workspace, user=user,
+                                               per_user_limit=limits.per_user_usd_per_day,
+                                               per_workspace_limit=limits.per_workspace_usd_per_month)
+        render_spend(lines, console)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option("--since", help="how far back: 7d, 24h, 90m, 2w")] = "7d",
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the numbers here")] = None,
+) -> None:
+    """The measures of trust over a period: briefs, cause mix, citation coverage, schema pass
+    rate, tool failures per source, fallbacks, latency, cost per brief, feedback, human override."""
+    from bot.app.reports import open_reports, parse_since, render_report
+    from bot.core.config import Settings
+
+    try:
+        window = parse_since(since)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+
+    async def run() -> None:
+        until = datetime.now(UTC)
+        async with open_reports(Settings()) as reports:
+            found = await reports.trust_report(since=until - window, until=until)
+        render_report(found, console)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(dataclasses.asdict(found), indent=2, default=str) + "\n")
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@canary_app.callback()
+def canary_status(ctx: typer.Context) -> None:
+    """Each configured canary against its baseline over the window, and whether it is live."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.app.reports import open_reports, render_canary
+    from bot.core.config import Settings
+    from bot.store.canary import CanaryStore
+
+    async def run() -> None:
+        settings = Settings()
+        canary = settings.llm.canary
+        if not canary.routes:
+            console.print("no canary configured (IB_LLM__CANARY__ROUTES, see docs/observability.md)")
+            return
+        async with open_reports(settings) as reports:
+            states = CanaryStore(reports.sessions)
+            since = datetime.now(UTC) - timedelta(hours=canary.window_hours)
+            for route, candidate in canary.routes.items():
+                stats = await states.arm_stats(route, since=since, models={
+                    "canary": candidate.model, "baseline": settings.llm.routes[route]})
+                state = "switched off" if await states.switched_off(route, candidate.model) else \
+                    f"live, {candidate.share:.0%} of incidents"
+                render_canary(route, candidate.model, state, stats["baseline"], stats["canary"], console)
+            for event in await states.events():
+                console.print(f"{event.at:%Y-%m-%d %H:%M} {event.kind} {event.subject} by {event.actor}: "
+                              f"{event.detail}", markup=False, highlight=False)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@canary_app.command("on")
+def canary_on(route: Annotated[str, typer.Argument(help="the route whose switched-off candidate comes back")],
+              by: Annotated[str, typer.Option("--by", help="who decided (for the audit row)")] = "operator") -> None:
+    """Switch a canary that was switched off back on (after fixing what made it worse)."""
+    from bot.app.reports import open_reports
+    from bot.core.config import Settings
+    from bot.store.canary import CanaryStore
+
+    settings = Settings()
+    candidate = settings.llm.canary.routes.get(route)
+    if candidate is None:
+        _fail(f"no canary configured for route {route!r}")
+        return
+
+    async def run() -> bool:
+        async with open_reports(settings) as reports:
+            return await CanaryStore(reports.sessions).switch_on(route, candidate.model, actor=by)
+
+    on = asyncio.run(run())
+    console.print(f"{route}: {candidate.model} " + ("switched back on" if on else "was not switched off"))
 
 
 @app.command()

@@ -4,7 +4,9 @@
 - finish approvals whose executor died between claim and create (a restart), so an approved
   ticket is filed once and never forgotten;
 - expire approvals nobody acted on, and old webhook-delivery and cache rows;
-- refresh the briefs of incidents still open, so the card does not go stale during a long one.
+- refresh the briefs of incidents still open, so the card does not go stale during a long one;
+- watch canary models and switch off one that does worse than its baseline;
+- post the daily digest of the report's headline numbers (``telemetry.digest_channel``).
 
 One clock per deployment (Procfile). Each job is a plain coroutine on `Maintenance`, so tests
 run them directly and the scheduler only decides when.
@@ -13,18 +15,24 @@ run them directly and the scheduler only decides when.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.app.reports import digest_text
+from bot.gateway.canary import judge
 from bot.runtime import Runtime
+from bot.slack.mrkdwn import escape
 from bot.slack.publish import refresh_brief
+from bot.store.reports import Reports
 from bot.telemetry import record as telemetry
 from bot.tickets.filing import recover_interrupted
 
 log = logging.getLogger("incident_brief.clock")
+CANARY_WATCH = "canary-watch"  # the actor on the audit row when the bot switches a canary off
 
 OPEN_STATUSES = ("triggered", "acknowledged", "escalated", "reopened")
 
@@ -75,9 +83,50 @@ class Maintenance:
                     log.exception("scheduled refresh of %s failed", incident.key)
         return self._count("briefs_refreshed", refreshed)
 
+    async def watch_canaries(self) -> int:
+        """Compare each live canary with its baseline over the window; switch off the worse ones
+        (in the store, so every replica stops using them), with an audit row and a message."""
+        canary = self.rt.settings.llm.canary
+        switched = 0
+        for route, candidate in canary.routes.items():
+            if await self.rt.canaries.switched_off(route, candidate.model):
+                continue
+            baseline_model = self.rt.settings.llm.routes[route]
+            stats = await self.rt.canaries.arm_stats(
+                route, since=self.rt.now() - timedelta(hours=canary.window_hours),
+                models={"canary": candidate.model, "baseline": baseline_model})
+            verdict = judge(route, stats["baseline"], stats["canary"], canary)
+            if not verdict.switch_off:
+                continue
+            data = {"window_hours": canary.window_hours, "baseline": dataclasses.asdict(verdict.baseline),
+                    "canary": dataclasses.asdict(verdict.canary), "worse": verdict.worse}
+            if not await self.rt.canaries.switch_off(route, candidate.model, reason=verdict.summary(),
+                                                     actor=CANARY_WATCH, data=data):
+                continue  # another clock (or an operator) got there first
+            switched += 1
+            telemetry.canary_switched_off(route, candidate.model, reason=verdict.summary())
+            channel = canary.channel or self.rt.settings.slack.default_channel
+            if channel:
+                await self.rt.slack.chat_postMessage(channel=channel, text=escape(
+                    f"Canary switched off: {route} briefs go back to {baseline_model}. {verdict.summary()} "
+                    f"(over {canary.window_hours:g} h: {verdict.canary.briefs} canary and "
+                    f"{verdict.baseline.briefs} baseline briefs). `incident-brief canary` shows the compare."))
+        return self._count("canaries_switched_off", switched)
+
+    async def post_digest(self) -> int:
+        """The report's headline numbers for the last 24 hours, to the digest channel."""
+        channel = self.rt.settings.telemetry.digest_channel
+        if not channel:
+            return 0
+        until = self.rt.now()
+        report = await Reports(self.rt.store.sessions).trust_report(since=until - timedelta(days=1), until=until)
+        await self.rt.slack.chat_postMessage(channel=channel, text=digest_text(report))
+        return self._count("digests_posted", 1)
+
     async def run_all(self) -> dict[str, int]:
+        """Every job once (at start, to catch up), but the digest: it posts on its hour only."""
         for job in (self.purge_audit, self.recover_approvals, self.expire_approvals, self.purge_caches,
-                    self.refresh_open_incidents):
+                    self.refresh_open_incidents, self.watch_canaries):
             try:
                 await job()
             except Exception:
@@ -97,6 +146,12 @@ def build_scheduler(maintenance: Maintenance) -> AsyncIOScheduler:
     scheduler.add_job(maintenance.expire_approvals, "interval", minutes=30, **every)
     scheduler.add_job(maintenance.purge_caches, "interval", hours=1, **every)
     scheduler.add_job(maintenance.purge_audit, "interval", hours=6, **every)
+    if maintenance.rt.settings.llm.canary.routes:
+        scheduler.add_job(maintenance.watch_canaries, "interval", minutes=5, **every)
+    telemetry_settings = maintenance.rt.settings.telemetry
+    if telemetry_settings.digest_channel:
+        scheduler.add_job(maintenance.post_digest, "cron", hour=telemetry_settings.digest_hour_utc, minute=0,
+                          **every)
     return scheduler
 
 

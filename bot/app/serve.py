@@ -18,6 +18,8 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
+from bot.telemetry.events import configure_events
+from bot.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("incident_brief.serve")
 
@@ -53,13 +55,21 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
         await handler.close_async()
 
 
+def configure_telemetry(settings: Settings) -> None:
+    """Traces from the standard OTEL_* variables (off without them) and the step events."""
+    configure_tracing()
+    configure_events(enabled=settings.telemetry.events, log_format=settings.telemetry.log_format)
+
+
 async def serve_settings(settings: Settings, host: str, port: int, catalog: Catalog | None = None) -> None:
     check_settings(settings)
+    configure_telemetry(settings)
     rt = await build_runtime(settings, catalog=catalog)
     log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
     await serve(rt, host, port)
 
 
 async def clock_settings(settings: Settings) -> None:
+    configure_telemetry(settings)
     rt = await build_runtime(settings)
     await run_clock(rt)

@@ -20,6 +20,7 @@ from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status, publish_brief
+from bot.telemetry.metrics import registry
 
 log = logging.getLogger("incident_brief.web")
 
@@ -87,7 +88,8 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         return JSONResponse({"ok": True, "background_tasks": len(rt.tasks)})
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # This replica's own numbers: with several replicas, scrape each (docs/observability.md).
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     webhook = PagerDutyWebhook(
         secrets=lambda: [s.get_secret_value() for s in rt.settings.pagerduty.webhook_secrets],

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bot.core.config import CanarySettings
+from bot.store.canary import ArmStats
 
 Arm = Literal["baseline", "canary"]
 _SCALE = float(2**64)
@@ -36,6 +37,7 @@ def arm_for(incident_key: str | None, route: str, share: float) -> Arm:
 class CanaryStates(Protocol):
     """Which candidates were switched off (`bot.store.canary.CanaryStore` in production)."""
 
+
     async def switched_off(self, route: str, model: str) -> bool: ...
 
 
@@ -45,40 +47,6 @@ class MemoryCanaryStates:
 
     async def switched_off(self, route: str, model: str) -> bool:
         return (route, model) in self.off
-
-
-@dataclass(frozen=True)
-class ArmStats:
-    """One side of a route over the window (`bot.store.canary.CanaryStore.arm_stats`)."""
-
-    model: str
-    briefs: int = 0
-    requests: int = 0  # model requests made (cache hits and refusals excluded)
-    validation_failures: int = 0  # requests whose answer failed the schema or the checks
-    fallbacks: int = 0  # briefs this side's first model did not answer
-    latency_ms: float = 0.0  # mean per request made
-    cost_usd: float = 0.0  # total
-    voted: int = 0  # briefs with at least one vote
-    down: int = 0  # of those, briefs with a thumbs-down
-
-    def rate(self, part: int, whole: int) -> float:
-        return part / whole if whole else 0.0
-
-    @property
-    def validation_failure_rate(self) -> float:
-        return self.rate(self.validation_failures, self.requests)
-
-    @property
-    def fallback_rate(self) -> float:
-        return self.rate(self.fallbacks, self.briefs)
-
-    @property
-    def down_rate(self) -> float:
-        return self.rate(self.down, self.voted)
-
-    @property
-    def cost_per_brief(self) -> float:
-        return self.cost_usd / self.briefs if self.briefs else 0.0
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from bot.core.policy import Policy
 from bot.draft.citations import check_citations
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.draft.prompts import render_brief_prompt
+from bot.gateway.canary import CanaryStates
 from bot.gateway.gateway import Gateway, GatewayResult, GatewayRules
 from bot.gateway.metered import Caller, StepCounter
 from bot.gateway.store import GatewayStore, MemoryGatewayStore
@@ -99,8 +100,9 @@ class LlmDrafter:
 
 
 def llm_drafter(settings: LlmSettings, policy: Policy, *, store: GatewayStore | None = None,
-                audit: AuditSink | None = None) -> LlmDrafter:
-    """The model-backed drafter for these model settings under this policy's rules."""
+                audit: AuditSink | None = None, canary_states: CanaryStates | None = None) -> LlmDrafter:
+    """The model-backed drafter for these model settings under this policy's rules;
+    `canary_states` is the store's record of switched-off canaries (`Runtime.canaries`)."""
     gateway = Gateway(settings, store=store or MemoryGatewayStore(), audit=audit or MemoryAudit(),
-                      rules=GatewayRules.from_policy(policy))
+                      rules=GatewayRules.from_policy(policy), canary_states=canary_states)
     return LlmDrafter(gateway, workspace=settings.workspace)

@@ -78,6 +78,11 @@ def fallback(route: str, reason: str, *, to: str, incident: str | None) -> None:
     event("fallback", incident=incident, route=route, reason=reason, to=to)
 
 
+def canary_switched_off(route: str, model: str, *, reason: str) -> None:
+    metrics.CANARY_SWITCHED_OFF.labels(route=route).inc()
+    event("canary_switched_off", route=route, model=model, reason=reason)
+
+
 class _UserDayPeak:
     """The highest user-day spend ratio this process has charged today. Each replica charges
     some users; each user's total comes from the shared store, so the max over replicas is
