@@ -14,7 +14,8 @@ sent back for repair (set ``stubborn = True`` to spoil every answer); ``slow`` a
 ticket out (so the bot asks for one with its ticket prompt). A ticket request is answered with
 a ticket proposal, spoiled the same ways. ``wire_behaviour`` overrides the behaviour
 for one wire format (``openai`` / ``anthropic``), so one sandbox can fail one provider of a
-fallback chain and serve the next.
+fallback chain and serve the next; ``model_behaviour`` overrides it for one model name on the
+wire (a canary candidate that misbehaves beside its baseline on the same provider).
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ class LlmApp(SystemApp):
         self.stubborn = False
         self.slow_seconds = 3.0
         self.wire_behaviour: dict[str, str] = {}
+        self.model_behaviour: dict[str, str] = {}  # by the model name on the wire: one model of many
 
-    def behaviour_for(self, wire: Wire) -> str:
-        return self.wire_behaviour.get(wire, self.behaviour)
+    def behaviour_for(self, wire: Wire, model: str = "") -> str:
+        return self.model_behaviour.get(model) or self.wire_behaviour.get(wire, self.behaviour)
 
 
 def _auth(ctx: SandboxContext) -> Any:
@@ -340,7 +342,7 @@ def build(ctx: SandboxContext) -> LlmApp:
     app = LlmApp(ctx)
 
     async def respond(wire: Wire, conversation: Conversation) -> Reply | dict[str, Any] | str:
-        behaviour = app.behaviour_for(wire)
+        behaviour = app.behaviour_for(wire, conversation.model)
         if behaviour == "http_500":
             return Reply(_openai_error("server_error", "The server had an error (sandbox)") if wire == "openai"
                          else _anthropic_error("api_error", "Internal server error (sandbox)"), status=500)
