@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -227,8 +227,14 @@ def audit(
 def spend(
     workspace: Annotated[str | None, typer.Option("--workspace", help="one workspace (its month)")] = None,
     user: Annotated[str | None, typer.Option("--user", help="one user (their day)")] = None,
+    day: Annotated[str | None, typer.Option("--day", help="another UTC day than today, YYYY-MM-DD")] = None,
 ) -> None:
     """Model spend today (per user) and this month (per workspace), against the policy's limits."""
+    try:
+        on = date.fromisoformat(day) if day else datetime.now(UTC).date()
+    except ValueError:
+        _fail(f"--day {day!r}: expected YYYY-MM-DD")
+        return
     from bot.app.reports import open_reports, render_spend
     from bot.core.config import Settings
     from bot.core.policy import load_policy, read_only_policy
@@ -237,7 +243,7 @@ def spend(
         settings = Settings()
         limits = (load_policy(settings.policy_file) if settings.policy_file else read_only_policy()).spend_limits
         async with open_reports(settings) as reports:
-            lines = await reports.spend_report(day=datetime.now(UTC).date(), workspace=workspace, user=user,
+            lines = await reports.spend_report(day=on, workspace=workspace, user=user,
                                                per_user_limit=limits.per_user_usd_per_day,
                                                per_workspace_limit=limits.per_workspace_usd_per_month)
         render_spend(lines, console)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,28 @@ def test_plain_urls_get_the_async_driver(given: str, expected: str) -> None:
 def test_other_databases_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database 'mysql'"):
         async_url("mysql://u@h/d")
+
+
+_AT = datetime(2026, 5, 1, 10, tzinfo=UTC)
+
+
+async def test_0003_keeps_existing_rows_and_gives_the_new_columns_their_defaults(db_url: str) -> None:
+    await migrate(db_url, "0002")
+
+    def before(connection: Connection) -> None:
+        connection.execute(text(
+            "INSERT INTO incidents (key, service, title, status, created_at, updated_at) "
+            "VALUES ('pd:OLD', 'checkout-api', 'old', 'resolved', :at, :at)"), {"at": _AT})
+        connection.execute(text(
+            "INSERT INTO approvals (id, incident_key, brief_version, tool, proposal, approvers, idempotency_key, "
+            "state, revision, created_at, updated_at) VALUES ('a1', 'pd:OLD', 1, 'jira.create_issue', '{}', '[]', "
+            "'ib-old', 'done', 3, :at, :at)"), {"at": _AT})
+
+    def after(connection: Connection) -> tuple[object, ...]:
+        refreshes = connection.execute(text("SELECT human_refreshes FROM incidents WHERE key = 'pd:OLD'")).scalar()
+        edited = connection.execute(text("SELECT edited FROM approvals WHERE id = 'a1'")).scalar()
+        return refreshes, bool(edited), _tables(connection) >= {"control_events", "canary_states"}
+
+    await _run(db_url, before)
+    await migrate(db_url)
+    assert await _run(db_url, after) == (0, False, True)
