@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from bot.app.bootstrap import BUNDLED_POLICY, build_runtime, serving
@@ -50,9 +52,32 @@ async def run_demo(scenario: Scenario, console: Console) -> int:
             created = await wait_for(lambda: list(jira.created) or None, "the Jira ticket")
             await wait_for(lambda: ticket_on_card(sandbox), "the ticket key on the card")
             await rt.idle()
+            async with httpx.AsyncClient() as client:
+                exposition = (await client.get(f"{bot_url}/metrics")).text
         key_filed = created[0]["key"]
         console.print(f"[bold]4.[/bold] ticket filed: [bold green]{key_filed}[/bold green] "
                       f"({len(created)} ticket, {len(sandbox.recorder.writes('jira'))} Jira write) — "
                       f"done in {time.perf_counter() - started:.1f}s")
+        console.print(f"[bold]5.[/bold] the bot's /metrics: {metrics_summary(exposition)}", highlight=False)
     return 0
+
+
+def metrics_summary(exposition: str) -> str:
+    """A few of the counters `/metrics` served during the demo, read back with Prometheus's parser."""
+    totals: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                outcome = sample.labels.get("outcome", "")
+                totals[(sample.name, outcome)] = totals.get((sample.name, outcome), 0.0) + sample.value
+
+    def count(name: str, outcome: str | None = None) -> int:
+        return int(sum(v for (n, o), v in totals.items() if n == name and outcome in (None, o)))
+
+    tools = "incident_brief_tool_calls_total"
+    return (f"{count('incident_brief_briefs_total')} brief, {count(tools)} tool calls "
+            f"({count(tools, 'gap') + count(tools, 'error')} failed), "
+            f"{count('incident_brief_model_calls_total')} model calls, "
+            f"{count('incident_brief_webhook_deliveries_total', 'accepted')} webhook accepted, "
+            f"{count('incident_brief_approvals_total', 'filed')} approval filed")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from bot.app.bootstrap import build_runtime
 from bot.app.clock import run_clock
@@ -19,6 +20,7 @@ from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
 from bot.telemetry.events import configure_events
+from bot.telemetry.metrics import registry
 from bot.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("incident_brief.serve")
@@ -71,5 +73,8 @@ async def serve_settings(settings: Settings, host: str, port: int, catalog: Cata
 
 async def clock_settings(settings: Settings) -> None:
     configure_telemetry(settings)
+    if settings.telemetry.clock_metrics_port is not None:
+        start_http_server(settings.telemetry.clock_metrics_port, registry=registry)
+        log.info("clock metrics on :%d/metrics", settings.telemetry.clock_metrics_port)
     rt = await build_runtime(settings)
     await run_clock(rt)

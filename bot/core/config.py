@@ -151,6 +151,9 @@ class TelemetrySettings(BaseModel):
     log_format: Literal["console", "json"] = "console"
     digest_channel: str | None = None  # the daily digest of the report's headline numbers; None: off
     digest_hour_utc: int = Field(default=9, ge=0, le=23)
+    # The clock has no web server: its own /metrics (approvals expired, canaries switched off)
+    # are served on this port when set. The web process serves them on its HTTP port.
+    clock_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class Settings(BaseSettings):

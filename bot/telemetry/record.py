@@ -131,7 +131,8 @@ def brief(trigger: str, outcome: str, *, incident: str, seconds_since_alert: flo
     """A brief finished (posted, unchanged on a refresh, or failed in place of the placeholder)."""
     trigger = _bounded(trigger, TRIGGERS)
     metrics.BRIEFS.labels(trigger=trigger, outcome=outcome).inc()
-    if seconds_since_alert is not None and outcome != "failed":
+    # A refresh comes long after its alert by design: only a first brief measures the delay.
+    if seconds_since_alert is not None and outcome == "posted" and trigger not in ("refresh", "scheduled"):
         metrics.ALERT_TO_FINAL_BRIEF.labels(trigger=trigger).observe(max(seconds_since_alert, 0.0))
     annotate(outcome=outcome, **{"brief.gaps": gaps, "brief.drafter": drafter})
     event("brief", incident=incident, trigger=trigger, outcome=outcome, gaps=gaps, drafter=drafter,

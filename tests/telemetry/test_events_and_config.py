@@ -86,9 +86,8 @@ def test_span_attributes_are_redacted_bounded_and_never_none() -> None:
     assert set(cleaned) == {"detail", "count", "ok", "long"}
     assert SECRET not in str(cleaned["detail"])
     assert len(str(cleaned["long"])) == 300
-    with recorded_spans() as exporter:
-        with pytest.raises(RuntimeError), span("gather", detail=f"api_key={SECRET}"):
-            raise RuntimeError(f"boom {SECRET}")
+    with recorded_spans() as exporter, pytest.raises(RuntimeError), span("gather", detail=f"api_key={SECRET}"):
+        raise RuntimeError(f"boom {SECRET}")
     [recorded] = exporter.get_finished_spans()
     assert recorded.status.status_code.name == "ERROR"
     assert SECRET not in str(dict(recorded.attributes or {}))
