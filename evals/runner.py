@@ -404,3 +404,4 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
         args.json_out.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
         out.print(f"[dim]JSON report written to {args.json_out}[/dim]")
     return 0 if report.passed else 1
+

@@ -56,11 +56,13 @@ def scenario_payload(result: BriefResult, scenario: Scenario) -> dict[str, Any]:
     return brief_payload(result, incident_key=scenario_incident_key(scenario), channel=channel)
 
 
-async def run_scenario(scenario: Scenario, *, drafter: DrafterChoice | Drafter = "offline") -> ScenarioRun:
+async def run_scenario(scenario: Scenario, *, drafter: DrafterChoice | Drafter = "offline",
+                       llm_update: dict[str, Any] | None = None) -> ScenarioRun:
     """Start the scenario's sandbox, run the flow against it, stop the sandbox.
 
     ``"llm"`` drafts through the gateway against this sandbox's own (simulated) model server,
-    so its model calls land in the same audit trail as the tool calls."""
+    so its model calls land in the same audit trail as the tool calls; `llm_update` changes its
+    model settings (the eval's canary compare routes a task to its candidate)."""
     alert = scenario.alert.to_alert()
     service = scenario_service(scenario)
     policy = default_policy()
@@ -70,7 +72,7 @@ async def run_scenario(scenario: Scenario, *, drafter: DrafterChoice | Drafter =
         settings = sandbox.settings()
         chosen: Drafter
         if drafter == "llm":
-            chosen = llm_drafter(settings.llm, policy, audit=audit)
+            chosen = llm_drafter(settings.llm.model_copy(update=llm_update or {}), policy, audit=audit)
         elif drafter == "offline":
             chosen = OfflineDrafter()
         elif isinstance(drafter, str):

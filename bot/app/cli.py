@@ -89,6 +89,10 @@ def run_eval(
     scenarios: Annotated[Path | None, typer.Option("--scenarios", help="folder of scenario files")] = None,
     drafter: DrafterOpt = "offline",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    canary: Annotated[bool, typer.Option("--canary", help="with --drafter llm: baseline vs canary candidates "
+                                         "(the sandbox model is simulated)")] = False,
+    candidate: Annotated[list[str] | None, typer.Option(
+        "--candidate", help="ROUTE=provider:model@version for --canary (else llm.canary.routes)")] = None,
 ) -> None:
     """Run the eval suite; exit non-zero when a threshold in evals/thresholds.toml is missed."""
     from evals.runner import main as eval_main
@@ -96,6 +100,12 @@ def run_eval(
     argv = ["--scenarios", str(scenarios or bundled_scenarios_dir()), "--drafter", drafter]
     if json_out is not None:
         argv += ["--json", str(json_out)]
+    if canary or candidate:
+        from evals.canary import main as canary_main
+
+        for item in candidate or []:
+            argv += ["--candidate", item]
+        raise typer.Exit(canary_main(argv))
     raise typer.Exit(eval_main(argv))
 
 
