@@ -56,9 +56,9 @@ def configure_events(*, enabled: bool = True, log_format: LogFormat = "console")
 
 
 def event(name: str, **fields: Any) -> None:
-    """Record one step: ``event("tool_call", tool=..., outcome=...)``. ``None`` fields are left out."""
-    _logger.info(name, **{key: value for key, value in fields.items() if value is not None})
+    """Record one step: ``event("tool_call", tool=..., outcome=...)``. ``None`` fields are left out.
+    Checked against the level first: structlog would otherwise redact and render an event the
+    logger then drops, on the hot path of every tool and model call."""
+    if _stdlib.isEnabledFor(logging.INFO):
+        _logger.info(name, **{key: value for key, value in fields.items() if value is not None})
 
-
-def warning(name: str, **fields: Any) -> None:
-    _logger.warning(name, **{key: value for key, value in fields.items() if value is not None})
