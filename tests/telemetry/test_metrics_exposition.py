@@ -6,11 +6,13 @@ client's own parser; the registry is the process's, so each is compared with its
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.policy import BUNDLED_POLICY, load_policy
+from bot.store.reports import Reports
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import approve_ticket, button, wait_for
@@ -39,6 +41,10 @@ LABELLED = (  # the samples that say the run did what it should have
     ("incident_brief_webhook_deliveries_total", {"source": "pagerduty", "outcome": "duplicate"}),
     ("incident_brief_tool_calls_total", {"source": "jira", "tool": "jira.create_issue", "outcome": "ok"}),
 )
+
+
+def created_key(h: object) -> str:
+    return str(h.sb.system("jira").created[0]["key"])
 
 
 def _sample(text: str, name: str, labels: dict[str, str]) -> float:
@@ -73,6 +79,11 @@ async def test_after_a_demo_like_run_every_listed_metric_has_new_samples(checkou
             await wait_for(lambda: list(h.sb.system("jira").created) or None, "the Jira ticket")
             await h.rt.idle()
             after = await scrape(h.url)
+            # The same run, as the operator's commands read it back from the store.
+            reports = Reports(h.rt.store.sessions)
+            report = await reports.trust_report(since=datetime(2000, 1, 1, tzinfo=UTC),
+                                                until=datetime.now(UTC) + timedelta(days=1))
+            story = await reports.incident_audit("pd:Q1CHK5XX")
 
 
     families = {family.name: family for family in text_string_to_metric_families(after)}
@@ -88,3 +99,12 @@ async def test_after_a_demo_like_run_every_listed_metric_has_new_samples(checkou
     values = {value for family in families.values() if family.name.startswith("incident_brief_")
               for sample in family.samples for value in sample.labels.values()}
     assert not [v for v in values if v.startswith(("pd:", "slack:", "U0")) or " " in v]
+
+    assert (report.incidents, report.briefs, report.by_trigger) == (1, 1, {"pagerduty": 1})
+    assert (report.votes_up, report.votes_down, report.tickets_filed, report.refreshed_incidents) == (1, 1, 1, 1)
+    assert report.override_rate == 1.0  # a person refreshed it and voted it down
+    assert report.schema_pass_rate == 1.0
+    assert story is not None
+    assert story.tickets == [created_key(h)]
+    assert [call.outcome for call in story.model_calls if call.task == "brief"] == [
+        "http_error", "ok", "http_error", "cache_hit"]  # the route failed twice; the fallback answered, then cached
