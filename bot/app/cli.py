@@ -217,18 +217,20 @@ def audit(
     from bot.app.reports import open_reports, render_incident_audit
     from bot.core.config import Settings
 
-    async def run() -> bool:
+    async def run() -> list[str] | None:
         async with open_reports(Settings()) as reports:
             found = await reports.incident_audit(incident)
-        if found is None:
-            return False
+            if found is None:
+                return [match.key for match in await reports.find_incidents(incident)]
         render_incident_audit(found, console)
-        return True
+        return None
 
     try:
-        if not asyncio.run(run()):
-            _fail(f"no incident {incident!r} in the store (keys look like pd:<incident id> or "
-                  "slack:<channel>:<thread>:<service>)", code=1)
+        similar = asyncio.run(run())
+        if similar is not None:
+            hint = (f"; did you mean {', '.join(similar)}?" if similar else
+                    " (keys look like pd:<incident id> or slack:<channel>:<thread>:<service>)")
+            _fail(f"no incident {incident!r} in the store{hint}", code=1)
     except ConfigError as exc:
         _fail(str(exc))
 

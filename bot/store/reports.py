@@ -183,6 +183,15 @@ class Reports:
                              model_calls=model_calls, brief_checks=await self.store.list_brief_checks(key),
                              approvals=await self.approvals.list_for_incident(key))
 
+    async def find_incidents(self, fragment: str, *, limit: int = 10) -> list[IncidentRecord]:
+        """Incidents whose key contains `fragment` (a PagerDuty id, a channel, a service), newest
+        first: what `audit` offers when a key does not match exactly."""
+        escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = (select(IncidentRow).where(IncidentRow.key.like(f"%{escaped}%", escape="\\"))
+                .order_by(IncidentRow.created_at.desc()).limit(limit))
+        async with self.sessions() as session:
+            return [IncidentRecord.model_validate(row) for row in await session.scalars(stmt)]
+
     async def spend_report(self, *, day: date, per_user_limit: float, per_workspace_limit: float,
                            workspace: str | None = None, user: str | None = None) -> list[SpendLine]:
         """Today's spend per user and this month's per workspace, against the limits: the named

@@ -5,7 +5,9 @@ the commands themselves (`incident-brief audit|spend|report`) on the same databa
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -147,7 +149,7 @@ def test_percentile_is_a_latency_that_happened() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
 
 
-async def test_the_commands_answer_from_the_configured_store(db_url: str, reports: Reports) -> None:
+async def test_the_commands_answer_from_the_configured_store(db_url: str, reports: Reports, tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"IB_DATABASE_URL": db_url, "COLUMNS": "200"}
 
@@ -170,6 +172,16 @@ async def test_the_commands_answer_from_the_configured_store(db_url: str, report
     assert code == 0, out
     assert "4 for 3 incidents" in out, out
     assert "67% of 3 model answers" in out, out
+    code, out = await asyncio.to_thread(run, "audit", "B")
+    assert code == 1
+    assert "did you mean pd:B?" in out
+    code, out = await asyncio.to_thread(run, "audit", "100%_")
+    assert code == 1
+    assert "keys look like" in out, "LIKE wildcards in the argument are taken literally"
+    report_json = tmp_path / "report.json"
+    code, out = await asyncio.to_thread(run, "report", "--since", "3650d", "--json", str(report_json))
+    assert code == 0, out
+    assert json.loads(report_json.read_text())["tickets_filed"] == 1
     code, out = await asyncio.to_thread(run, "audit", "pd:NOPE")
     assert code == 1
     assert "no incident 'pd:NOPE'" in out
