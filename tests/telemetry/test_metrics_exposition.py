@@ -102,6 +102,7 @@ async def test_after_a_demo_like_run_every_listed_metric_has_new_samples(checkou
 
     assert (report.incidents, report.briefs, report.by_trigger) == (1, 1, {"pagerduty": 1})
     assert (report.votes_up, report.votes_down, report.tickets_filed, report.refreshed_incidents) == (1, 1, 1, 1)
+    assert report.tickets_edited == 0, "the modal was submitted as prefilled: not an edit"
     assert report.override_rate == 1.0  # a person refreshed it and voted it down
     assert report.schema_pass_rate == 1.0
     assert story is not None
