@@ -224,8 +224,9 @@ class DatadogConnector:
                 continue
             read.answered += 1
             prov = provenance(tool, f"GET /api/v1/query?from={start}&to={end}&query={query}")
-            read.evidence += metric_series_evidence(query, _plain(raw).get("series") or [], window,
-                                                    self.settings.link_base, prov)
+            answer = _plain(raw)
+            read.evidence += metric_series_evidence(query, answer.get("series") or [], window,
+                                                    self.settings.link_base, prov, answer.get("group_by") or [])
         return read
 
     async def dependency_metrics(self, upstream: str, prefixes: list[str], window: TimeWindow,

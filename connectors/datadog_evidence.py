@@ -91,21 +91,29 @@ def dashboard_evidence(dashboard_id: str, dash: dict[str, Any], window: TimeWind
 
 
 def metric_series_evidence(query: str, series: list[dict[str, Any]], window: TimeWindow, link_base: str,
-                           prov: Provenance) -> list[Evidence]:
+                           prov: Provenance, group_by: Sequence[str] = ()) -> list[Evidence]:
     """One evidence item per series of a query's answer. A grouped query (``... by {host}``)
     answers one series per group: each group is its own item, with an id that names the group,
-    the `MAX_GROUPS` that changed most kept, and the rest counted in their excerpts."""
+    the `MAX_GROUPS` that changed most kept, and the rest counted in their excerpts.
+
+    An answer is grouped when it says so: its ``group_by`` keys, or a series' ``tag_set`` (older
+    answers carry only the first, ``[]`` tag sets mean ungrouped). So a grouped query that only
+    one group answered still names that group and says it is the only one: "one host reporting"
+    is itself a finding."""
     series = [s for s in series if isinstance(s, dict)]
-    if len(series) <= 1:
+    keys = [str(k) for k in group_by if k]
+    if len(series) <= 1 and not keys and not any(_tag_set(s) for s in series):
         return [metric_evidence(query, s, window, link_base, prov) for s in series]
     described = [(s, describe_levels(_points(s), window, _unit(s.get("unit")))) for s in series]
-    described.sort(key=lambda pair: (-_change(pair[1]), _group(pair[0])))
+    described.sort(key=lambda pair: (-_change(pair[1]), _group(pair[0], keys)))
     kept, rest = described[:MAX_GROUPS], len(described) - MAX_GROUPS
     out = []
     for rank, (item, _summary) in enumerate(kept, 1):
-        note = f"group {_group(item)}, {rank} of {len(described)} groups by change"
+        group = _group(item, keys)
+        note = (f"group {group}, {rank} of {len(described)} groups by change" if len(described) > 1
+                else f"group {group}, the only group that answered")
         note += f"; {rest} more groups not shown" if rest > 0 else ""
-        out.append(metric_evidence(query, item, window, link_base, prov, group=_group(item), note=note,
+        out.append(metric_evidence(query, item, window, link_base, prov, group=group, note=note,
                                    groups=len(described)))
     return out
 
@@ -266,10 +274,20 @@ def _points(series: dict[str, Any]) -> list[tuple[int, float]]:
             if isinstance(p, list | tuple) and len(p) >= 2 and p[0] is not None and p[1] is not None]
 
 
-def _group(series: dict[str, Any]) -> str:
-    """The group a series stands for: its tag set (``host:a,env:prod``), else its scope."""
-    tags = [str(t) for t in series.get("tag_set") or [] if t]
-    return ",".join(tags) if tags else str(series.get("scope") or "*")
+def _tag_set(series: dict[str, Any]) -> list[str]:
+    """The group-by tags of one series of a grouped answer (``["host:a"]``); [] when ungrouped."""
+    return [str(t) for t in series.get("tag_set") or [] if t]
+
+
+def _group(series: dict[str, Any], group_by: Sequence[str] = ()) -> str:
+    """The group a series stands for: its tag set (``host:a,env:prod``); else the tags of its
+    scope whose keys the answer grouped by (the scope also holds the query's filter,
+    ``bar:baz,host:a``); else the whole scope."""
+    if tags := _tag_set(series):
+        return ",".join(tags)
+    scope = str(series.get("scope") or "*")
+    grouped = [tag for tag in scope.split(",") if tag.split(":", 1)[0] in group_by]
+    return ",".join(grouped) or scope
 
 
 def _change(summary: LevelSummary) -> float:

@@ -158,7 +158,7 @@ class JiraReader(_JiraSession):
             kind=EvidenceKind.JIRA_ISSUE,
             source=Source.JIRA,
             title=f"{key}: {summary}" if summary else key,
-            excerpt=f"{summary} ({'; '.join(details)})",
+            excerpt=(f"{summary} " if summary else "") + f"({'; '.join(details)})",
             timestamp=_parse_time(fields.get("updated") or fields.get("created")),
             link=f"{self.settings.link_base}/browse/{key}",
             provenance=Provenance(system=Source.JIRA, tool="jira.search",

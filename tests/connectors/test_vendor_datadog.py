@@ -50,7 +50,9 @@ def test_the_fixtures_cover_what_the_issue_asks() -> None:
     assert len(MONITORS) >= 30
     assert len(types) >= 10, types
     assert len(DASHBOARDS) >= 50
-    assert len(METRICS) >= 4  # plus the documented example in the OpenAPI test's schema file
+    assert len(METRICS) >= 5
+    # Grouped answers included: Datadog's recorded and documented answers to `... by {host}`.
+    assert sum(bool(json.loads(p.read_text()).get("group_by")) for p in METRICS) >= 3
 
 
 @pytest.mark.parametrize("path", MONITORS, ids=lambda p: p.stem)
@@ -133,14 +135,26 @@ def test_no_dashboard_with_a_timeseries_metric_query_reads_as_having_none() -> N
     assert missed == []
 
 
+def _group_of(body: dict[str, Any], series: dict[str, Any]) -> str | None:
+    """The group a recorded series stands for, read plainly: its tag set, else (Datadog's 2015
+    documented answer has none) the scope's tags under the answer's group-by keys."""
+    if series.get("tag_set"):
+        return ",".join(series["tag_set"])
+    keys = body.get("group_by") or []
+    return ",".join(t for t in series["scope"].split(",") if t.split(":")[0] in keys) or None
+
+
 @pytest.mark.parametrize("path", METRICS, ids=lambda p: p.stem)
 async def test_every_recorded_metric_answer(path: Path) -> None:
     body = json.loads(path.read_text())
     [series] = body["series"]
+    group = _group_of(body, series)
     async with datadog([Canned("GET", "/api/v1/query", body)]) as (dd, _server):
         [metric] = await dd.query_metrics([body["query"]], WINDOW)
-    assert metric.id == evidence_id(EvidenceKind.METRIC, body["query"])
-    assert metric.title == f"Metric: {body['query']}"
+    # An ungrouped answer is one item for the query; a grouped one names its group even alone.
+    assert metric.id == evidence_id(EvidenceKind.METRIC, f"{body['query']}|{group}" if group else body["query"])
+    assert metric.title == f"Metric: {body['query']}" + (f" ({group})" if group else "")
+    assert metric.data.get("group") == group
     assert len(metric.data["points"]) == len([p for p in series["pointlist"] if p[1] is not None])
     assert metric.data["points"][0] == [int(series["pointlist"][0][0]) // 1000, series["pointlist"][0][1]]
     unit = (series.get("unit") or [None])[0]
@@ -148,39 +162,70 @@ async def test_every_recorded_metric_answer(path: Path) -> None:
     assert f"exp_metric={series['metric']}" in (metric.link or "")
 
 
-def grouped(recorded: dict[str, Any], hosts: dict[str, float]) -> dict[str, Any]:
-    """A ``... by {host}`` answer COMPOSED from a recorded one (no public recording of a grouped
-    v1 query exists to vendor): one series per host, each the recorded series' points scaled,
-    with the ``scope``/``tag_set``/``expression`` fields the v1 schema documents per group."""
-    answer = copy.deepcopy(recorded)
-    template = answer["series"][0]
-    answer["query"] = "avg:system.cpu.idle{*} by {host}"
-    answer["series"] = []
+async def test_the_recorded_grouped_answer_names_its_only_group() -> None:
+    # Datadog's own recording of `avg:<metric>{bar:baz}by{host}`: one host reported, so one series,
+    # with the group in `tag_set` and the group's filter in `scope` and `expression`.
+    body = fixture("datadog", "metrics", "go_client_grouped_by_host.json")
+    query = body["query"]
+    assert (query, body["group_by"]) == ("avg:Test_TestMetrics_1618221195{bar:baz}by{host}", ["host"])
+    at = datetime(2021, 4, 12, 9, 53, 15, tzinfo=UTC)  # the recording's `end`
+    window = TimeWindow(alert_at=at, start=at - timedelta(minutes=2), end=at + timedelta(minutes=2),
+                        baseline_start=at - timedelta(minutes=5))
+    async with datadog([Canned("GET", "/api/v1/query", body)]) as (dd, server):
+        [metric] = await dd.query_metrics([query], window)
+    assert server.received[0].query["query"] == [query]
+    assert metric.id == evidence_id(EvidenceKind.METRIC, f"{query}|host:go-client-test-host")
+    assert metric.title == f"Metric: {query} (host:go-client-test-host)"
+    assert metric.excerpt.startswith("[group host:go-client-test-host, the only group that answered] ")
+    assert metric.ref == {"query": query, "group": "host:go-client-test-host"}
+    assert (metric.data["group"], metric.data["groups"]) == ("host:go-client-test-host", 1)
+    assert metric.data["points"] == [[1618221135, 10.5], [1618221195, 11.0]]
+    assert metric.data["unit"] is None  # Datadog sent `"unit": null`
+    assert "exp_metric=Test_TestMetrics_1618221195" in (metric.link or "")
+    assert "exp_scope=bar%3Abaz%2Chost%3Ago-client-test-host" in (metric.link or "")
+
+
+def grouped(shape: dict[str, Any], points: dict[str, Any], hosts: dict[str, float]) -> dict[str, Any]:
+    """A ``... by {host}`` answer with several groups, COMPOSED: no public recording or documented
+    example of a several-group `/api/v1/query` answer exists to vendor (Datadog's recordings and
+    docs each show one group). Every field of the answer and of each group's series is laid out as
+    in Datadog's recorded grouped answer `shape` (``group_by``, per-group ``tag_set``, ``scope`` =
+    filter + group, ``expression`` with the group, ``query_index``); the points are the recorded
+    `points` answer's series, scaled per host after the alert so that some groups move."""
+    answer = copy.deepcopy(shape)
+    [template] = answer["series"]
+    [recorded] = points["series"]
+    metric = recorded["metric"]
+    answer.update(query=f"avg:{metric}{{bar:baz}}by{{host}}", from_date=points["from_date"],
+                  to_date=points["to_date"], series=[])
     for host, factor in hosts.items():
         item = copy.deepcopy(template)
-        late = [p for p in item["pointlist"] if p[0] >= ALERT_AT.timestamp() * 1000]
-        for point in late:
-            point[1] *= factor
-        item.update(scope=f"host:{host}", tag_set=[f"host:{host}"], expression=f"avg:system.cpu.idle{{host:{host}}}")
+        pointlist = [[t, v * factor if t >= ALERT_AT.timestamp() * 1000 else v] for t, v in recorded["pointlist"]]
+        item.update(metric=metric, display_name=metric, pointlist=pointlist, length=len(pointlist),
+                    start=recorded["start"], end=recorded["end"], interval=recorded["interval"],
+                    tag_set=[f"host:{host}"], scope=f"bar:baz,host:{host}",
+                    expression=f"avg:{metric}{{bar:baz,host:{host}}}")
         answer["series"].append(item)
     return answer
 
 
 async def test_a_grouped_query_gives_one_item_per_group_the_top_movers_first() -> None:
     hosts = {f"web-{n}": 1.0 for n in range(1, 7)} | {"db-1": 0.2, "db-2": 0.5, "cache-1": 1.3}
-    answer = grouped(CPU_IDLE, hosts)
+    answer = grouped(fixture("datadog", "metrics", "go_client_grouped_by_host.json"), CPU_IDLE, hosts)
+    query = answer["query"]
+    assert query == "avg:system.cpu.idle{bar:baz}by{host}"
     async with datadog([Canned("GET", "/api/v1/query", answer)]) as (dd, _server):
-        items = await dd.query_metrics([answer["query"]], WINDOW)
+        items = await dd.query_metrics([query], WINDOW)
     assert len(items) == MAX_GROUPS
     groups = [item.data["group"] for item in items]
     assert groups[:3] == ["host:db-1", "host:db-2", "host:cache-1"]  # the ones that moved, most first
     assert len({item.id for item in items}) == MAX_GROUPS  # one id per group, none dropped as a duplicate
-    assert items[0].id == evidence_id(EvidenceKind.METRIC, f"{answer['query']}|host:db-1")
-    assert items[0].title == "Metric: avg:system.cpu.idle{*} by {host} (host:db-1)"
+    assert items[0].id == evidence_id(EvidenceKind.METRIC, f"{query}|host:db-1")
+    assert items[0].title == f"Metric: {query} (host:db-1)"
     assert items[0].excerpt.startswith("[group host:db-1, 1 of 9 groups by change; 4 more groups not shown] Fell")
     assert all(item.data["groups"] == 9 for item in items)
-    assert items[0].ref == {"query": answer["query"], "group": "host:db-1"}
-    assert "exp_scope=host%3Adb-1" in (items[0].link or "")
+    assert items[0].ref == {"query": query, "group": "host:db-1"}
+    assert "exp_scope=bar%3Abaz%2Chost%3Adb-1" in (items[0].link or "")
 
 
 async def test_the_log_search_follows_recorded_cursors_and_asks_for_every_error_status() -> None:

@@ -49,6 +49,10 @@ RECORDED = [
     ("atlassian", "confluence", "GET /wiki/rest/api/content/{id}", ATL / "confluence_cloud_page.json"),
     ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_documented_search.json"),
     ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_cloud_search.json"),
+    ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_dc_search.json"),
+    ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_server_search_tutorial.json"),
+    ("atlassian", "jira", "GET /rest/api/3/search/jql", ATL / "jira_cloud_search_jql_documented.json"),
+    ("atlassian", "jira", "POST /rest/api/3/issue", ATL / "jira_created_issue_documented.json"),
 ]
 
 
@@ -68,6 +72,8 @@ def test_the_schemas_are_not_vacuous() -> None:
     assert answer_errors("pagerduty", "rest", "GET /incidents/{id}", {"incident": {"id": 5}})
     assert answer_errors("atlassian", "confluence", "GET /wiki/rest/api/search", {"results": "no"})
     assert answer_errors("atlassian", "jira", "GET /rest/api/3/search", {"issues": {}})
+    assert answer_errors("atlassian", "jira", "GET /rest/api/3/search/jql", {"isLast": "yes"})
+    assert answer_errors("atlassian", "jira", "POST /rest/api/3/issue", {"key": 7})
     assert answer_errors("datadog", "v2", "GET /api/v2/events", {"data": [{"attributes": 1}]})
 
 
@@ -145,18 +151,31 @@ def sandbox_answers(sc: Scenario, sb: Sandbox) -> Iterator[tuple[str, str, str, 
                 params={"expand": "body.storage,version,space,metadata.labels"}, headers=atl).json()
         base = sb.url("jira")
         project = next(((c.jira or {}).get("project") for c in sc.catalog if c.name == sc.alert.service), None) or "OPS"
+        jql = f"project = {project} ORDER BY updated DESC"
+        # Server/Data Center's v2 search and Cloud's v3 search share the SearchResults shape.
         yield "atlassian", "jira", "GET /rest/api/3/search", http.get(
-            f"{base}/rest/api/2/search", params={"jql": f"project = {project} ORDER BY updated DESC"},
-            headers=atl).json()
+            f"{base}/rest/api/2/search", params={"jql": jql}, headers=atl).json()
+        cloud = http.get(f"{base}/rest/api/3/search/jql", params={"jql": jql, "maxResults": 1}, headers=atl).json()
+        yield "atlassian", "jira", "GET /rest/api/3/search/jql", cloud
+        if token := cloud.get("nextPageToken"):
+            yield "atlassian", "jira", "GET /rest/api/3/search/jql", http.get(
+                f"{base}/rest/api/3/search/jql", params={"jql": jql, "nextPageToken": token}, headers=atl).json()
+        # The writer's create (v2 on both; Cloud describes the same CreatedIssue under v3).
+        created = http.post(f"{base}/rest/api/2/issue", headers=atl, json={"fields": {
+            "project": {"key": project}, "summary": "conformance check", "issuetype": {"name": "Task"}}})
+        assert created.status_code == 201, created.text
+        yield "atlassian", "jira", "POST /rest/api/3/issue", created.json()
 
 
 # How strictly each sandbox answer is held to the published schema. Datadog, Confluence search
-# and Jira search carry every required field; PagerDuty's description marks fields required and
+# and Jira search and create carry every required field; PagerDuty's description marks fields required and
 # non-null that PagerDuty itself sends as null (its own documented examples do), so nulls pass.
 # GitHub's and Confluence's page objects are held to shapes and types: the sandbox leaves out
 # dozens of required-but-unread URL fields (`*_url`, `_links` of a pull request, user avatars).
 STRICTNESS: dict[str, Mode] = {"datadog": "strict", "atlassian GET /wiki/rest/api/search": "strict",
-                               "atlassian GET /rest/api/3/search": "strict", "pagerduty": "nulls",
+                               "atlassian GET /rest/api/3/search": "strict",
+                               "atlassian GET /rest/api/3/search/jql": "strict",
+                               "atlassian POST /rest/api/3/issue": "strict", "pagerduty": "nulls",
                                "github": "shapes", "atlassian GET /wiki/rest/api/content/{id}": "shapes"}
 
 
@@ -179,7 +198,7 @@ def test_every_sandbox_answer_conforms_to_the_vendors_schema(name: str) -> None:
     # Every operation the connectors call was exercised, where the world has something to serve.
     world = sc.world
     expected = {"/api/v1/query", "/api/v1/search", "/api/v2/logs/events/search", "/api/v2/events", "/incidents",
-                "/wiki/rest/api/search", "/rest/api/3/search"}
+                "/wiki/rest/api/search", "/rest/api/3/search", "/rest/api/3/search/jql", "/rest/api/3/issue"}
     expected |= {"/api/v1/monitor/{monitor_id}"} if world.monitors else set()
     expected |= {"/api/v1/dashboard/{dashboard_id}"} if world.dashboards else set()
     expected |= {"/wiki/rest/api/content/{id}"} if world.runbooks else set()
@@ -192,7 +211,8 @@ def test_every_sandbox_answer_conforms_to_the_vendors_schema(name: str) -> None:
 
 
 def test_the_documented_metric_example_conforms() -> None:
-    # Datadog's own documented example of /api/v1/query (the fifth metric answer).
+    # Datadog's OpenAPI example of /api/v1/query, held to the strict schema (the recorded answers,
+    # tests/fixtures/datadog/metrics, are checked above in "shapes" mode).
     example = {"query": "avg:system.cpu.idle{*}", "res_type": "time_series", "status": "ok",
                "series": [{"aggr": "avg", "display_name": "system.cpu.idle", "expression": "avg:system.cpu.idle{*}",
                            "metric": "system.cpu.idle", "pointlist": [[1681683300000.0, 77.62145685254418]],
