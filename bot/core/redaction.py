@@ -11,6 +11,7 @@ git SHAs, version numbers, durations and metric values, URLs without credentials
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping, MutableMapping
@@ -75,7 +76,23 @@ def _phone_like(candidate: str) -> bool:
 
 def _plausible_ipv4(candidate: str) -> bool:
     parts = candidate.split(".")
-    return all(p.isdigit() and int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts)
+    plausible = all(p.isdigit() and int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts)
+    return plausible and not _machine_address(candidate)
+
+
+def _machine_address(candidate: str) -> bool:
+    """Loopback (127.0.0.0/8, ::1) and unspecified (0.0.0.0, ::) addresses name no one: they are
+    what a server listens on and logs ("serving on http://0.0.0.0:8000"), never a person's."""
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _ipv6_like(candidate: str) -> bool:
+    # "dead::beef" is a word, not an address
+    return any(c.isdigit() for c in candidate) and not _machine_address(candidate)
 
 
 _KEYWORD = (r"(?:api[_-]?key|apikey|app[_-]?key|application[_-]?key|access[_-]?key|secret(?:[_-]?key)?|"
@@ -146,8 +163,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector("ipv6", re.compile(
         r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
         r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])"),
-        ("::", ":"), gate=re.compile(r':(?::|(?:[0-9A-Fa-f]{1,4}:){6})'),
-        accept=lambda candidate: any(c.isdigit() for c in candidate)),  # "dead::beef" is a word, not an address
+        ("::", ":"), gate=re.compile(r':(?::|(?:[0-9A-Fa-f]{1,4}:){6})'), accept=_ipv6_like),
 )
 
 _MASK = "[REDACTED:{}]"
@@ -286,21 +302,57 @@ def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return event_dict
 
 
+def _redact_arg(value: Any) -> Any:
+    """One logging argument, masked but of the same kind where it can be: numbers stay numbers
+    (``%d`` must still format them), an object whose text needs no mask stays that object."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    try:
+        text = str(value)
+    except Exception:  # an object that cannot even say what it is carries nothing to mask
+        return value
+    masked = redact(text)
+    return value if masked == text else masked
+
+
+def _redact_args(args: Any) -> Any:
+    """A record's arguments with the same shape: a tuple of the same length, a mapping with the
+    same keys. Formatters that read the arguments themselves (uvicorn's access log unpacks
+    ``(client_addr, method, path, http_version, status_code)``) keep working."""
+    if isinstance(args, tuple):
+        return tuple(_redact_arg(value) for value in args)
+    if isinstance(args, Mapping):
+        return {key: _redact_arg(value) for key, value in args.items()}
+    return _redact_arg(args)
+
+
 def _redact_record(record: logging.LogRecord) -> None:
+    """Mask a log record in place. The arguments are masked one by one (keeping their shape);
+    then the formatted message is checked as a whole, because a secret can be split between the
+    template and an argument (``"token=%s"``): only then is the record collapsed into its masked
+    text (``args=()``). A record whose arguments do not fit its template is collapsed too, so
+    the handler does not fail on it later."""
+    if record.args:
+        record.args = _redact_args(record.args)
     try:
         message = record.getMessage()
     except Exception:  # a bad format string must not hide the record
-        message = str(record.msg)
-    record.msg = redact(message)
-    record.args = None
+        message, record.args = str(record.msg), ()
+    masked = redact(message)
+    if masked != message or not isinstance(record.msg, str):
+        record.msg, record.args = masked, ()
     if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     elif record.exc_text:
         record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
 
 
 class RedactingFilter(logging.Filter):
-    """A stdlib logging filter that redacts the formatted message (and drops the args)."""
+    """A stdlib logging filter that redacts the message, its arguments and its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         _redact_record(record)

@@ -301,8 +301,46 @@ def test_logging_filter_redacts_message_args_and_traceback() -> None:
 def test_logging_filter_survives_bad_format_args() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d items for %s", ("many",), None)
     assert RedactingFilter().filter(record)
-    assert record.args is None
-    assert isinstance(record.getMessage(), str)
+    assert record.args == ()  # collapsed into its text, so the handler cannot fail on it later
+    assert record.getMessage() == "%d items for %s"
+
+
+def test_arguments_are_masked_in_place_keeping_their_shape() -> None:
+    args = ("203.0.113.9:51234", "GET", "/search?api_key=abcd1234efgh", "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None)
+    assert RedactingFilter().filter(record)
+    assert record.args == ("[REDACTED:ipv4]:51234", "GET", "/search?api_key=[REDACTED:secret]", "1.1", 200)
+    mapping = logging.LogRecord("x", logging.INFO, __file__, 1, "%(who)s sent %(n)d", ({"who": "a@b.io", "n": 3},),
+                                None)
+    assert RedactingFilter().filter(mapping)
+    assert mapping.getMessage() == "[REDACTED:email] sent 3"
+    assert isinstance(mapping.args, dict)
+
+
+def test_uvicorns_access_formatter_reads_the_masked_arguments() -> None:
+    # It unpacks the five arguments itself; a record whose args were dropped made it raise on
+    # every request ("cannot unpack non-iterable NoneType object").
+    from uvicorn.logging import AccessFormatter
+
+    args = ("10.1.2.3:443", "POST", "/webhooks/pagerduty", "1.1", 202)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None)
+    RedactingFilter().filter(record)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
+    assert line == '[REDACTED:ipv4]:443 - "POST /webhooks/pagerduty HTTP/1.1" 202 Accepted'
+
+
+def test_a_secret_split_between_template_and_argument_is_masked() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "retrying with token=%s", ("s3cr3t-value",), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "retrying with token=[REDACTED:secret]"
+
+
+@pytest.mark.parametrize("text", [
+    "Uvicorn running on http://0.0.0.0:8000", "serving on http://127.0.0.1:8765", "listening on [::]:8000",
+    "connect to ::1 port 6379", "loopback 127.0.1.1 answered",
+])
+def test_loopback_and_unspecified_addresses_are_not_pii(text: str) -> None:
+    assert redact(text) == text
 
 
 # ---------------------------------------------------------------------------------------------
