@@ -66,7 +66,12 @@ class Runtime:
 
     def runner(self, *, brief_key: str | None, actor: str | None) -> ToolRunner:
         return ToolRunner(policy=self.policy, audit=StoreAudit(self.store), brief_key=brief_key,
-                          actor=actor, timeout_s=self.settings.source_timeout_s)
+                          actor=actor, timeout_s=self.settings.source_timeout_s,
+                          catalog_projects=self.catalog.jira_projects())
+
+    def jira_projects(self) -> list[str]:
+        """Where a ticket may be filed: the policy's `jira.allowed_projects`, else the catalog's."""
+        return self.policy.jira_projects(self.catalog.jira_projects())
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str = "background") -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work, name=name)

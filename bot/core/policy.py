@@ -4,7 +4,12 @@ The file is the `agent_policy` YAML of the design (`config/policy.yaml`). It is 
 pydantic at start-up; a bad file is refused with a message naming the key. `decide` answers
 for one tool call: allow, needs approval, or deny, with the reason that goes into the audit
 trail. The defaults are the safe ones: a tool nobody listed is denied, and a write tool is
-never allowed without an approval unless the file explicitly says ``none``.
+never allowed without an approval unless the file explicitly says ``none`` in ``execute`` mode.
+
+The modes: ``read_only`` (the default) means the bot writes nothing by itself: a listed write
+tool runs only after a person approves it. ``dry_run`` shows each write and sends none.
+``execute`` runs writes under their approval rule, ``none`` included. Legal but surprising
+choices are not errors: `warnings` names them and ``policy check`` prints them.
 
 Pure: no I/O beyond reading the file in `load_policy`.
 """
@@ -12,6 +17,7 @@ Pure: no I/O beyond reading the file in `load_policy`.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,10 +111,8 @@ def _inconsistencies(policy: Policy) -> list[str]:
     for tool in policy.approvals:
         if tool not in policy.write_tools:
             problems.append(f"approvals.{tool}: names {tool!r}, which is not in write_tools")
-    if "jira.create_issue" in policy.write_tools and not policy.jira.allowed_projects:
-        problems.append("jira.allowed_projects: jira.create_issue is a write tool but jira.allowed_projects "
-                        "is empty")
     needs_approver = [t for t in policy.write_tools if policy.approvals.get(t, "required") != "none"]
+    # read_only without a list: any full member of the workspace approves (a warning says so).
     if (needs_approver and policy.default_mode != "read_only"
             and not policy.approvers.users and not policy.approvers.slack_user_groups):
         problems.append(f"approvers: {', '.join(needs_approver)} needs an approval but no approver is listed "
@@ -135,9 +139,16 @@ class Policy(_Strict):
             raise ValueError("\n".join(problems))
         return self
 
-    def decide(self, tool: str, actor: str | None = None, args: dict[str, Any] | None = None) -> Decision:
-        """What this tool call gets. `actor` and `args` are for rules that look at them
-        (the Jira project is checked here too, so no caller can forget it)."""
+    def jira_projects(self, catalog_projects: Collection[str] = ()) -> list[str]:
+        """Where `jira.create_issue` may file: `jira.allowed_projects` when the file lists any,
+        else the Jira projects of the catalog's services."""
+        return list(self.jira.allowed_projects) if self.jira.allowed_projects else sorted(set(catalog_projects))
+
+    def decide(self, tool: str, actor: str | None = None, args: dict[str, Any] | None = None, *,
+               catalog_projects: Collection[str] = ()) -> Decision:
+        """What this tool call gets. `actor` and `args` are for rules that look at them (the Jira
+        project is checked here too, so no caller can forget it); `catalog_projects` are the
+        catalog's Jira projects, where tickets may go unless `jira.allowed_projects` narrows them."""
         del actor  # who asks does not change tool rights; approvers are checked at approval time
         if tool not in KNOWN_TOOLS:
             return Decision(tool=tool, outcome="deny", reason=f"unknown tool {tool!r}")
@@ -147,35 +158,56 @@ class Policy(_Strict):
             return Decision(tool=tool, outcome="deny", reason="read tool not listed in allowed_tools")
         if tool not in self.write_tools:
             return Decision(tool=tool, outcome="deny", reason="write tool not listed in write_tools")
-        if self.default_mode == "read_only":
-            return Decision(tool=tool, outcome="deny", reason="policy is in read_only mode")
         project = (args or {}).get("project")
-        if tool == "jira.create_issue" and project is not None and project not in self.jira.allowed_projects:
-            return Decision(tool=tool, outcome="deny",
-                            reason=f"Jira project {project!r} is not in jira.allowed_projects")
-        preview = self.default_mode == "dry_run"
+        if tool == "jira.create_issue" and project is not None:
+            refused = self._project_refusal(str(project), catalog_projects)
+            if refused:
+                return Decision(tool=tool, outcome="deny", reason=refused)
         rule = self.approvals.get(tool, "required")
+        if self.default_mode == "read_only" and rule == "none":
+            return Decision(tool=tool, outcome="deny",
+                            reason="policy is in read_only mode: a write needs an approval, and approvals is none")
+        preview = self.default_mode == "dry_run"
         if rule == "none":
             # Explicitly no approver; dry_run still only previews.
             return Decision(tool=tool, outcome="allow", preview_only=preview,
                             reason="write tool with approvals: none" + (" (dry_run: preview only)" if preview else ""))
         why = {"required": "one approver", "two_person": "two approvers, not only the requester",
                "none": "no approver"}[rule]
-        suffix = " (dry_run: preview only, nothing is sent)" if preview else ""
+        suffix = {"dry_run": " (dry_run: preview only, nothing is sent)",
+                  "read_only": " (read_only: nothing is written unless a person approves)"}.get(self.default_mode, "")
         return Decision(tool=tool, outcome="needs_approval", reason=f"write tool: needs {why}{suffix}",
                         preview_only=preview)
 
-    def describe(self) -> str:
-        return describe(self)
+    def _project_refusal(self, project: str, catalog_projects: Collection[str]) -> str | None:
+        if self.jira.allowed_projects:
+            if project not in self.jira.allowed_projects:
+                return f"Jira project {project!r} is not in jira.allowed_projects"
+            return None
+        if project not in catalog_projects:
+            return (f"Jira project {project!r} is not the project of any service in the catalog "
+                    "(jira.allowed_projects is empty)")
+        return None
+
+    def describe(self, catalog_projects: Collection[str] | None = None) -> str:
+        return describe(self, catalog_projects)
 
 
-def describe(policy: Policy) -> str:
+def _projects_line(policy: Policy, catalog_projects: Collection[str] | None) -> str:
+    if policy.jira.allowed_projects:
+        return f"jira.allowed_projects: {policy.jira.allowed_projects}"
+    if catalog_projects is None:
+        return "jira.allowed_projects: [] (tickets go to the Jira project of a catalog service)"
+    return f"jira.allowed_projects: [] (the catalog's projects: {sorted(set(catalog_projects)) or 'none'})"
+
+
+def describe(policy: Policy, catalog_projects: Collection[str] | None = None) -> str:
     """The effective policy and what each known tool would get, for `policy check`."""
     lines = [
         f"default_mode: {policy.default_mode}",
         f"approvers: users={policy.approvers.users or '[]'} "
         f"slack_user_groups={policy.approvers.slack_user_groups or '[]'}",
-        f"jira.allowed_projects: {policy.jira.allowed_projects or '[]'}",
+        _projects_line(policy, catalog_projects),
         f"pii: redact={policy.pii.redact} redact_prompts={policy.pii.redact_prompts} "
         f"log_retention_days={policy.pii.log_retention_days}",
         f"spend_limits: ${policy.spend_limits.per_user_usd_per_day:.2f}/user/day, "
@@ -189,6 +221,65 @@ def describe(policy: Policy) -> str:
         decision = policy.decide(tool, None, {})
         lines.append(f"{tool:<26} {decision.outcome:<15} {decision.reason}")
     return "\n".join(lines)
+
+
+def warnings(policy: Policy, catalog_projects: Collection[str] | None = None) -> list[str]:
+    """Choices that are legal but may not mean what the author thinks, each as "key: why".
+    `catalog_projects` (None: no catalog at hand) makes the Jira project warnings concrete."""
+    found: list[str] = []
+    denied_reads = [tool for tool in READ_TOOLS if tool not in policy.allowed_tools]
+    if policy.allowed_tools and denied_reads:
+        found.append(f"allowed_tools: {len(denied_reads)} read tool(s) are not listed and are denied "
+                     f"({', '.join(denied_reads)}); briefs show them as source gaps")
+    for tool in policy.write_tools:
+        rule = policy.approvals.get(tool, "required")
+        if policy.default_mode == "read_only" and rule == "none":
+            found.append(f"approvals.{tool}: none in read_only mode: the write is always denied "
+                         "(read_only writes only behind an approval)")
+        elif policy.default_mode == "read_only":
+            found.append(f"default_mode: read_only still lets {tool} run, each time a person approves it "
+                         "(remove it from write_tools for no writes at all)")
+        elif policy.default_mode == "execute" and rule == "none":
+            found.append(f"approvals.{tool}: none in execute mode: the write runs without anyone approving it")
+        if rule == "two_person" and not policy.approvers.slack_user_groups and len(policy.approvers.users) < 2:
+            found.append(f"approvals.{tool}: two_person, but fewer than two approvers are listed: "
+                         "nobody can complete the approval")
+    needs_person = [t for t in policy.write_tools if policy.decide(t).outcome == "needs_approval"]
+    if needs_person and not policy.approvers.users and not policy.approvers.slack_user_groups:
+        found.append(f"approvers: none listed: any full member of the Slack workspace (not a guest, not a bot) "
+                     f"may approve {', '.join(needs_person)}")
+    if "jira.create_issue" in policy.write_tools:
+        found += _project_warnings(policy, catalog_projects)
+    if not policy.pii.redact:
+        found.append("pii.redact: false is ignored for evidence (it is always masked on the way in); "
+                     "set it true to say what happens")
+    if not policy.pii.redact_prompts:
+        found.append("pii.redact_prompts: false: prompts are not masked again before they reach the model")
+    if policy.spend_limits.per_user_usd_per_day == 0 or policy.spend_limits.per_workspace_usd_per_month == 0:
+        found.append("spend_limits: a limit of 0 refuses every model call: briefs are drafted offline")
+    if policy.steps.max_model_calls_per_brief == 0:
+        found.append("steps.max_model_calls_per_brief: 0 refuses every model call: briefs are drafted offline")
+    if policy.pii.log_retention_days > 365:
+        found.append(f"pii.log_retention_days: audit rows are kept {policy.pii.log_retention_days} days "
+                     "(more than a year)")
+    return found
+
+
+def _project_warnings(policy: Policy, catalog_projects: Collection[str] | None) -> list[str]:
+    if policy.jira.allowed_projects:
+        outside = sorted(set(policy.jira.allowed_projects) - set(catalog_projects or ()))
+        if catalog_projects is not None and outside:
+            return [f"jira.allowed_projects: {', '.join(outside)} is no catalog service's project: only a "
+                    "person choosing it in the ticket modal files there"]
+        return []
+    if catalog_projects is None:
+        return ["jira.allowed_projects: empty: tickets may be filed into the Jira project of any catalog "
+                "service (list projects to narrow it)"]
+    if not catalog_projects:
+        return ["jira.allowed_projects: empty, and no catalog service names a Jira project: every ticket "
+                "will be refused"]
+    return [f"jira.allowed_projects: empty: tickets may be filed into the catalog's projects "
+            f"({', '.join(sorted(set(catalog_projects)))})"]
 
 
 def parse_policy(raw: Any, origin: str) -> Policy:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,8 +77,10 @@ class ToolRunner:
         brief_key: str | None = None,
         actor: str | None = None,
         timeout_s: float = 20.0,
+        catalog_projects: Collection[str] = (),
     ) -> None:
         self.policy = policy
+        self.catalog_projects = catalog_projects  # where a ticket may go (`Policy.jira_projects`)
         self.audit = audit
         self.brief_key = brief_key
         self.actor = actor
@@ -151,7 +153,7 @@ class ToolRunner:
         return WriteOutcome(tool, executed=True, result=result)
 
     def _decide(self, tool: str, args: dict[str, Any]) -> Decision:
-        return self.policy.decide(tool, self.actor, args)
+        return self.policy.decide(tool, self.actor, args, catalog_projects=self.catalog_projects)
 
     async def _gap(self, tool: str, source: Source, decision: Decision, reason: str,
                    args: dict[str, Any], started: float, outcome: str = "gap") -> ReadOutcome:

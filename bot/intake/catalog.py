@@ -88,6 +88,11 @@ class Catalog:
     def get(self, name: str) -> ServiceEntry | None:
         return self._by_name.get(name)
 
+    def jira_projects(self) -> list[str]:
+        """The Jira projects the catalog's services name: where tickets go unless the policy's
+        `jira.allowed_projects` narrows them."""
+        return sorted({e.jira_project for e in self._by_name.values() if e.jira_project})
+
     def by_pagerduty_service(self, service_id: str) -> ServiceEntry | None:
         return next((e for e in self._by_name.values() if e.pagerduty_service_id == service_id), None)
 

@@ -1,4 +1,9 @@
-"""Who may approve a write: the policy's explicit users and members of its Slack user groups."""
+"""Who may approve a write: the policy's explicit users and members of its Slack user groups.
+
+A policy that lists no approvers (legal only in ``read_only`` mode, where every write waits for
+a person; ``policy check`` warns about it) lets any full member of the workspace approve: not a
+guest, not a bot, not a deactivated account.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +30,25 @@ async def group_members(client: AsyncWebClient, handles: list[str]) -> set[str]:
     return members
 
 
+async def full_member(client: AsyncWebClient, user_id: str) -> tuple[bool, str]:
+    """Whether the person is a full member of the workspace (users.info), and why not."""
+    try:
+        answer = await client.users_info(user=user_id)
+    except SlackApiError as exc:
+        return False, f"could not check who you are ({exc.response.get('error', 'error')})"
+    user: dict[str, Any] = answer.get("user") or {}
+    if user.get("deleted") or user.get("is_bot") or user.get("is_app_user"):
+        return False, "Only people can approve a ticket."
+    if user.get("is_restricted") or user.get("is_ultra_restricted"):
+        return False, "Guests cannot approve a ticket; ask a member of the workspace."
+    return True, "a full member of the workspace (the policy lists no approvers)"
+
+
 async def may_approve(client: AsyncWebClient, policy: Policy, user_id: str) -> tuple[bool, str]:
     """Whether this person may approve, and a sentence saying why not when they may not."""
     approvers = policy.approvers
+    if not approvers.users and not approvers.slack_user_groups:
+        return await full_member(client, user_id)
     if user_id in approvers.users:
         return True, "listed as an approver"
     try:

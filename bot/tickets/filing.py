@@ -62,7 +62,7 @@ async def approve_and_file(rt: Runtime, approval_id: str, approver: str, fields:
 
 
 async def _approve_and_file(rt: Runtime, approval_id: str, approver: str, fields: TicketFields) -> FileOutcome:
-    if fields.project not in rt.policy.jira.allowed_projects:
+    if fields.project not in rt.jira_projects():
         return FileOutcome("refused", message=f"Project {fields.project} is not allowed by policy.")
     try:
         approval = await rt.approvals.get(approval_id)

@@ -17,6 +17,7 @@ from bot.core.policy import (
     describe,
     load_policy,
     read_only_policy,
+    warnings,
 )
 
 
@@ -33,8 +34,6 @@ def _write(tmp_path: Path, body: str) -> Path:
     ("agent_policy:\n  pii: {log_retention_days: -1}\n", "agent_policy.pii.log_retention_days"),
     ("agent_policy:\n  write_tools: [jira.create_issue]\n  jira: {allowed_projects: [CHK]}\n",
      "needs an `approvals` entry"),
-    ("agent_policy:\n  write_tools: [jira.create_issue]\n  approvals: {jira.create_issue: required}\n",
-     "allowed_projects is empty"),
     ("agent_policy:\n  allowed_tools: [jira.create_issue]\n", "is a write tool"),
     ("agent_policy:\n  write_tools: [datadog.delete_monitor]\n", "not a known write tool"),
     ("policy: {}\n", "top-level `agent_policy:`"),
@@ -66,7 +65,7 @@ def load_policy_from(fields: dict[str, object]) -> Policy:
 
 
 @pytest.mark.parametrize(("mode", "outcome", "preview"), [
-    ("read_only", "deny", False), ("dry_run", "needs_approval", True), ("execute", "needs_approval", False),
+    ("read_only", "needs_approval", False), ("dry_run", "needs_approval", True), ("execute", "needs_approval", False),
 ])
 def test_the_write_tool_in_each_mode(mode: str, outcome: str, preview: bool) -> None:
     policy = default_policy().model_copy(update={"default_mode": mode})
@@ -75,7 +74,7 @@ def test_the_write_tool_in_each_mode(mode: str, outcome: str, preview: bool) -> 
     assert decision.reason
 
 
-def test_every_read_is_allowed_by_the_bundled_policy_and_nothing_writes_in_read_only() -> None:
+def test_every_read_is_allowed_by_the_bundled_policy_and_the_read_only_file_writes_nothing() -> None:
     bundled, strict = default_policy(), read_only_policy()
     assert all(bundled.decide(tool).outcome == "allow" for tool in READ_TOOLS)
     assert all(strict.decide(tool).outcome != "allow" for tool in KNOWN_TOOLS if tool not in READ_TOOLS)
@@ -193,9 +192,9 @@ def _policy(mode: str, rule: str) -> Policy:
 
 
 @pytest.mark.parametrize(("mode", "rule", "outcome", "preview", "reason"), [
-    ("read_only", "required", "deny", False, "read_only mode"),
-    ("read_only", "two_person", "deny", False, "read_only mode"),
-    ("read_only", "none", "deny", False, "read_only mode"),
+    ("read_only", "required", "needs_approval", False, "read_only: nothing is written unless a person approves"),
+    ("read_only", "two_person", "needs_approval", False, "two approvers"),
+    ("read_only", "none", "deny", False, "read_only mode: a write needs an approval"),
     ("dry_run", "required", "needs_approval", True, "one approver"),
     ("dry_run", "two_person", "needs_approval", True, "two approvers"),
     ("dry_run", "none", "allow", True, "preview only"),
@@ -248,3 +247,76 @@ def test_the_policy_is_frozen() -> None:
     policy = default_policy()
     with pytest.raises(ValidationError):
         policy.default_mode = "execute"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed's policy (the article the project is built on), as teams will copy it
+# ---------------------------------------------------------------------------------------------
+SEED_POLICY = """\
+agent_policy:
+  default_mode: read_only
+  allowed_tools: [datadog.query_metrics, datadog.search_logs, github.list_deployments, confluence.search]
+  write_tools: [jira.create_issue]
+  approvals: {jira.create_issue: required}
+  pii: {redact: true, log_retention_days: 30}
+  spend_limits: {per_user_usd_per_day: 2.00, per_workspace_usd_per_month: 500.00}
+"""
+SEED_READS = {"datadog.query_metrics", "datadog.search_logs", "github.list_deployments", "confluence.search"}
+
+
+def test_the_seed_policy_loads_as_written_and_means_what_it_says(tmp_path: Path) -> None:
+    policy = load_policy(_write(tmp_path, SEED_POLICY))
+    catalog = ["CHK", "PAY"]
+    for tool in READ_TOOLS:
+        expected = "allow" if tool in SEED_READS else "deny"
+        assert policy.decide(tool, "U1", {}, catalog_projects=catalog).outcome == expected, tool
+    write = policy.decide("jira.create_issue", "U1", {"project": "CHK"}, catalog_projects=catalog)
+    assert (write.outcome, write.preview_only) == ("needs_approval", False), "behind one approval"
+    assert "one approver" in write.reason
+    assert policy.decide("shell.exec", "U1", {}).outcome == "deny"
+    outside = policy.decide("jira.create_issue", "U1", {"project": "SEC"}, catalog_projects=catalog)
+    assert outside.outcome == "deny"
+    assert "not the project of any service in the catalog" in outside.reason
+    assert policy.decide("jira.create_issue", "U1", {"project": "CHK"}).outcome == "deny", "no catalog, no project"
+    assert policy.jira_projects(catalog) == ["CHK", "PAY"]
+    assert (policy.spend_limits.per_user_usd_per_day, policy.spend_limits.per_workspace_usd_per_month) == (2.0, 500.0)
+
+
+def test_allowed_projects_narrow_the_catalog_projects(tmp_path: Path) -> None:
+    narrowed = load_policy(_write(tmp_path, SEED_POLICY + "  jira: {allowed_projects: [CHK]}\n"))
+    assert narrowed.jira_projects(["CHK", "PAY"]) == ["CHK"]
+    assert narrowed.decide("jira.create_issue", None, {"project": "CHK"}, catalog_projects=["CHK", "PAY"]
+                           ).outcome == "needs_approval"
+    refused = narrowed.decide("jira.create_issue", None, {"project": "PAY"}, catalog_projects=["CHK", "PAY"])
+    assert (refused.outcome, refused.reason) == ("deny", "Jira project 'PAY' is not in jira.allowed_projects")
+
+
+def test_the_seed_policy_gets_warnings_not_errors(tmp_path: Path) -> None:
+    policy = load_policy(_write(tmp_path, SEED_POLICY))
+    found = warnings(policy, ["CHK"])
+    keys = [line.split(":", 1)[0] for line in found]
+    assert keys == ["allowed_tools", "default_mode", "approvers", "jira.allowed_projects"]
+    assert "6 read tool(s) are not listed" in found[0]
+    assert "any full member of the Slack workspace" in found[2]
+    assert "(CHK)" in found[3]
+    assert warnings(policy, [])[-1].endswith("every ticket will be refused")
+
+
+@pytest.mark.parametrize(("change", "warned"), [
+    ({"default_mode": "execute", "approvals": {"jira.create_issue": "none"}}, "runs without anyone approving"),
+    ({"default_mode": "read_only", "approvals": {"jira.create_issue": "none"}}, "the write is always denied"),
+    ({"approvals": {"jira.create_issue": "two_person"}, "approvers": {"users": ["U1"]}}, "nobody can complete"),
+    ({"pii": {"redact_prompts": False}}, "not masked again before they reach the model"),
+    ({"spend_limits": {"per_user_usd_per_day": 0}}, "refuses every model call"),
+    ({"steps": {"max_model_calls_per_brief": 0}}, "refuses every model call"),
+    ({"pii": {"log_retention_days": 400}}, "more than a year"),
+])
+def test_surprising_choices_are_warned_about(change: dict[str, object], warned: str) -> None:
+    base = default_policy().model_dump()
+    policy = Policy.model_validate({**base, **change})
+    assert any(warned in line for line in warnings(policy, ["CHK"])), warnings(policy, ["CHK"])
+
+
+def test_the_bundled_policies_warn_about_nothing_surprising() -> None:
+    assert warnings(read_only_policy(), ["CHK"]) == []
+    assert warnings(default_policy(), ["CHK", "DISC", "INV", "LED", "NTF", "ORD", "PAY", "OPS"]) == []

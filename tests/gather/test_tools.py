@@ -19,7 +19,7 @@ import pytest
 from bot.core.audit import MemoryAudit, ToolCallRecord
 from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable, WireRefused
 from bot.core.models import Source
-from bot.core.policy import Policy, default_policy, parse_policy, read_only_policy
+from bot.core.policy import JiraRules, Policy, default_policy, parse_policy, read_only_policy
 from bot.gather.tools import ToolRunner
 from tests.helpers.evidence import log
 from tests.helpers.tools import FakeApproval
@@ -222,8 +222,9 @@ CLAIMED = FakeApproval("a1", WRITE, "executing")
 
 @pytest.mark.parametrize(("chosen", "why"), [
     (read_only_policy(), "write tool not listed in write_tools"),
-    (default_policy().model_copy(update={"default_mode": "read_only"}), "policy is in read_only mode"),
-], ids=["read-only-file", "switched-to-read-only"])
+    (default_policy().model_copy(update={"default_mode": "read_only", "approvals": {WRITE: "none"}}),
+     "policy is in read_only mode: a write needs an approval, and approvals is none"),
+], ids=["read-only-file", "read-only-without-approval"])
 async def test_in_read_only_a_write_is_denied_audited_and_never_called(chosen: Policy, why: str) -> None:
     audit, connector = MemoryAudit(), Connector({"key": "CHK-1"})
     with pytest.raises(PolicyDenied, match=why):
@@ -232,6 +233,29 @@ async def test_in_read_only_a_write_is_denied_audited_and_never_called(chosen: P
     row = only_row(audit)
     assert (row.tool, row.decision, row.outcome, row.detail) == (WRITE, "deny", "denied", why)
     assert row.args["reporter"] == "[REDACTED:email]"
+
+
+async def test_in_read_only_a_listed_write_runs_only_with_a_claimed_approval() -> None:
+    audit, connector = MemoryAudit(), Connector({"key": "CHK-1"})
+    chosen = default_policy().model_copy(update={"default_mode": "read_only"})
+    outcome = await _write(chosen, audit, connector, CLAIMED)
+    assert (outcome.executed, connector.calls) == (True, 1)
+    assert (only_row(audit).decision, only_row(audit).outcome) == ("needs_approval", "ok")
+
+
+async def test_without_allowed_projects_a_ticket_goes_only_to_a_catalog_project() -> None:
+    chosen = default_policy().model_copy(update={"jira": JiraRules()})
+    for project, catalog, executed in (("CHK", ["CHK"], True), ("PROD", ["CHK"], False), ("CHK", [], False)):
+        audit, connector = MemoryAudit(), Connector({"key": f"{project}-1"})
+        writer = ToolRunner(policy=chosen, audit=audit, brief_key="pd:P1", actor="U0ONCALL1",
+                            catalog_projects=catalog)
+        call = writer.write(WRITE, connector, args={"project": project}, approval=CLAIMED, preview={})
+        if executed:
+            assert (await call).executed
+        else:
+            with pytest.raises(PolicyDenied, match="not the project of any service in the catalog"):
+                await call
+        assert connector.calls == int(executed)
 
 
 async def test_a_project_outside_the_allowed_list_is_denied_even_with_a_claimed_approval() -> None:
@@ -245,7 +269,7 @@ async def test_a_project_outside_the_allowed_list_is_denied_even_with_a_claimed_
 @pytest.mark.parametrize("approval", [
     None, FakeApproval("a1", WRITE, "approved"), FakeApproval("a1", "other.tool", "executing")],
     ids=["none", "approved-not-claimed", "claimed-for-another-tool"])
-@pytest.mark.parametrize("mode", ["execute", "dry_run"])
+@pytest.mark.parametrize("mode", ["execute", "dry_run", "read_only"])
 async def test_without_an_approval_claimed_for_this_tool_a_write_needs_one(
         approval: FakeApproval | None, mode: str) -> None:
     """Dry run included: even a preview is shown only to someone holding a claimed approval."""

@@ -60,13 +60,18 @@ async def test_read_only_mode_denies_the_write_even_with_an_approval(checkout: S
         assert sb.recorder.writes("jira") == []
 
 
-async def test_execute_policy_switched_to_read_only_denies_writes(checkout: Scenario) -> None:
-    audit = MemoryAudit()
+async def test_read_only_mode_writes_only_behind_an_approval(checkout: Scenario) -> None:
+    # read_only: nothing is written by the bot itself; a listed write runs after a person approves.
     frozen = default_policy().model_copy(update={"default_mode": "read_only"})
+    unattended = frozen.model_copy(update={"approvals": {TOOL: "none"}})
     with Sandbox(checkout, systems=["jira"]) as sb:
+        with pytest.raises(ApprovalRequired):
+            await _attempt(sb, frozen, None, MemoryAudit())
         with pytest.raises(PolicyDenied, match="read_only"):
-            await _attempt(sb, frozen, FakeApproval("a1", TOOL, "executing"), audit)
+            await _attempt(sb, unattended, FakeApproval("a1", TOOL, "executing"), MemoryAudit())
         assert sb.recorder.writes("jira") == []
+        await _attempt(sb, frozen, FakeApproval("a1", TOOL, "executing"), MemoryAudit())
+        assert len([r for r in sb.recorder.writes("jira") if r.method == "POST"]) == 1
 
 
 async def test_a_disallowed_project_is_denied_by_policy(checkout: Scenario) -> None:
@@ -94,9 +99,3 @@ async def test_with_a_claimed_approval_exactly_one_ticket_is_filed(checkout: Sce
     assert outcome.executed is True
     assert audit.tool_calls[-1].decision == "needs_approval"
     assert audit.tool_calls[-1].outcome == "ok"
-
-
-
-
-
-
