@@ -12,10 +12,11 @@ The scenario's ``model.behaviour`` makes it misbehave the way real models do:
 sent back for repair (set ``stubborn = True`` to spoil every answer); ``slow`` answers after
 ``slow_seconds``; ``http_500`` fails every request; ``omit_ticket`` leaves the brief's optional
 ticket out (so the bot asks for one with its ticket prompt). A ticket request is answered with
-a ticket proposal, spoiled the same ways. ``wire_behaviour`` overrides the behaviour
-for one wire format (``openai`` / ``anthropic``), so one sandbox can fail one provider of a
-fallback chain and serve the next; ``model_behaviour`` overrides it for one model name on the
-wire (a canary candidate that misbehaves beside its baseline on the same provider).
+a ticket proposal, spoiled the same ways; ``doctor``'s connectivity check with ``{"ok": true}``
+(unless every request fails). ``wire_behaviour`` overrides the behaviour for one wire format
+(``openai`` / ``anthropic``), so one sandbox can fail one provider of a fallback chain and
+serve the next; ``model_behaviour`` overrides it for one model name on the wire (a canary
+candidate that misbehaves beside its baseline on the same provider).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BLOCK = re.compile(
 HEADER = re.compile(r"^(?P<key>alert|service|alert_at|jira_project|headline|top_cause): (?P<value>.*)$",
                     re.MULTILINE)
 TICKET_REQUEST = "Propose one Jira ticket"  # the first words of prompts/ticket.md
+PROBE_REQUEST = "Connectivity check from incident-brief doctor"  # the first words of prompts/doctor.md
 INJECTION = re.compile(r"ignore (all )?(previous|prior) instructions|^SYSTEM:", re.IGNORECASE | re.MULTILINE)
 DEPENDENCY_WORDS = re.compile(r"timeout|timed out|connection|refused|unavailable|upstream|redis|elasticsearch|"
                               r"pool|dns|circuit", re.IGNORECASE)
@@ -347,6 +349,10 @@ def build(ctx: SandboxContext) -> LlmApp:
             return Reply(_openai_error("server_error", "The server had an error (sandbox)") if wire == "openai"
                          else _anthropic_error("api_error", "Internal server error (sandbox)"), status=500)
         spoil: Callable[[str, str, dict[str, Any]], dict[str, Any] | str]
+        if PROBE_REQUEST in conversation.text:
+            if behaviour == "slow":
+                await asyncio.sleep(app.slow_seconds)
+            return {"ok": True}
         if TICKET_REQUEST in conversation.text:
             answer, spoil = build_ticket(conversation.text), misbehave_ticket
         else:

@@ -32,6 +32,7 @@ from bot.core.config import (
 )
 from sandbox.core import Recorder, SandboxContext, SystemApp
 from sandbox.scenario import Scenario
+from sandbox.slack import TEAM_ID
 
 SANDBOX_WIKI = "https://example.atlassian.net/wiki"
 SANDBOX_JIRA = "https://example.atlassian.net"
@@ -54,8 +55,9 @@ def build_system(name: str, ctx: SandboxContext) -> SystemApp:
 class _ServerThread(threading.Thread):
     def __init__(self, app: Any, sock: socket.socket) -> None:
         super().__init__(daemon=True, name=f"sandbox-{getattr(app, 'name', 'app')}")
+        # log_config=None: no handlers of uvicorn's own; records reach the process's root handler.
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, log_config=None)
         self.server = uvicorn.Server(config)
         self.sock = sock
 
@@ -117,7 +119,8 @@ class Sandbox:
                 signing_secret=SecretStr(self.ctx.secrets["slack_signing_secret"])),
             "llm": LlmSettings(
                 openai=ModelProviderSettings(base_url=urls["llm"] + "/v1", api_key=token),
-                anthropic=ModelProviderSettings(base_url=urls["llm"], api_key=token), timeout_s=10.0),
+                anthropic=ModelProviderSettings(base_url=urls["llm"], api_key=token), timeout_s=10.0,
+                workspace=TEAM_ID),  # PagerDuty-triggered briefs charge the sandbox's Slack team
             "source_timeout_s": 15.0,
         }
         values.update(overrides)

@@ -7,6 +7,8 @@ or ``{"ok": false, "error": "<code>"}``; only rate limits are HTTP 429 with ``Re
 
 Auth: ``Authorization: Bearer <bot token>`` (or a ``token`` argument in a form body) must
 equal the sandbox's ``slack_bot_token``: ``not_authed`` without one, ``invalid_auth`` otherwise.
+``auth.test`` reports the token's scopes in ``x-oauth-scopes``, as Slack does: the manifest's
+bot scopes (`SlackApp.granted_scopes`; tests take some away).
 
 The workspace: the bot (``UBRIEFBOT``) in team ``T0SANDBOX``; a user group ``oncall``
 (``S0ONCALL``) and one ``oncall-<team>`` per catalog team, each holding the scenario's
@@ -32,6 +34,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.slack.manifest import bot_scopes
 from sandbox.block_kit import validate_blocks, validate_view
 from sandbox.core import (
     RETRY_AFTER_SECONDS,
@@ -137,6 +140,8 @@ class SlackApp(SystemApp):
             self.usergroups[gid] = {"id": gid, "handle": handle, "name": handle.replace("-", " ").title(),
                                     "users": members}
         self.channel_names = {c.slack_channel: f"inc-{c.name}" for c in ctx.scenario.catalog if c.slack_channel}
+        # What the installed bot token may do: the app was created from the manifest (tests narrow it).
+        self.granted_scopes: list[str] = sorted(bot_scopes())
 
     @property
     def base_url(self) -> str:
@@ -293,9 +298,11 @@ def build(ctx: SandboxContext) -> SlackApp:
 
     @method("auth.test")
     async def auth_test(req: SandboxRequest) -> Reply:
-        return _ok(url=f"https://{TEAM_DOMAIN}.slack.com/", team="Sandbox", user="incident-brief",
-                   team_id=TEAM_ID, user_id=BOT_USER_ID, bot_id=BOT_ID, app_id=APP_ID,
-                   is_enterprise_install=False)
+        reply = _ok(url=f"https://{TEAM_DOMAIN}.slack.com/", team="Sandbox", user="incident-brief",
+                    team_id=TEAM_ID, user_id=BOT_USER_ID, bot_id=BOT_ID, app_id=APP_ID,
+                    is_enterprise_install=False)
+        reply.headers["x-oauth-scopes"] = ",".join(app.granted_scopes)  # as Slack reports a token's scopes
+        return reply
 
     @method("chat.postMessage")
     async def post_message(req: SandboxRequest) -> Reply:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import os
 import sys
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
+from dotenv import dotenv_values
 from rich.console import Console
+from rich.markup import escape
 
+from bot.app.logs import configure_logging
+from bot.core.config import LogLevel, Settings
 from bot.core.errors import ConfigError
 from bot.core.models import BriefResult
-from bot.core.redaction import install_logging_redaction
+from bot.core.settings_env import PREFIX, load_settings
 from sandbox.scenario import ScenarioError, bundled_scenarios_dir, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -27,8 +31,41 @@ app.add_typer(policy_app, name="policy")
 canary_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                          help="Canary model upgrades: the compare, and switching a candidate back on.")
 app.add_typer(canary_app, name="canary")
+sandbox_app = typer.Typer(no_args_is_help=True, help=(
+    "The local sandbox on its own (fake Slack, vendors and model provider) for a bot run with "
+    "`--env-file .sandbox/.env`."))
+app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 err = Console(stderr=True)
+ENV_FILE = {"path": Path(".env")}  # set by the --env-file option before any command runs
+
+
+@app.callback()
+def _options(env_file: Annotated[Path, typer.Option(
+        "--env-file", help="settings file read when it exists; the environment wins over it")] = Path(".env"),
+             ) -> None:
+    ENV_FILE["path"] = env_file
+
+
+def _settings() -> Settings:
+    """The settings from the environment and the env file; a wrong one is a ConfigError line."""
+    return load_settings(ENV_FILE["path"])
+
+
+def _sources() -> dict[str, str]:
+    """Where each set variable came from, for `config`."""
+    path = ENV_FILE["path"]
+    from_file = dotenv_values(path) if path.is_file() else {}
+    sources = {key.upper(): str(path) for key, value in from_file.items() if value}
+    sources.update({key.upper(): "environment" for key, value in os.environ.items()
+                    if key.upper().startswith(PREFIX) and value})
+    return sources
+
+
+def _log_to(settings: Settings, default_level: str) -> None:
+    """Servers log at INFO unless told otherwise; one-shot commands at WARNING."""
+    configure_logging(settings.log_level or default_level, settings.log_format)
+
 
 DEMO_SCENARIO = "checkout-5xx-after-deploy.yaml"
 DrafterOpt = Annotated[str, typer.Option("--drafter", help="offline (no model) or llm (through the gateway)")]
@@ -40,7 +77,9 @@ def brief_json(result: BriefResult) -> str:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    """One line per problem, never wrapped (a log collector or a person greps for the setting)."""
+    for line in message.splitlines() or [""]:
+        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -110,16 +149,27 @@ def run_eval(
 
 
 @policy_app.command("check")
-def policy_check(file: Annotated[Path, typer.Argument(help="agent_policy YAML")]) -> None:
-    """Validate a policy file and print what each known tool would get."""
-    from bot.core.policy import load_policy
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="agent_policy YAML")],
+    catalog: Annotated[Path | None, typer.Option(
+        "--catalog", envvar="IB_CATALOG_FILE",
+        help="the service catalog: its Jira projects are where tickets may go unless jira.allowed_projects "
+             "narrows them")] = None,
+) -> None:
+    """Validate a policy file, print what each known tool would get, and warn about choices
+    that are legal but surprising."""
+    from bot.core.policy import load_policy, warnings
+    from bot.intake.catalog import load_catalog
 
     try:
         policy = load_policy(file)
+        projects = load_catalog(catalog).jira_projects() if catalog else None
     except ConfigError as exc:
         _fail(str(exc))
         return
-    console.print(policy.describe(), markup=False, highlight=False)
+    typer.echo(policy.describe(projects))
+    for warning in warnings(policy, projects):
+        typer.echo(f"warning: {warning}")
 
 
 @app.command()
@@ -148,21 +198,48 @@ def serve(
 ) -> None:
     """Start the web process: Slack events and interactivity, the PagerDuty webhook, health, metrics."""
     from bot.app.serve import serve_settings
-    from bot.core.config import Settings
 
     try:
         if sandbox is None:
-            asyncio.run(serve_settings(Settings(), host, port))
+            settings = _settings()
+            _log_to(settings, "INFO")
+            asyncio.run(serve_settings(settings, host, port))
             return
-        from bot.intake.catalog import Catalog
         from sandbox.server import Sandbox
+        from sandbox.standalone import CATALOG_FILE, at_now, catalog_yaml
 
-        loaded = load_scenario(sandbox)
-        with Sandbox(loaded) as sb:
+        loaded = at_now(load_scenario(_scenario_path(str(sandbox))))
+        with Sandbox(loaded) as sb, tempfile.TemporaryDirectory() as tmp:
+            catalog = Path(tmp) / CATALOG_FILE
+            catalog.write_text(catalog_yaml(loaded))
+            settings = sb.settings(catalog_file=catalog)
+            _log_to(settings, "INFO")
             console.print(f"sandbox up: {sb.urls}")
-            asyncio.run(serve_settings(sb.settings(), host, port, catalog=Catalog(loaded.service_entries())))
+            asyncio.run(serve_settings(settings, host, port))
     except (ScenarioError, ConfigError) as exc:
         _fail(str(exc))
+
+
+@app.command("config")
+def config_command(
+    reference: Annotated[bool, typer.Option("--reference", help="print the settings reference (Markdown)")] = False,
+    env_example: Annotated[bool, typer.Option("--env-example", help="print .env.example")] = False,
+) -> None:
+    """The effective settings (secrets masked), and per feature what is still missing."""
+    from bot.core.settings_env import env_example as example_text
+    from bot.core.settings_env import reference_markdown
+
+    if reference or env_example:
+        sys.stdout.write(reference_markdown() if reference else example_text())
+        return
+    from bot.app.config_report import print_report
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    print_report(settings, _sources(), console)
 
 
 @app.command()
@@ -175,13 +252,12 @@ def doctor(
 ) -> None:
     """Per connector: a read works and a write is refused at the wire. Non-zero exit otherwise."""
     from bot.app.doctor import doctor_table, run_doctor
-    from bot.core.config import Settings
     from bot.core.policy import default_policy
     from bot.intake.catalog import Catalog
 
     try:
         if sandbox is None and not use_sandbox:
-            rows = asyncio.run(run_doctor(Settings()))
+            rows = asyncio.run(run_doctor(_settings()))
         else:
             from sandbox.server import Sandbox
 
@@ -215,10 +291,9 @@ def audit(
     """Everything the bot did for one incident: brief versions, every tool and model call with its
     decision, latency, tokens and cost, the citation checks, the approval trail and the ticket."""
     from bot.app.reports import open_reports, render_incident_audit
-    from bot.core.config import Settings
 
     async def run() -> list[str] | None:
-        async with open_reports(Settings()) as reports:
+        async with open_reports(_settings()) as reports:
             found = await reports.incident_audit(incident)
             if found is None:
                 return [match.key for match in await reports.find_incidents(incident)]
@@ -248,11 +323,10 @@ def spend(
         _fail(f"--day {day!r}: expected YYYY-MM-DD")
         return
     from bot.app.reports import open_reports, render_spend
-    from bot.core.config import Settings
     from bot.core.policy import load_policy, read_only_policy
 
     async def run() -> None:
-        settings = Settings()
+        settings = _settings()
         limits = (load_policy(settings.policy_file) if settings.policy_file else read_only_policy()).spend_limits
         async with open_reports(settings) as reports:
             lines = await reports.spend_report(day=on, workspace=workspace, user=user,
@@ -274,7 +348,6 @@ def report(
     """The measures of trust over a period: briefs, cause mix, citation coverage, schema pass
     rate, tool failures per source, fallbacks, latency, cost per brief, feedback, human override."""
     from bot.app.reports import open_reports, parse_since, render_report
-    from bot.core.config import Settings
 
     try:
         window = parse_since(since)
@@ -284,7 +357,7 @@ def report(
 
     async def run() -> None:
         until = datetime.now(UTC)
-        async with open_reports(Settings()) as reports:
+        async with open_reports(_settings()) as reports:
             found = await reports.trust_report(since=until - window, until=until)
         render_report(found, console)
         if json_out is not None:
@@ -303,11 +376,10 @@ def canary_status(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from bot.app.reports import open_reports, render_canary
-    from bot.core.config import Settings
     from bot.store.canary import CanaryStore
 
     async def run() -> None:
-        settings = Settings()
+        settings = _settings()
         canary = settings.llm.canary
         if not canary.routes:
             console.print("no canary configured (IB_LLM__CANARY__ROUTES, see docs/observability.md)")
@@ -336,10 +408,13 @@ def canary_on(route: Annotated[str, typer.Argument(help="the route whose switche
               by: Annotated[str, typer.Option("--by", help="who decided (for the audit row)")] = "operator") -> None:
     """Switch a canary that was switched off back on (after fixing what made it worse)."""
     from bot.app.reports import open_reports
-    from bot.core.config import Settings
     from bot.store.canary import CanaryStore
 
-    settings = Settings()
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
     candidate = settings.llm.canary.routes.get(route)
     if candidate is None:
         _fail(f"no canary configured for route {route!r}")
@@ -357,20 +432,88 @@ def canary_on(route: Annotated[str, typer.Argument(help="the route whose switche
 def clock() -> None:
     """Start the clock process: retention purge, approval recovery and expiry, scheduled refresh."""
     from bot.app.serve import clock_settings
-    from bot.core.config import Settings
 
     try:
-        asyncio.run(clock_settings(Settings()))
+        settings = _settings()
+        _log_to(settings, "INFO")
+        asyncio.run(clock_settings(settings))
     except ConfigError as exc:
         _fail(str(exc))
 
 
+@sandbox_app.command("up")
+def sandbox_up(
+    scenario: Annotated[str, typer.Option(
+        "--scenario", help="a scenario file, or a bundled scenario's name")] = DEMO_SCENARIO,
+    folder: Annotated[Path, typer.Option("--dir", help="where to write .env, catalog.yaml and scenario.yaml")]
+    = Path(".sandbox"),
+    model: Annotated[str | None, typer.Option(
+        "--model-behaviour", help="make the simulated model misbehave: http_500, slow, invalid_json, ...")] = None,
+) -> None:
+    """Run the sandbox until Ctrl-C, write the env file a bot needs to use it, and show each
+    message the bot posts in the fake Slack."""
+    from sandbox.scenario import ModelBehaviour, ModelSpec
+    from sandbox.server import Sandbox
+    from sandbox.standalone import SCENARIO_FILE, at_now, prepare, tail_slack
+
+    behaviours = get_args(ModelBehaviour)
+    if model is not None and model not in behaviours:
+        _fail(f"--model-behaviour {model!r}: expected one of {', '.join(behaviours)}")
+        return
+    try:
+        loaded = at_now(load_scenario(_scenario_path(scenario)))
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    if model is not None:
+        loaded = loaded.model_copy(update={"model": ModelSpec.model_validate({"behaviour": model})})
+    with Sandbox(loaded) as sb:
+        env = prepare(sb, folder)
+        console.print(f"sandbox up for [bold]{loaded.title}[/bold] (model: {loaded.model.behaviour}, simulated)")
+        for name, url in sb.urls.items():
+            console.print(f"  {name:<10} {url}")
+        console.print(f"settings written to {env}; next, in other terminals:\n"
+                      f"  incident-brief --env-file {env} serve\n"
+                      f"  incident-brief sandbox trigger --dir {folder}   (fires {folder / SCENARIO_FILE})\n"
+                      "Messages the bot posts in the fake Slack appear below. Ctrl-C stops the sandbox.")
+        tail_slack(sb, lambda line: console.print(f"[cyan]slack[/cyan] {line}", highlight=False),
+                   stop=lambda: False)
+
+
+@sandbox_app.command("trigger")
+def sandbox_trigger(
+    folder: Annotated[Path, typer.Option("--dir", help="the folder `sandbox up` wrote")] = Path(".sandbox"),
+    bot_url: Annotated[str, typer.Option("--bot-url", help="where `serve` listens")] = "http://127.0.0.1:8000",
+) -> None:
+    """Fire the running sandbox's trigger at the bot: a signed PagerDuty webhook (or Slack mention)."""
+    import httpx
+
+    from sandbox.standalone import SCENARIO_FILE, fire
+
+    try:
+        loaded = load_scenario(folder / SCENARIO_FILE)
+        response = asyncio.run(fire(loaded, bot_url))
+    except ScenarioError as exc:
+        _fail(f"{exc} (run `incident-brief sandbox up --dir {folder}` first)")
+        return
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the bot at {bot_url}: {exc}", code=1)
+        return
+    console.print(f"the bot answered HTTP {response.status_code}: {response.text}", markup=False)
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+def _env_level() -> str:
+    level = os.environ.get("IB_LOG_LEVEL", "").strip().upper()
+    return level if level in get_args(LogLevel) else "WARNING"
+
+
 def main() -> None:
-    # Every process the CLI starts (serve, clock, demo, draft…) logs through the redactor:
-    # a secret in an exception message or a library's log line is masked before any handler.
-    level = os.environ.get("IB_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_logging_redaction()
+    # Every process the CLI starts (serve, clock, demo, draft…) logs through the redactor: a
+    # secret in an exception message or a library's log line is masked before any handler.
+    # serve and clock configure again from their settings (level, text or JSON).
+    configure_logging(_env_level(), "json" if os.environ.get("IB_LOG_FORMAT", "").lower() == "json" else "text")
     try:
         app()
     except KeyboardInterrupt:

@@ -5,6 +5,10 @@ parameters from the first catalog entry that names the source. Writes are attemp
 each connector's own HTTP session, so the check is the real guard: a write must be refused
 in-process by the wire allowlist (`WireRefused`) before anything is sent. The Jira writer's
 one allowed write (create issue) is never exercised; a different write (DELETE) is.
+
+Slack: auth.test works, and the token has every scope of the app manifest (Slack reports a
+token's scopes in ``x-oauth-scopes``). The model: one tiny request through the gateway on the
+brief's route (`bot.gateway.probe`), its cost shown; skipped when no provider is configured.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError, WireRefused
 from bot.core.models import Alert, ServiceEntry, Source
 from bot.core.policy import Policy, default_policy, load_policy
+from bot.gateway.drafter import describe_drafting
+from bot.gateway.probe import probe_model
 from bot.gather.connectors import Connectors
 from bot.gather.plan import incident_window
 from bot.gather.tools import ToolRunner
 from bot.intake.catalog import Catalog, load_catalog
 from bot.runtime import slack_client
+from bot.slack.manifest import MANIFESTS, bot_scopes, missing_scopes
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: 
                   if project else _skip("no catalog service names a Jira project"), jr.write_probe),
             _jira_writer(settings),
             _slack(settings),
+            _model(settings, policy),
         ]
         return list(await asyncio.gather(*checks))
     finally:
@@ -155,8 +163,33 @@ async def _slack(settings: Settings) -> DoctorRow:
         return DoctorRow("slack", "FAILED", f"auth.test: {type(exc).__name__}: {exc}"[:200], "n/a", "")
     took = (time.perf_counter() - started) * 1000
     who = answer.get("user") or answer.get("user_id") or "?"
-    return DoctorRow("slack", "ok", f"auth.test as {who} in {took:.0f} ms", "n/a",
+    detail = f"auth.test as {who} in {took:.0f} ms"
+    socket_mode = settings.slack.socket_mode
+    manifest = MANIFESTS[socket_mode].name
+    header = next((value for name, value in (answer.headers or {}).items() if name.lower() == "x-oauth-scopes"), None)
+    if header is None:
+        return DoctorRow("slack", "ok", f"{detail}; Slack did not report the token's scopes", "n/a", "")
+    granted = {scope.strip() for scope in str(header).split(",") if scope.strip()}
+    missing = missing_scopes(granted, socket_mode)
+    if missing:
+        return DoctorRow("slack", "FAILED", f"{detail}; the token lacks scopes of {manifest}: {', '.join(missing)} "
+                         "(add them to the app and reinstall it)", "n/a", "")
+    extra = sorted(granted - bot_scopes(socket_mode))
+    more = f"; also granted, unused: {', '.join(extra)}" if extra else ""
+    return DoctorRow("slack", "ok", f"{detail}; every scope of {manifest}{more}", "n/a",
                      "posting messages is the bot's job; Jira is its only gated write")
+
+
+async def _model(settings: Settings, policy: Policy) -> DoctorRow:
+    if not settings.llm.drafts_with_model():
+        return DoctorRow("model", "skipped", describe_drafting(settings.llm), "n/a", "")
+    started = time.perf_counter()
+    outcome = await probe_model(settings.llm, policy)
+    took = (time.perf_counter() - started) * 1000
+    if not outcome.ok:
+        return DoctorRow("model", "FAILED", f"{outcome.detail} ({took:.0f} ms); briefs would be drafted offline",
+                         "n/a", "")
+    return DoctorRow("model", "ok", outcome.detail, "n/a", "the model chooses no tools; it only drafts")
 
 
 def doctor_table(rows: list[DoctorRow]) -> Table:

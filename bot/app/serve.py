@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from bot.app.bootstrap import build_runtime
 from bot.app.clock import run_clock
+from bot.app.config_report import features
 from bot.app.web import build_bolt_app, build_web_app
 from bot.core.config import Settings
 from bot.core.errors import ConfigError
@@ -40,10 +41,20 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("missing settings: " + ", ".join(missing))
 
 
+def log_gaps(settings: Settings) -> None:
+    """Say at start-up, once, what each feature still lacks (what `incident-brief config` shows)."""
+    for feature in features(settings):
+        for gap in feature.missing:
+            log.warning("%s: %s", feature.name, gap)
+
+
 async def serve(rt: Runtime, host: str, port: int) -> None:
     bolt = build_bolt_app(rt)
     web = build_web_app(rt, bolt)
-    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off", log_level="info"))
+    # log_config=None and the root's level: uvicorn's error and access logs go to the process's
+    # root handler at its level, through the redactor, in the configured format (text or JSON).
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off", log_config=None,
+                                           log_level=logging.getLogger().getEffectiveLevel()))
     if not rt.settings.slack.socket_mode:
         await server.serve()
         return
@@ -58,14 +69,17 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
 
 
 def configure_telemetry(settings: Settings) -> None:
-    """Traces from the standard OTEL_* variables (off without them) and the step events."""
+    """Traces from the standard OTEL_* variables (off without them) and the step events; with
+    ``IB_LOG_FORMAT=json`` the events are JSON too, so every line of the process is one object."""
     configure_tracing()
-    configure_events(enabled=settings.telemetry.events, log_format=settings.telemetry.log_format)
+    events_format = "json" if settings.log_format == "json" else settings.telemetry.log_format
+    configure_events(enabled=settings.telemetry.events, log_format=events_format)
 
 
 async def serve_settings(settings: Settings, host: str, port: int, catalog: Catalog | None = None) -> None:
     check_settings(settings)
     configure_telemetry(settings)
+    log_gaps(settings)
     rt = await build_runtime(settings, catalog=catalog)
     log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
     await serve(rt, host, port)
@@ -73,6 +87,7 @@ async def serve_settings(settings: Settings, host: str, port: int, catalog: Cata
 
 async def clock_settings(settings: Settings) -> None:
     configure_telemetry(settings)
+    log_gaps(settings)
     if settings.telemetry.clock_metrics_port is not None:
         start_http_server(settings.telemetry.clock_metrics_port, registry=registry)
         log.info("clock metrics on :%d/metrics", settings.telemetry.clock_metrics_port)

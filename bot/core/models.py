@@ -90,6 +90,9 @@ class Alert(Frozen):
     details: dict[str, Any] = Field(default_factory=dict)
     mention_text: str | None = None
     requested_by: str | None = None
+    # The Slack team (T...) the request came from: whose monthly model budget pays for the brief.
+    # None for a PagerDuty trigger: the configured default workspace (`llm.workspace`) pays.
+    workspace: str | None = None
 
 
 class DatadogRef(Frozen):

@@ -56,7 +56,7 @@ class LlmDrafter:
 
     def __init__(self, gateway: Gateway, *, workspace: str, fallback: Drafter | None = None) -> None:
         self.gateway = gateway
-        self.workspace = workspace
+        self.workspace = workspace  # the default: for alerts that carry no Slack team
         self.fallback: Drafter = fallback or OfflineDrafter()
         self.last_result: GatewayResult[Brief] | None = None  # for the CLI and tests to inspect
 
@@ -67,7 +67,10 @@ class LlmDrafter:
         by_id = {item.id: item.kind for item in evidence}
         sent = {cid: by_id[cid] for cid in prompt.packed.included}
         # The flow passes the incident key its tool calls are filed under; the model calls join them.
-        caller = Caller(brief_key=key or incident_key(alert), user=alert.requested_by, workspace=self.workspace)
+        # The ledger charges the person who asked and their Slack team (a PagerDuty trigger has
+        # neither: the configured default workspace pays).
+        caller = Caller(brief_key=key or incident_key(alert), user=alert.requested_by,
+                        workspace=alert.workspace or self.workspace)
         # One step counter for the brief and its ticket: the per-brief cap covers both.
         steps = StepCounter(self.gateway.rules.max_model_calls_per_brief)
         result = await self.gateway.run(
@@ -106,3 +109,20 @@ def llm_drafter(settings: LlmSettings, policy: Policy, *, store: GatewayStore | 
     gateway = Gateway(settings, store=store or MemoryGatewayStore(), audit=audit or MemoryAudit(),
                       rules=GatewayRules.from_policy(policy), canary_states=canary_states)
     return LlmDrafter(gateway, workspace=settings.workspace)
+
+
+def describe_drafting(settings: LlmSettings) -> str:
+    """One sentence on how briefs will be drafted with these settings: said once at start-up and
+    by ``incident-brief config``."""
+    brief = settings.routes["brief"]
+    provider = settings.provider_of("brief")
+    if not settings.enabled:
+        return "briefs are drafted offline: the model is switched off (IB_LLM__ENABLED=false)"
+    if not settings.drafts_with_model():
+        variable = f"IB_LLM__{provider.upper()}__API_KEY"
+        return (f"briefs are drafted offline: no model provider is configured (set {variable}, or "
+                f"IB_LLM__{provider.upper()}__BASE_URL for a compatible server, to draft with {brief})")
+    endpoint = (settings.provider_settings(provider) or settings.openai).base_url or f"{provider}'s public API"
+    fallbacks = ", ".join(settings.fallbacks) or "none"
+    return (f"briefs are drafted by {brief} at {endpoint} through the gateway (fallbacks: {fallbacks}; "
+            "the offline drafter when every model fails or a budget is spent)")

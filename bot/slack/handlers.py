@@ -39,8 +39,8 @@ log = logging.getLogger("incident_brief.slack")
 
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], client: AsyncWebClient) -> None:
-        rt.spawn(_handle_mention(rt, event, client), name="mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        rt.spawn(_handle_mention(rt, event, client, team=_team(body, event)), name="mention")
 
     @app.command("/brief")
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -52,7 +52,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await respond(f"Which service? Known services: {known}. Try `/brief <service>`.")
             return
         alert = Alert(via="slack_mention", title=f"{service.name}: brief requested", service=service.name,
-                      triggered_at=rt.now(), mention_text=request.text, requested_by=command["user_id"])
+                      triggered_at=rt.now(), mention_text=request.text, requested_by=command["user_id"],
+                      workspace=command.get("team_id"))
         # Each /brief is its own request (Slack's trigger id); a retry of the same one posts once.
         request_id = command.get("trigger_id") or rt.now().timestamp()
         key = incident_key(alert, channel=command["channel_id"], thread_ts=f"cmd:{request_id}")
@@ -67,7 +68,8 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     async def on_refresh(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         meta = _action_meta(body)
-        rt.spawn(refresh_brief(rt, meta["incident_key"], body["user"]["id"]), name="refresh")
+        rt.spawn(refresh_brief(rt, meta["incident_key"], body["user"]["id"], workspace=_team(body)),
+                 name="refresh")
 
     @app.action("feedback_up")
     async def on_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -101,7 +103,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     async def on_ticket_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
                                client: AsyncWebClient) -> None:
         fields = _ticket_fields(view)
-        if fields.project not in rt.policy.jira.allowed_projects:
+        if fields.project not in rt.jira_projects():
             await ack(response_action="errors", errors={"project": "Not an allowed project."})
             return
         if not fields.summary.strip():
@@ -133,12 +135,20 @@ def acknowledge_the_rest(app: AsyncApp) -> None:
     app.options(anything)(acknowledge)
 
 
-async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -> None:
+def _team(body: dict[str, Any], event: dict[str, Any] | None = None) -> str | None:
+    """The Slack team (workspace) a request came from: an event envelope's ``team_id``, an
+    interaction's ``team.id``, or the event's own ``team``."""
+    team = body.get("team_id") or (body.get("team") or {}).get("id") or (event or {}).get("team")
+    return str(team) if team else None
+
+
+async def _handle_mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient, *,
+                          team: str | None = None) -> None:
     with span("intake", **{"intake.via": "slack_mention"}):
-        await _mention(rt, event, client)
+        await _mention(rt, event, client, team=team)
 
 
-async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -> None:
+async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient, *, team: str | None) -> None:
     channel, user = event["channel"], event.get("user")
     thread_ts = event.get("thread_ts")
     request = parse_request(event.get("text", ""), rt.catalog)
@@ -152,7 +162,7 @@ async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -
             await client.chat_postMessage(channel=channel, thread_ts=reply_ts,
                                           text="Which brief? Say `refresh` in the brief's thread.")
             return
-        await refresh_brief(rt, incident.key, user)
+        await refresh_brief(rt, incident.key, user, workspace=team)
         return
     service = request.service
     if service is None and thread_ts:
@@ -169,7 +179,8 @@ async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient) -
         return
     alert = Alert(via="slack_mention", title=f"{service.name}: {request.text or 'brief requested'}"[:200],
                   service=service.name, triggered_at=rt.now(), mention_text=request.text,
-                  requested_by=user, details={"monitor_id": monitor_id} if monitor_id is not None else {})
+                  requested_by=user, workspace=team,
+                  details={"monitor_id": monitor_id} if monitor_id is not None else {})
     await publish_brief(rt, alert, service, channel, thread_ts=reply_ts)
 
 
@@ -196,7 +207,7 @@ async def _open_ticket_modal(rt: Runtime, body: dict[str, Any], client: AsyncWeb
         await _ephemeral(client, body, f"Already filed as {approval.jira_key}.")
         return
     await client.views_open(trigger_id=body["trigger_id"], view=ticket_modal(
-        proposal, evidence=latest.result.evidence, allowed_projects=list(rt.policy.jira.allowed_projects),
+        proposal, evidence=latest.result.evidence, allowed_projects=rt.jira_projects(),
         approval_id=approval.id, dry_run=rt.policy.default_mode == "dry_run",
         channel=body["channel"]["id"], message_ts=body["message"]["ts"]))
 

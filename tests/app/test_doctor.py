@@ -1,11 +1,14 @@
-"""`doctor` against the sandbox: every read works, every write is refused before it is sent."""
+"""`doctor` against the sandbox: every read works, every write is refused before it is sent, the
+Slack token has the manifest's scopes, and the model answers one tiny request."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic_ai import models
 from typer.testing import CliRunner
 
 from bot.app.cli import app
@@ -17,6 +20,13 @@ from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 
 
+@pytest.fixture(autouse=True)
+def _allow_sandbox_model_requests() -> Iterator[None]:
+    # conftest blocks model requests; the doctor's model check reaches only the sandbox's model.
+    with models.override_allow_model_requests(True):
+        yield
+
+
 async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout: Scenario) -> None:
     with Sandbox(checkout) as sb:
         rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
@@ -25,10 +35,49 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
                                                                     "pagerduty", "jira")}
     by_name = {row.connector: row for row in rows}
     assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)",
-                            "slack"}
+                            "slack", "model"}
     assert not [row for row in rows if row.failed]
-    assert all(row.write == "refused" for name, row in by_name.items() if name != "slack")
+    assert all(row.write == "refused" for name, row in by_name.items() if name not in {"slack", "model"})
     assert writes == {system: [] for system in writes}
+    assert "every scope of manifest.yaml" in by_name["slack"].read_detail
+    model = by_name["model"]
+    assert model.read == "ok"
+    assert model.read_detail.startswith("openai:gpt-4.1@2025-04-14 answered in ")
+    assert "$0.0" in model.read_detail, "the probe's cost is shown"
+
+
+async def test_a_token_without_a_manifest_scope_fails_the_slack_check(checkout: Scenario) -> None:
+    with Sandbox(checkout) as sb:
+        sb.system("slack").granted_scopes = ["app_mentions:read", "chat:write", "commands", "files:write",
+                                             "users:read", "channels:history"]
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+    slack = next(row for row in rows if row.connector == "slack")
+    assert slack.failed
+    assert "usergroups:read (usergroups.list, usergroups.users.list)" in slack.read_detail
+
+
+async def test_a_failing_model_endpoint_fails_the_model_check(checkout: Scenario) -> None:
+    with Sandbox(checkout) as sb:
+        sb.system("llm").behaviour = "http_500"
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+    model = next(row for row in rows if row.connector == "model")
+    assert model.failed
+    assert "openai:gpt-4.1@2025-04-14 (http_error)" in model.read_detail
+    assert "briefs would be drafted offline" in model.read_detail
+
+
+async def test_without_a_model_provider_the_model_check_is_skipped(checkout: Scenario) -> None:
+    with Sandbox(checkout) as sb:
+        settings = sb.settings()
+        offline = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
+        rows = await run_doctor(offline, default_policy(), Catalog(checkout.service_entries()), now=checkout.now)
+        calls = sb.recorder.requests("llm")
+    model = next(row for row in rows if row.connector == "model")
+    assert (model.read, model.failed) == ("skipped", False)
+    assert "drafted offline" in model.read_detail
+    assert calls == []
 
 
 async def test_doctor_reports_a_source_that_is_down(checkout: Scenario) -> None:
@@ -71,10 +120,10 @@ def test_cli_prints_the_table_for_a_bundled_scenario_by_name() -> None:
     result = CliRunner().invoke(app, ["doctor", "--sandbox", "checkout-5xx-after-deploy"],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for name in ("datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)", "slack"):
+    for name in ("datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)", "slack", "model"):
         assert name in result.output
     assert result.output.count("write refused") == 6
-    assert result.output.count("read ok") == 6
+    assert result.output.count("read ok") == 7
 
 
 def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path) -> None:

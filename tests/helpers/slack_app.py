@@ -52,13 +52,16 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def sandboxed_runtime(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
-                            ) -> AsyncIterator[tuple[Sandbox, Runtime]]:
+                            model: bool = False) -> AsyncIterator[tuple[Sandbox, Runtime]]:
     """The scenario's sandbox and a runtime built as `serve` builds it, every client pointed at
-    the sandbox, the store a migrated SQLite file; background work is waited for on exit."""
+    the sandbox, the store a migrated SQLite file; background work is waited for on exit.
+    The sandbox's settings name its model endpoint, so `serve` would draft with the model;
+    these tests draft offline (deterministic briefs) unless `model` is set."""
     with Sandbox(scenario) as sb:
-        rt = await build_runtime(sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}"),
-                                 policy=policy or default_policy(), catalog=Catalog(scenario.service_entries()),
-                                 now=lambda: scenario.now)
+        settings = sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}")
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": model})})
+        rt = await build_runtime(settings, policy=policy or default_policy(),
+                                 catalog=Catalog(scenario.service_entries()), now=lambda: scenario.now)
         yield sb, rt
         await rt.idle()
 
