@@ -142,6 +142,7 @@ class SlackApp(SystemApp):
         self.channel_names = {c.slack_channel: f"inc-{c.name}" for c in ctx.scenario.catalog if c.slack_channel}
         # What the installed bot token may do: the app was created from the manifest (tests narrow it).
         self.granted_scopes: list[str] = sorted(bot_scopes())
+        self.guests: set[str] = set()  # users.info says these are guests (is_restricted)
 
     @property
     def base_url(self) -> str:
@@ -465,7 +466,7 @@ def build(ctx: SandboxContext) -> SlackApp:
         user = _args(req).get("user")
         if not isinstance(user, str) or not _USER_ID.match(user):
             return _fail("user_not_found")
-        return _ok(user=_user_json(user))
+        return _ok(user=_user_json(user, guest=user in app.guests))
 
     @method("conversations.info")
     async def conversations_info(req: SandboxRequest) -> Reply:
@@ -526,11 +527,12 @@ def _group_json(group: dict[str, Any], include_users: bool) -> dict[str, Any]:
     return out
 
 
-def _user_json(user: str) -> dict[str, Any]:
+def _user_json(user: str, *, guest: bool = False) -> dict[str, Any]:
     name = user.lower()
     is_bot = user == BOT_USER_ID
     return {"id": user, "team_id": TEAM_ID, "name": "incident-brief" if is_bot else name, "deleted": False,
             "real_name": "Incident Brief" if is_bot else name.title(), "tz": "Etc/UTC", "tz_offset": 0,
             "is_bot": is_bot, "is_admin": False, "is_owner": False, "is_app_user": False,
+            "is_restricted": guest, "is_ultra_restricted": False,
             "profile": {"real_name": name.title(), "display_name": name, "email": None,
                         "bot_id": BOT_ID if is_bot else None}}

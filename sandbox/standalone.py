@@ -58,7 +58,8 @@ def catalog_yaml(scenario: Scenario) -> str:
 
 
 def scenario_yaml(scenario: Scenario) -> str:
-    return yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True, exclude={"path"}), sort_keys=False)
+    raw = scenario.model_dump(mode="json", by_alias=True, exclude={"path"}, exclude_none=True)
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def bot_env(sandbox: Sandbox, *, catalog_file: Path, database_url: str,

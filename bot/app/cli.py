@@ -475,7 +475,8 @@ def sandbox_up(
         console.print(f"settings written to {env}; next, in other terminals:\n"
                       f"  incident-brief --env-file {env} serve\n"
                       f"  incident-brief sandbox trigger --dir {folder}   (fires {folder / SCENARIO_FILE})\n"
-                      "Messages the bot posts in the fake Slack appear below. Ctrl-C stops the sandbox.")
+                      "Messages the bot posts in the fake Slack appear below. Ctrl-C stops the sandbox.",
+                      soft_wrap=True, highlight=False)
         tail_slack(sb, lambda line: console.print(f"[cyan]slack[/cyan] {line}", highlight=False),
                    stop=lambda: False)
 

@@ -109,20 +109,21 @@ def webhook_feature(settings: Settings, catalog: Catalog | None) -> Feature:
 def model_feature(settings: Settings) -> Feature:
     # Without a provider the detail says what to set (and start-up says it once, in bootstrap).
     llm = settings.llm
-    missing: list[str] = []
+    broken: list[str] = []  # serve refuses to start with these
+    notes: list[str] = []
     for ref in [*llm.routes.values(), *llm.fallbacks]:
         try:
             parsed = ModelRef.parse(ref)
         except ConfigError as exc:
-            missing.append(f"IB_LLM__ROUTES / IB_LLM__FALLBACKS: {exc}")
+            broken.append(f"IB_LLM__ROUTES / IB_LLM__FALLBACKS: {exc}")
             continue
         if price_for(parsed, llm.prices) is None:
-            missing.append(f"IB_LLM__PRICES: no price for {ref}; serve refuses to start (spend limits need it)")
+            broken.append(f"IB_LLM__PRICES: no price for {ref}; serve refuses to start (spend limits need it)")
         endpoint = llm.provider_settings(parsed.provider)
         if llm.drafts_with_model() and ref in llm.fallbacks and endpoint is not None and not endpoint.configured:
-            missing.append(f"IB_LLM__{parsed.provider.upper()}__API_KEY: fallback {ref} has no provider "
-                           "configured and will fail at once")
-    return Feature("Model", llm.drafts_with_model() and not missing, describe_drafting(llm), missing)
+            notes.append(f"IB_LLM__{parsed.provider.upper()}__API_KEY: fallback {ref} has no provider "
+                         "configured and will fail at once")
+    return Feature("Model", llm.drafts_with_model() and not broken, describe_drafting(llm), broken + notes)
 
 
 def catalog_feature(settings: Settings) -> tuple[Feature, Catalog | None]:

@@ -269,8 +269,8 @@ def _project_warnings(policy: Policy, catalog_projects: Collection[str] | None) 
     if policy.jira.allowed_projects:
         outside = sorted(set(policy.jira.allowed_projects) - set(catalog_projects or ()))
         if catalog_projects is not None and outside:
-            return [f"jira.allowed_projects: {', '.join(outside)} is no catalog service's project: only a "
-                    "person choosing it in the ticket modal files there"]
+            return [f"jira.allowed_projects: no catalog service has {', '.join(outside)} as its project: tickets "
+                    "go there only when a person picks it in the ticket modal"]
         return []
     if catalog_projects is None:
         return ["jira.allowed_projects: empty: tickets may be filed into the Jira project of any catalog "

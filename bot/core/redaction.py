@@ -334,6 +334,9 @@ def _redact_record(record: logging.LogRecord) -> None:
     template and an argument (``"token=%s"``): only then is the record collapsed into its masked
     text (``args=()``). A record whose arguments do not fit its template is collapsed too, so
     the handler does not fail on it later."""
+    if isinstance(record.msg, Mapping):  # a structlog event dict, on its way to structlog's formatter
+        record.msg = redact_obj(dict(record.msg))
+        return
     if record.args:
         record.args = _redact_args(record.args)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import textwrap
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -234,10 +235,10 @@ def validation_lines(exc: ValidationError) -> list[str]:
     return lines
 
 
-def load_settings(env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     """The settings from the environment and `env_file` (when it exists; the environment wins).
     Every problem is a `ConfigError` line naming the variable."""
-    environ = os.environ if environ is None else environ
+    environ = os.environ
     present = env_file is not None and env_file.is_file()
     from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if present and env_file else {}
     origin = {**dict.fromkeys(from_file, str(env_file)), **dict.fromkeys(environ, "the environment")}
@@ -300,7 +301,7 @@ def env_example() -> str:
     for group, specs in _grouped().items():
         lines += ["", f"# ---- {group} " + "-" * max(4, 70 - len(group))]
         for spec in specs:
-            lines.append(f"# {spec.description}")
+            lines += [f"# {line}" for line in textwrap.wrap(spec.description, width=96)]
             lines.append(f"# {spec.env}={spec.default}" if spec.default and not spec.default.startswith("(")
                          else f"{spec.env}=")
     return "\n".join(lines) + "\n"

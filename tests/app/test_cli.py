@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 
 from pydantic_ai import models
@@ -77,3 +79,107 @@ def test_draft_with_the_model_records_model_prompt_tokens_and_cost_and_shows_the
     assert draft["cost_usd"] > 0
     assert "Audit · model calls" in result.output
     assert "Audit · tool calls" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings, config, policy check, spend: what an operator types on day one
+# ---------------------------------------------------------------------------------------------
+NO_ENV_FILE = ["--env-file", "/nonexistent/.env"]
+
+
+def test_wrong_settings_stop_serve_with_one_line_each_and_exit_2() -> None:
+    env = {"IB_DATABASE_URL": "mysql://db/x", "IB_PAGERDUTY__WEBHOOK_SECRETS": "whsec", "IB_SLACK__TOKEN": "x"}
+    result = RUNNER.invoke(app, [*NO_ENV_FILE, "serve"], env=env)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert [line.split(":", 2)[1].split()[0] for line in lines] == [
+        "IB_PAGERDUTY__WEBHOOK_SECRETS", "IB_SLACK__TOKEN"], "each problem is one line naming the setting"
+    assert "Traceback" not in result.output
+    bad_url = RUNNER.invoke(app, [*NO_ENV_FILE, "clock"], env={"IB_DATABASE_URL": "mysql://db/x"})
+    assert bad_url.exit_code == 2
+    assert bad_url.output.count("\n") == 1
+    assert bad_url.output.startswith("error: IB_DATABASE_URL: not a database URL this bot can use")
+
+
+def test_an_unreachable_database_is_one_line_too(tmp_path: Path) -> None:
+    env = {"IB_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/ib", "IB_SLACK__BOT_TOKEN": "xoxb-1",
+           "IB_SLACK__SIGNING_SECRET": "s", "IB_LOG_LEVEL": "ERROR"}
+    result = RUNNER.invoke(app, [*NO_ENV_FILE, "serve", "--port", "0"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip().endswith("Connect call failed ('127.0.0.1', 1)")
+    assert "error: IB_DATABASE_URL: cannot open postgresql+asyncpg://nobody@127.0.0.1:1/ib" in result.output
+
+
+def test_config_shows_settings_masked_and_what_each_feature_lacks(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("IB_SLACK__BOT_TOKEN=xoxb-1234567890-abcdefgh\nIB_SLACK__SIGNING_SECRET=0123456789abcdef\n"
+                        "IB_DATABASE_URL=postgresql://ib:hunter22@db/ib\n")
+    result = RUNNER.invoke(app, ["--env-file", str(env_file), "config"],
+                           env={"IB_LLM__OPENAI__API_KEY": "sk-proj-abcdefghijklmnop", "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for secret in ("xoxb-1234567890-abcdefgh", "0123456789abcdef", "hunter22", "sk-proj-abcdefghijklmnop"):
+        assert secret not in out
+    assert "set (…efgh)" in out
+    assert str(env_file) in out, "where each setting came from"
+    assert "environment" in out
+    assert "ready      Slack" in out
+    assert "IB_PAGERDUTY__WEBHOOK_SECRETS: /webhooks/pagerduty refuses every delivery (503)" in out
+    assert "IB_GITHUB__TOKEN: not set; every brief shows GitHub (deploys) as a source gap" in out
+    assert "ready      Model: briefs are drafted by openai:gpt-4.1@2025-04-14" in out
+    assert "IB_LLM__ANTHROPIC__API_KEY: fallback anthropic:claude-haiku-4-5@20251001 has no provider" in out
+
+
+def test_config_says_when_briefs_are_drafted_offline() -> None:
+    result = RUNNER.invoke(app, [*NO_ENV_FILE, "config"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "briefs are drafted offline: no model provider is configured (set IB_LLM__OPENAI__API_KEY" in result.output
+    assert "SQLite serves one host" in result.output
+
+
+def test_config_writes_the_reference_and_the_env_example() -> None:
+    from bot.core.settings_env import env_example, reference_markdown
+
+    assert RUNNER.invoke(app, ["config", "--reference"]).output == reference_markdown()
+    assert RUNNER.invoke(app, ["config", "--env-example"]).output == env_example()
+
+
+def test_policy_check_accepts_the_seed_policy_and_warns() -> None:
+    result = RUNNER.invoke(app, ["policy", "check", "config/policy.seed.yaml", "--catalog",
+                                 "config/catalog.example.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "jira.create_issue          needs_approval  write tool: needs one approver" in result.output
+    assert "jira.allowed_projects: [] (the catalog's projects: ['CHK'])" in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 4
+    assert "warning: approvers: none listed: any full member of the Slack workspace" in result.output
+
+
+async def _two_charges(url: str) -> None:
+    from bot.store.db import create_engine_for, migrate, session_factory
+    from bot.store.repo import Store
+
+    await migrate(url)
+    engine = create_engine_for(url)
+    try:
+        store = Store(session_factory(engine))
+        await store.add_spend(user="U0ONCALL1", workspace="T0TEAM", usd=0.5, tokens=1200)
+        await store.add_spend(user=None, workspace="T0TEAM", usd=0.25, tokens=800)
+    finally:
+        await engine.dispose()
+
+
+def test_spend_reports_each_user_and_workspace_against_the_limits(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'spend.db'}"
+    asyncio.run(_two_charges(url))
+    result = RUNNER.invoke(app, [*NO_ENV_FILE, "spend"], env={"IB_DATABASE_URL": url, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"user U0ONCALL1 .* 1,200 .* 0\.5000 .* 25%", result.output), result.output
+    assert re.search(r"workspace T0TEAM .* 2,000 .* 0\.7500 .* 0%", result.output), result.output
+    assert RUNNER.invoke(app, [*NO_ENV_FILE, "spend", "--month", "June"], env={"IB_DATABASE_URL": url}).exit_code == 2
+
+
+def test_sandbox_trigger_without_a_running_sandbox_says_what_to_run(tmp_path: Path) -> None:
+    result = RUNNER.invoke(app, ["sandbox", "trigger", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "incident-brief sandbox up" in result.output

@@ -12,10 +12,12 @@ from bot.core.errors import ConfigError
 from bot.core.policy import (
     KNOWN_TOOLS,
     READ_TOOLS,
+    REPO_ROOT,
     Policy,
     default_policy,
     describe,
     load_policy,
+    parse_policy,
     read_only_policy,
     warnings,
 )
@@ -260,7 +262,8 @@ agent_policy:
   approvals: {jira.create_issue: required}
   pii: {redact: true, log_retention_days: 30}
   spend_limits: {per_user_usd_per_day: 2.00, per_workspace_usd_per_month: 500.00}
-"""
+"""  # the issue's text, verbatim
+SEED_FILE = REPO_ROOT / "config" / "policy.seed.yaml"
 SEED_READS = {"datadog.query_metrics", "datadog.search_logs", "github.list_deployments", "confluence.search"}
 
 
@@ -280,6 +283,12 @@ def test_the_seed_policy_loads_as_written_and_means_what_it_says(tmp_path: Path)
     assert policy.decide("jira.create_issue", "U1", {"project": "CHK"}).outcome == "deny", "no catalog, no project"
     assert policy.jira_projects(catalog) == ["CHK", "PAY"]
     assert (policy.spend_limits.per_user_usd_per_day, policy.spend_limits.per_workspace_usd_per_month) == (2.0, 500.0)
+
+
+def test_the_bundled_seed_file_is_that_policy() -> None:
+    assert load_policy(SEED_FILE) == parse_policy(yaml.safe_load(SEED_POLICY), "seed")
+    body = "\n".join(line for line in SEED_FILE.read_text().splitlines() if not line.startswith("#"))
+    assert body.strip() == SEED_POLICY.strip()
 
 
 def test_allowed_projects_narrow_the_catalog_projects(tmp_path: Path) -> None:
