@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -39,12 +40,13 @@ async def run_demo(scenario: Scenario, console: Console) -> int:
             await rt.idle()
             incident = await rt.store.latest_incident_in_channel(message.channel)
             latest = await rt.store.get_brief(incident.key) if incident else None
-            if latest is None:
+            if incident is None or latest is None:
                 raise RuntimeError("no brief was stored")
             result = latest.result
             console.print(f"[bold]2.[/bold] brief posted in {message.channel} (ts {message.ts}); "
                           f"Jira writes so far: {len(sandbox.recorder.writes('jira'))}")
             render_brief(result, console, title=f"Brief · {scenario.alert.title}")
+            await _say_how_it_was_drafted(rt, incident.key, console)
             approver = scenario.alert.requested_by or "U0ONCALL1"
             console.print(f"[bold]3.[/bold] {approver} clicks [i]Create Jira ticket[/i] and submits the modal")
             await approve_ticket(sandbox, bot_url, message, approver)
@@ -81,3 +83,15 @@ def metrics_summary(exposition: str) -> str:
             f"{count('incident_brief_webhook_deliveries_total', 'accepted')} webhook accepted, "
             f"{count('incident_brief_approvals_total', 'filed')} approval filed")
 
+
+async def _say_how_it_was_drafted(rt: Runtime, key: str, console: Console) -> None:
+    """The live path's model calls and spend, as `serve` records them (the model is simulated)."""
+    calls = await rt.store.list_model_calls(key)
+    if not calls:
+        console.print("   drafted offline: no model is configured")
+        return
+    workspace = rt.settings.llm.workspace
+    spent = await rt.store.spend_month(workspace, datetime.now(UTC).date())
+    console.print(f"   drafted through the gateway by the sandbox's [bold]simulated[/bold] model: {len(calls)} model "
+                  f"call(s) audited under {key}; ${spent.usd:.4f} ({spent.tokens} tokens) charged to workspace "
+                  f"{workspace} (simulated prices; `incident-brief spend` shows the ledger)")

@@ -44,8 +44,8 @@ class DatadogSettings(ConnectorSettings):
     web_url: str | None = Field(default="https://app.datadoghq.com", description="your site's web app, for links")
     token: SecretStr = Field(default=SecretStr(""), description="API key (DD-API-KEY)")
     app_key: SecretStr = Field(default=SecretStr(""), description=(
-        "application key (DD-APPLICATION-KEY), scoped to monitors_read, dashboards_read, metrics_read, "
-        "logs_read_data, events_read"))
+        "application key (DD-APPLICATION-KEY), scoped to monitors_read, dashboards_read, timeseries_query, "
+        "metrics_read, logs_read_data, events_read"))
 
     @property
     def configured(self) -> bool:
@@ -57,7 +57,7 @@ class GitHubSettings(ConnectorSettings):
                           description="API base (GitHub Enterprise: https://HOST/api/v3)")
     web_url: str | None = Field(default="https://github.com", description="web host, for links")
     token: SecretStr = Field(default=SecretStr(""), description=(
-        "fine-grained token, read-only: Deployments, Metadata and Pull requests (read) on the catalog's repos"))
+        "fine-grained token on the catalog's repos, read-only: Metadata, Contents, Deployments, Pull requests"))
 
 
 class ConfluenceSettings(ConnectorSettings):
