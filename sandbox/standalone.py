@@ -93,20 +93,21 @@ def prepare(sandbox: Sandbox, folder: Path, *, database_url: str | None = None) 
     return env
 
 
-async def fire(scenario: Scenario, bot_url: str, *, slack_secret: str = DEFAULT_SECRETS["slack_signing_secret"],
+async def fire(scenario: Scenario, bot_url: str, *, mention: bool = False,
+               slack_secret: str = DEFAULT_SECRETS["slack_signing_secret"],
                pagerduty_secret: str = DEFAULT_SECRETS["pagerduty_webhook_secret"]) -> httpx.Response:
     """The scenario's trigger, sent as its real sender would: a signed PagerDuty webhook (sent
-    now) for an incident, else a signed Slack mention in the service's channel."""
-    if scenario.alert.via == "pagerduty" and scenario.alert.incident_id:
-        body, headers = build_webhook(scenario, "incident.triggered", secret=pagerduty_secret,
-                                      occurred_at=datetime.now(UTC))
-        return await send_webhook(f"{bot_url.rstrip('/')}/webhooks/pagerduty", body, headers)
+    now) for an incident, else (or with `mention`) a signed Slack mention of the bot, naming the
+    service, by the scenario's requester in the service's channel."""
+    if scenario.alert.via == "pagerduty" and scenario.alert.incident_id and not mention:
+        delivery, headers = build_webhook(scenario, "incident.triggered", secret=pagerduty_secret,
+                                          occurred_at=datetime.now(UTC))
+        return await send_webhook(f"{bot_url.rstrip('/')}/webhooks/pagerduty", delivery, headers)
     channel = next((s.slack_channel for s in scenario.catalog if s.slack_channel), None) or "C0DEMO"
     text = scenario.alert.mention_text or f"<@UBRIEFBOT> brief {scenario.alert.service}"
-    mention = slack_sender.app_mention_body(channel=channel, user=scenario.alert.requested_by or "U0ONCALL1",
-                                            text=text)
-    return await slack_sender.post_to_bot(f"{bot_url.rstrip('/')}/slack/events", mention,
-                                          slack_sender.signed_headers(slack_secret, mention))
+    body = slack_sender.app_mention_body(channel=channel, user=scenario.alert.requested_by or "U0ONCALL1", text=text)
+    return await slack_sender.post_to_bot(f"{bot_url.rstrip('/')}/slack/events", body,
+                                          slack_sender.signed_headers(slack_secret, body))
 
 
 def message_line(message: SlackMessage) -> str:

@@ -485,15 +485,17 @@ def sandbox_up(
 def sandbox_trigger(
     folder: Annotated[Path, typer.Option("--dir", help="the folder `sandbox up` wrote")] = Path(".sandbox"),
     bot_url: Annotated[str, typer.Option("--bot-url", help="where `serve` listens")] = "http://127.0.0.1:8000",
+    mention: Annotated[bool, typer.Option(
+        "--mention", help="a person asks in Slack instead (their day's budget pays, with their team's month)")] = False,
 ) -> None:
-    """Fire the running sandbox's trigger at the bot: a signed PagerDuty webhook (or Slack mention)."""
+    """Fire the running sandbox's trigger at the bot: a signed PagerDuty webhook, or a Slack mention."""
     import httpx
 
     from sandbox.standalone import SCENARIO_FILE, fire
 
     try:
         loaded = load_scenario(folder / SCENARIO_FILE)
-        response = asyncio.run(fire(loaded, bot_url))
+        response = asyncio.run(fire(loaded, bot_url, mention=mention))
     except ScenarioError as exc:
         _fail(f"{exc} (run `incident-brief sandbox up --dir {folder}` first)")
         return

@@ -84,11 +84,12 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
 
 async def refresh_brief(rt: Runtime, key: str, actor: str | None, *, workspace: str | None = None) -> None:
     """Re-run the workflow for a stored incident and edit its message in place. Whoever asked
-    for the refresh (and their Slack team) pays for its model calls."""
+    for the refresh (and their Slack team) pays for its model calls; a scheduled refresh
+    (`actor` None) is nobody's: the incident's workspace pays, no person's daily budget."""
     incident = await rt.store.get_incident(key)
     if incident is None or incident.alert is None or not incident.message_ts or not incident.channel:
         raise LookupError(f"no brief message stored for {key}")
-    alert = incident.alert.model_copy(update={"requested_by": actor or incident.alert.requested_by,
+    alert = incident.alert.model_copy(update={"requested_by": actor,
                                               "workspace": workspace or incident.alert.workspace})
     if actor is not None:  # a person asked for it: the report counts it as stepping in
         await rt.store.note_human_refresh(key)
