@@ -10,7 +10,7 @@ from pydantic_ai import models
 from sandbox.scenario import Scenario
 from tests.helpers.scenarios import SCENARIOS, scenario
 
-pytest_plugins = ["tests.helpers.db"]
+pytest_plugins = ["tests.helpers.db", "tests.helpers.logging_state"]
 
 # Tests talk to the sandbox's model endpoints or pydantic-ai test models, never a provider.
 models.ALLOW_MODEL_REQUESTS = False

@@ -90,11 +90,12 @@ def configure_logging(level: str | int = "INFO", fmt: LogFormat = "text", stream
 
 
 def release_uvicorn_loggers() -> None:
-    """Send uvicorn's records to the root handler. A uvicorn `Config` built with its default
-    `log_config` installs its own handlers and stops propagation; ours are built with
-    ``log_config=None``, and this undoes it for any that was not."""
+    """Send uvicorn's records to the root handler, at the root's level. A uvicorn `Config` built
+    with its default `log_config` installs its own handlers and stops propagation, and any sets
+    its loggers' levels; ours are built with ``log_config=None``, and this undoes the rest."""
     for name in UVICORN_LOGGERS:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
+        logger.setLevel(logging.NOTSET)

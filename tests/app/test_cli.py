@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from pydantic_ai import models
 from typer.testing import CliRunner
 
@@ -14,6 +15,8 @@ from bot.app.cli import app
 from sandbox.scenario import bundled_scenarios_dir
 
 RUNNER = CliRunner()
+# serve and clock configure the process's logging from their settings: restored after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 SCENARIOS = bundled_scenarios_dir()
 
 

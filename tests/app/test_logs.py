@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -18,25 +17,9 @@ ACCESS = '%s - "%s %s HTTP/%s" %d'
 
 
 @pytest.fixture
-def captured() -> Iterator[io.StringIO]:
+def captured(restore_logging: None) -> io.StringIO:
     """Where the root handler writes; the process's logging set-up is restored afterwards."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
-    named = [logging.getLogger(name) for name in (*logs.CHATTY_AT_INFO, *logs.UVICORN_LOGGERS)]
-    loggers = {logger.name: (logger.level, logger.propagate, list(logger.handlers)) for logger in named}
-    try:
-        yield stream
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.setLogRecordFactory(factory)
-        for name, (old_level, propagate, old_handlers) in loggers.items():
-            logger = logging.getLogger(name)
-            logger.setLevel(old_level)
-            logger.propagate = propagate
-            logger.handlers[:] = old_handlers
-        structlog.reset_defaults()
+    return io.StringIO()
 
 
 def _emit_everything() -> None:
