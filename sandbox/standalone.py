@@ -15,16 +15,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import yaml
+from rich.console import Console
 
 from bot.core.policy import BUNDLED_POLICY
 from bot.core.settings_env import settings_env
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
-from sandbox.scenario import Scenario
+from sandbox.scenario import ModelBehaviour, ModelSpec, Scenario, load_scenario
 from sandbox.server import DEFAULT_SECRETS, Sandbox
 from sandbox.slack import SlackMessage
 
@@ -133,3 +134,26 @@ def tail_slack(sandbox: Sandbox, emit: Callable[[str], None], *, stop: Callable[
                 seen[key] = version
                 emit(message_line(message))
         time.sleep(interval_s)
+
+
+def run_up(scenario_path: Path, folder: Path, model_behaviour: str | None, console: Console) -> None:
+    """`incident-brief sandbox up`: the scenario's sandbox, moved to now, until Ctrl-C; its env
+    file written to `folder`; each message the bot posts in the fake Slack printed. A bad
+    scenario is a `ScenarioError`, an unknown model behaviour a `ValueError`."""
+    behaviours = get_args(ModelBehaviour)
+    if model_behaviour is not None and model_behaviour not in behaviours:
+        raise ValueError(f"--model-behaviour {model_behaviour!r}: expected one of {', '.join(behaviours)}")
+    scenario = at_now(load_scenario(scenario_path))
+    if model_behaviour is not None:
+        scenario = scenario.model_copy(update={"model": ModelSpec.model_validate({"behaviour": model_behaviour})})
+    with Sandbox(scenario) as sb:
+        env = prepare(sb, folder)
+        console.print(f"sandbox up for [bold]{scenario.title}[/bold] (model: {scenario.model.behaviour}, simulated)")
+        for name, url in sb.urls.items():
+            console.print(f"  {name:<10} {url}")
+        console.print(f"settings written to {env}; next, in other terminals:\n"
+                      f"  incident-brief --env-file {env} serve\n"
+                      f"  incident-brief sandbox trigger --dir {folder}   (fires {folder / SCENARIO_FILE})\n"
+                      "Messages the bot posts in the fake Slack appear below. Ctrl-C stops the sandbox.",
+                      soft_wrap=True, highlight=False)
+        tail_slack(sb, lambda line: console.print(f"[cyan]slack[/cyan] {line}", highlight=False), stop=lambda: False)

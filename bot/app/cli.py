@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
-from dotenv import dotenv_values
 from rich.console import Console
 from rich.markup import escape
 
-from bot.app.logs import configure_logging
 from bot.core.config import LogLevel, Settings
 from bot.core.errors import ConfigError
 from bot.core.models import BriefResult
-from bot.core.settings_env import PREFIX, load_settings
+from bot.core.settings_env import load_settings
+from bot.telemetry.logs import configure_logging
 from sandbox.scenario import ScenarioError, bundled_scenarios_dir, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -50,16 +49,6 @@ def _options(env_file: Annotated[Path, typer.Option(
 def _settings() -> Settings:
     """The settings from the environment and the env file; a wrong one is a ConfigError line."""
     return load_settings(ENV_FILE["path"])
-
-
-def _sources() -> dict[str, str]:
-    """Where each set variable came from, for `config`."""
-    path = ENV_FILE["path"]
-    from_file = dotenv_values(path) if path.is_file() else {}
-    sources = {key.upper(): str(path) for key, value in from_file.items() if value}
-    sources.update({key.upper(): "environment" for key, value in os.environ.items()
-                    if key.upper().startswith(PREFIX) and value})
-    return sources
 
 
 def _log_to(settings: Settings, default_level: str) -> None:
@@ -232,14 +221,14 @@ def config_command(
     if reference or env_example:
         sys.stdout.write(reference_markdown() if reference else example_text())
         return
-    from bot.app.config_report import print_report
+    from bot.app.config_report import print_report, sources
 
     try:
         settings = _settings()
     except ConfigError as exc:
         _fail(str(exc))
         return
-    print_report(settings, _sources(), console)
+    print_report(settings, sources(ENV_FILE["path"]), console)
 
 
 @app.command()
@@ -452,33 +441,12 @@ def sandbox_up(
 ) -> None:
     """Run the sandbox until Ctrl-C, write the env file a bot needs to use it, and show each
     message the bot posts in the fake Slack."""
-    from sandbox.scenario import ModelBehaviour, ModelSpec
-    from sandbox.server import Sandbox
-    from sandbox.standalone import SCENARIO_FILE, at_now, prepare, tail_slack
+    from sandbox.standalone import run_up
 
-    behaviours = get_args(ModelBehaviour)
-    if model is not None and model not in behaviours:
-        _fail(f"--model-behaviour {model!r}: expected one of {', '.join(behaviours)}")
-        return
     try:
-        loaded = at_now(load_scenario(_scenario_path(scenario)))
-    except ScenarioError as exc:
+        run_up(_scenario_path(scenario), folder, model, console)
+    except (ScenarioError, ValueError) as exc:  # a bad scenario file, an unknown model behaviour
         _fail(str(exc))
-        return
-    if model is not None:
-        loaded = loaded.model_copy(update={"model": ModelSpec.model_validate({"behaviour": model})})
-    with Sandbox(loaded) as sb:
-        env = prepare(sb, folder)
-        console.print(f"sandbox up for [bold]{loaded.title}[/bold] (model: {loaded.model.behaviour}, simulated)")
-        for name, url in sb.urls.items():
-            console.print(f"  {name:<10} {url}")
-        console.print(f"settings written to {env}; next, in other terminals:\n"
-                      f"  incident-brief --env-file {env} serve\n"
-                      f"  incident-brief sandbox trigger --dir {folder}   (fires {folder / SCENARIO_FILE})\n"
-                      "Messages the bot posts in the fake Slack appear below. Ctrl-C stops the sandbox.",
-                      soft_wrap=True, highlight=False)
-        tail_slack(sb, lambda line: console.print(f"[cyan]slack[/cyan] {line}", highlight=False),
-                   stop=lambda: False)
 
 
 @sandbox_app.command("trigger")

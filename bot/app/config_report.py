@@ -5,9 +5,12 @@ so a half-configured bot says so instead of failing later (a webhook answering 5
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
@@ -16,7 +19,7 @@ from bot.core.config import DEFAULT_PRICES, ConnectorSettings, Settings
 from bot.core.errors import ConfigError
 from bot.core.policy import Policy, load_policy, read_only_policy, warnings
 from bot.core.redaction import redact
-from bot.core.settings_env import SettingSpec, env_text, setting_specs, value_of
+from bot.core.settings_env import PREFIX, SettingSpec, env_text, setting_specs, value_of
 from bot.gateway.drafter import describe_drafting
 from bot.gateway.pricing import price_for
 from bot.gateway.refs import ModelRef
@@ -41,6 +44,15 @@ def masked(spec: SettingSpec, value: object) -> str:
     if spec.default.startswith("(") and isinstance(value, dict) and value.keys() == DEFAULT_PRICES.keys():
         return spec.default  # the built-in table, unchanged
     return redact(env_text(value)) or "(none)"
+
+
+def sources(env_file: Path) -> dict[str, str]:
+    """Where each set ``IB_`` variable came from: the env file, or the environment (which wins)."""
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    found = {key.upper(): str(env_file) for key, value in from_file.items() if value}
+    found.update({key.upper(): "environment" for key, value in os.environ.items()
+                  if key.upper().startswith(PREFIX) and value})
+    return found
 
 
 def effective_rows(settings: Settings, sources: Mapping[str, str]) -> list[tuple[str, str, str]]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -156,30 +154,6 @@ def test_policy_check_accepts_the_seed_policy_and_warns() -> None:
     warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 4
     assert "warning: approvers: none listed: any full member of the Slack workspace" in result.output
-
-
-async def _two_charges(url: str) -> None:
-    from bot.store.db import create_engine_for, migrate, session_factory
-    from bot.store.repo import Store
-
-    await migrate(url)
-    engine = create_engine_for(url)
-    try:
-        store = Store(session_factory(engine))
-        await store.add_spend(user="U0ONCALL1", workspace="T0TEAM", usd=0.5, tokens=1200)
-        await store.add_spend(user=None, workspace="T0TEAM", usd=0.25, tokens=800)
-    finally:
-        await engine.dispose()
-
-
-def test_spend_reports_each_user_and_workspace_against_the_limits(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'spend.db'}"
-    asyncio.run(_two_charges(url))
-    result = RUNNER.invoke(app, [*NO_ENV_FILE, "spend"], env={"IB_DATABASE_URL": url, "COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert re.search(r"user U0ONCALL1 .* 1,200 .* 0\.5000 .* 25%", result.output), result.output
-    assert re.search(r"workspace T0TEAM .* 2,000 .* 0\.7500 .* 0%", result.output), result.output
-    assert RUNNER.invoke(app, [*NO_ENV_FILE, "spend", "--month", "June"], env={"IB_DATABASE_URL": url}).exit_code == 2
 
 
 def test_sandbox_trigger_without_a_running_sandbox_says_what_to_run(tmp_path: Path) -> None:

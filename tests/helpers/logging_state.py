@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from bot.app import logs
+from bot.telemetry import logs
 
 NAMED = (*logs.CHATTY_AT_INFO, *logs.UVICORN_LOGGERS)
 

@@ -5,11 +5,13 @@ masked when it is created (`bot.core.redaction.install_logging_redaction`), then
 the one root handler: ``text`` (a line per record) or ``json`` (one JSON object per line, via
 structlog's `ProcessorFormatter`, for log shippers). uvicorn is told not to install handlers of
 its own (``log_config=None``), and any it installed anyway are removed, so its access log
-reaches the same handler.
+reaches the same handler. The step events (`bot.telemetry.events`) arrive already rendered:
+in JSON mode they are rendered as JSON and merged into the line, not nested in it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -46,10 +48,24 @@ _SHARED: list[Any] = [
 ]
 
 
+def _merge_rendered_json(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A message that is itself a JSON object (an event structlog rendered upstream) becomes the
+    line's fields, so a log shipper sees one flat object, not a JSON string inside another."""
+    message = event.get("event")
+    if isinstance(message, str) and message.startswith("{") and message.endswith("}"):
+        try:
+            rendered = json.loads(message)
+        except ValueError:
+            return event
+        if isinstance(rendered, dict) and isinstance(rendered.get("event"), str):
+            return {**event, **rendered}
+    return event
+
+
 def _json_formatter() -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         pass_foreign_args=True,
-        foreign_pre_chain=[*_SHARED, _access_fields],
+        foreign_pre_chain=[*_SHARED, _access_fields, _merge_rendered_json],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

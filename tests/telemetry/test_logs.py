@@ -10,8 +10,8 @@ import pytest
 import structlog
 import uvicorn
 
-from bot.app import logs
-from bot.app.logs import configure_logging
+from bot.telemetry import logs
+from bot.telemetry.logs import configure_logging
 
 ACCESS = '%s - "%s %s HTTP/%s" %d'
 
@@ -78,3 +78,18 @@ def test_configuring_again_replaces_the_handler_and_quiets_chatty_libraries(capt
     configure_logging("DEBUG", "json", captured)
     logging.getLogger("httpx").debug("HTTP Request: GET http://127.0.0.1:9/ 200")
     assert "HTTP Request" in captured.getvalue()
+
+
+def test_json_step_events_are_flat_objects_on_the_same_lines(captured: io.StringIO) -> None:
+    from bot.telemetry.events import configure_events, event
+
+    configure_logging("INFO", "json", captured)
+    configure_events(log_format="json")
+    try:
+        event("tool_call", tool="datadog.search_logs", detail="token=sk-live-51HxQaBcDeFgHiJkLm jane.doe@example.com")
+    finally:
+        configure_events(log_format="console")
+    [line] = [json.loads(text) for text in captured.getvalue().splitlines()]
+    assert (line["event"], line["tool"], line["logger"]) == ("tool_call", "datadog.search_logs",
+                                                               "incident_brief.events")
+    assert line["detail"] == "token=[REDACTED:api_key] [REDACTED:email]"
