@@ -93,6 +93,8 @@ class Event(_Strict):
 class PullRequestRef(_Strict):
     number: int
     title: str
+    labels: list[str] = Field(default_factory=list)
+    body: str = ""
 
 
 class Deploy(_Strict):
@@ -106,6 +108,7 @@ class Deploy(_Strict):
     description: str | None = None
     status: Literal["success", "failure", "error", "in_progress", "pending", "inactive"] = "success"
     pull_request: PullRequestRef | None = None
+    files: list[str] = Field(default_factory=list)  # what the deploy changed (the PR's files)
 
 
 class Runbook(_Strict):
@@ -191,6 +194,8 @@ class Expect(_Strict):
     gaps: list[str] = Field(default_factory=list)
     ticket: ExpectTicket | None = None
     no_writes_without_approval: bool = True
+    onset: datetime | None = None  # when the symptom began: no ranked cause may begin after it
+    max_confidence: Literal["low", "medium", "high"] | None = None
 
 
 class Scenario(_Strict):
