@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.config import Settings
-from bot.core.policy import Policy
+from bot.core.policy import TIMED_SOURCES, Policy
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.gather.connectors import Connectors
 from bot.gather.tools import ToolRunner
@@ -67,7 +67,14 @@ class Runtime:
     def runner(self, *, brief_key: str | None, actor: str | None) -> ToolRunner:
         return ToolRunner(policy=self.policy, audit=StoreAudit(self.store), brief_key=brief_key,
                           actor=actor, timeout_s=self.settings.source_timeout_s,
+                          source_timeouts=self.source_timeouts(),
                           catalog_projects=self.catalog.jira_projects())
+
+    def source_timeouts(self) -> dict[str, float]:
+        """Each source's timeout: the policy's `timing.source_timeout_s`, fed by the
+        `IB_SOURCE_TIMEOUT_S` setting where the policy names no default."""
+        fallback = self.settings.source_timeout_s
+        return {source: self.policy.timing.timeout_for(source, fallback) for source in TIMED_SOURCES}
 
     def jira_projects(self) -> list[str]:
         """Where a ticket may be filed: the policy's `jira.allowed_projects`, else the catalog's."""

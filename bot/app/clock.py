@@ -4,6 +4,8 @@
 - finish approvals whose executor died between claim and create (a restart), so an approved
   ticket is filed once and never forgotten;
 - expire approvals nobody acted on, and old webhook-delivery and cache rows;
+- finish publishing any incident stuck short of its final state (a Slack error on the post or an
+  update, a process killed mid-brief), with back-off and a bound (`bot.slack.publish.finish_publishing`);
 - refresh the briefs of incidents still open, so the card does not go stale during a long one;
 - watch canary models and switch off one that does worse than its baseline;
 - post the daily digest of the report's headline numbers (``telemetry.digest_channel``).
@@ -26,7 +28,7 @@ from bot.app.reports import digest_text
 from bot.gateway.canary import judge
 from bot.runtime import Runtime
 from bot.slack.mrkdwn import escape
-from bot.slack.publish import refresh_brief
+from bot.slack.publish import RETRY, finish_publishing, refresh_brief
 from bot.store.reports import Reports
 from bot.telemetry import record as telemetry
 from bot.tickets.filing import recover_interrupted
@@ -67,12 +69,26 @@ class Maintenance:
         cached = await self.rt.store.purge_cache()
         return self._count("rows_purged", deliveries + cached)
 
+    async def finish_publishing(self) -> int:
+        """Take up every incident whose publish step is short of final and whose lease or
+        back-off has run out; each failure is recorded (with the next back-off) and logged."""
+        finished = 0
+        for key in await self.rt.store.unfinished_incidents(now=self.rt.now(), max_attempts=RETRY.max_attempts):
+            try:
+                if await finish_publishing(self.rt, key):
+                    finished += 1
+                    log.warning("finished publishing the brief for %s", key)
+            except Exception:  # recorded with its back-off; one broken incident must not stop the others
+                log.exception("finishing the brief for %s failed", key)
+        return self._count("briefs_finished", finished)
+
     async def refresh_open_incidents(self) -> int:
         refreshed = 0
         for status in OPEN_STATUSES:
             for incident in await self.rt.store.list_incidents(status=status):
                 latest = await self.rt.store.get_brief(incident.key)
-                if latest is None or not incident.message_ts:
+                # Not yet published in full: `finish_publishing` owns it until it is final.
+                if latest is None or not incident.message_ts or incident.publish_state != "final":
                     continue
                 if self.rt.now() - latest.created_at < self.refresh_age:
                     continue
@@ -125,8 +141,8 @@ class Maintenance:
 
     async def run_all(self) -> dict[str, int]:
         """Every job once (at start, to catch up), but the digest: it posts on its hour only."""
-        for job in (self.purge_audit, self.recover_approvals, self.expire_approvals, self.purge_caches,
-                    self.refresh_open_incidents, self.watch_canaries):
+        for job in (self.purge_audit, self.recover_approvals, self.finish_publishing, self.expire_approvals,
+                    self.purge_caches, self.refresh_open_incidents, self.watch_canaries):
             try:
                 await job()
             except Exception:
@@ -142,6 +158,8 @@ def build_scheduler(maintenance: Maintenance) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = {"max_instances": 1, "coalesce": True}
     scheduler.add_job(maintenance.recover_approvals, "interval", minutes=1, **every)
+    # Every 15 s: the first back-off is 30 s, so a stuck brief is retried within 45 s of failing.
+    scheduler.add_job(maintenance.finish_publishing, "interval", seconds=15, **every)
     scheduler.add_job(maintenance.refresh_open_incidents, "interval", minutes=5, **every)
     scheduler.add_job(maintenance.expire_approvals, "interval", minutes=30, **every)
     scheduler.add_job(maintenance.purge_caches, "interval", hours=1, **every)

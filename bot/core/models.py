@@ -256,3 +256,13 @@ class BriefResult(Frozen):
     brief: Brief
     evidence: list[Evidence]
     gaps: list[SourceGap]
+    # Sources still out when this version was drafted (an early version posted at the policy's
+    # `timing.first_post_s`); empty on a complete brief. A later version replaces it in place.
+    pending: list[Source] = Field(default_factory=list)
+    # What this version changed against the one it replaces ("GitHub answered: …; top cause
+    # unchanged"), said on the card; None on a first version.
+    changes: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return not self.pending

@@ -72,6 +72,39 @@ class StepCaps(_Strict):
     max_tool_calls_per_brief: int = Field(default=25, gt=0, le=500)
 
 
+# The sources a `timing.source_timeout_s` entry may name (the read tools' prefixes).
+TIMED_SOURCES: tuple[str, ...] = ("datadog", "github", "confluence", "pagerduty", "jira")
+
+
+class Timing(_Strict):
+    """How long a brief waits, all in one place (issue 10: a brief never waits for the slowest
+    source). `first_post_s`: the first version of the brief is posted this long after the bot
+    takes up the trigger, with whatever is in and the rest marked pending; later versions
+    replace it in place. `source_timeout_s`: the most a source may take (retries included)
+    before it becomes a gap; `default` applies to a source not named. When a policy has no
+    `default`, the deployment's `IB_SOURCE_TIMEOUT_S` setting supplies it."""
+
+    first_post_s: float = Field(default=4.0, gt=0, le=60)
+    source_timeout_s: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> Timing:
+        for name, seconds in self.source_timeout_s.items():
+            if name != "default" and name not in TIMED_SOURCES:
+                raise ValueError(f"source_timeout_s.{name}: unknown source {name!r} "
+                                 f"(one of default, {', '.join(TIMED_SOURCES)})")
+            if not 0 < seconds <= 600:
+                raise ValueError(f"source_timeout_s.{name}: {seconds!r} is not between 0 and 600 seconds")
+        return self
+
+    def timeout_for(self, source: str, fallback: float) -> float:
+        """The timeout of one source: its own entry, else `default`, else `fallback` (settings)."""
+        return self.source_timeout_s.get(source, self.source_timeout_s.get("default", fallback))
+
+    def slowest_timeout(self, fallback: float) -> float:
+        return max(self.timeout_for(source, fallback) for source in TIMED_SOURCES)
+
+
 class Decision(_Strict):
     tool: str
     outcome: Outcome
@@ -130,6 +163,7 @@ class Policy(_Strict):
     pii: PiiRules = Field(default_factory=PiiRules)
     spend_limits: SpendLimits = Field(default_factory=SpendLimits)
     steps: StepCaps = Field(default_factory=StepCaps)
+    timing: Timing = Field(default_factory=Timing)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -214,6 +248,8 @@ def describe(policy: Policy, catalog_projects: Collection[str] | None = None) ->
         f"${policy.spend_limits.per_workspace_usd_per_month:.2f}/workspace/month",
         f"steps: {policy.steps.max_model_calls_per_brief} model calls, "
         f"{policy.steps.max_tool_calls_per_brief} tool calls per brief",
+        f"timing: first post after {policy.timing.first_post_s:g} s; source timeouts "
+        f"{policy.timing.source_timeout_s or '(IB_SOURCE_TIMEOUT_S for every source)'}",
         "",
         f"{'tool':<26} {'decision':<15} reason",
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +78,7 @@ class ToolRunner:
         actor: str | None = None,
         timeout_s: float = 20.0,
         catalog_projects: Collection[str] = (),
+        source_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self.policy = policy
         self.catalog_projects = catalog_projects  # where a ticket may go (`Policy.jira_projects`)
@@ -85,6 +86,8 @@ class ToolRunner:
         self.brief_key = brief_key
         self.actor = actor
         self.timeout_s = timeout_s
+        # Per source (the policy's `timing.source_timeout_s`); `timeout_s` for a source not named.
+        self.source_timeouts = dict(source_timeouts or {})
         self.calls = 0
         self.max_calls = policy.steps.max_tool_calls_per_brief
 
@@ -107,7 +110,7 @@ class ToolRunner:
             return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
         self.calls += 1
         started = time.perf_counter()
-        limit = timeout_s or self.timeout_s
+        limit = timeout_s or self.source_timeouts.get(source.value, self.timeout_s)
         try:
             found = await asyncio.wait_for(call(), timeout=limit)
         except SourceUnavailable as exc:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.core.models import Brief, BriefResult, Claim, Confidence, Evidence, EvidenceKind, Frozen, TicketProposal
+from bot.draft.changes import source_name
 from bot.slack.mrkdwn import escape, link, safe_url, truncate
 
 MAX_BLOCKS = 50
@@ -198,6 +199,17 @@ def _gaps(result: BriefResult) -> list[dict[str, Any]]:
     return [_section("*Source gaps*: this brief could not read\n" + "\n".join(lines), "gaps")]
 
 
+def _progress(result: BriefResult) -> list[dict[str, Any]]:
+    """An early version says what it is still waiting for; a later one says what it changed."""
+    texts = []
+    if result.pending:
+        names = ", ".join(source_name(source) for source in result.pending)
+        texts.append(f"⏳ *Pending: {escape(names)}*: posted with what is in; this message updates as they answer")
+    if result.changes:
+        texts.append(f"🔄 Updated: {escape(result.changes)}")
+    return [_context(*texts, block_id="progress")] if texts else []
+
+
 def _ticket(brief: Brief, state: BriefCardState) -> list[dict[str, Any]]:
     if state.ticket_key:
         key = link(state.ticket_url, state.ticket_key) if state.ticket_url else escape(state.ticket_key)
@@ -284,6 +296,7 @@ def brief_blocks(result: BriefResult, *, incident_key: str, state: BriefCardStat
     blocks: list[dict[str, Any]] = [
         *_header(result, state),
         _status_context(result, state, cites),
+        *_progress(result),
         _section(f"*Impact*\n{cites.claim(brief.impact)}", "impact", cites.first_link(brief.impact.citations)),
         {"type": "divider"},
         *_causes(brief, cites),

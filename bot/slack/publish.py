@@ -1,9 +1,18 @@
 """Publishing a brief in Slack: placeholder first, then the brief in place, never a leftover.
 
 The flow for one incident: claim the incident (so duplicates and retries never post twice),
-post "gathering evidence…", run the workflow, store the brief version, and update the same
-message. Any failure replaces the placeholder with what failed. Refresh re-runs the
-workflow and edits the same message; PagerDuty status changes reply in the thread.
+post "gathering evidence…", run the workflow, store each brief version, and update the same
+message: an early version at the policy's `timing.first_post_s` when a source is still out
+(marked pending), then the complete one saying what changed. Any failure replaces the
+placeholder with what failed. Refresh re-runs the workflow and edits the same message;
+PagerDuty status changes reply in the thread.
+
+Publishing is a retriable step of the incident's stored state (`bot.store.publishing`):
+claimed → posted → updated → final. A Slack error on the post or an update, or a process
+killed mid-brief, leaves the incident short of final with a lease or back-off time; the clock
+(`finish_publishing`) takes it up again (post if never posted, re-render if the update failed,
+re-draft if no complete version was stored), a bounded number of times; a redelivery of an
+incident claimed but never posted resumes it instead of being dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -12,11 +21,15 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import AsyncGenerator, Awaitable
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
-from bot.draft.flow import build_brief
+from bot.draft.flow import brief_versions, build_brief
 from bot.runtime import Runtime
 from bot.slack.blocks import (
     BriefCardState,
@@ -63,23 +76,121 @@ async def service_from_monitor(rt: Runtime, monitor_id: int, actor: str | None) 
     return None
 
 
+@dataclass(frozen=True)
+class PublishRetry:
+    """How often a stuck publish step is tried again: attempt n+1 waits `first` × 2^(n-1),
+    at most `longest`, and there are `max_attempts` in all (the live one included)."""
+
+    max_attempts: int = 6
+    first: timedelta = timedelta(seconds=30)
+    longest: timedelta = timedelta(minutes=30)
+
+    def backoff(self, attempt: int) -> timedelta:
+        return min(self.first * 2 ** max(attempt - 1, 0), self.longest)
+
+
+RETRY = PublishRetry()
+
+
+def lease(rt: Runtime) -> timedelta:
+    """How long a live attempt owns the publish step before the clock may take it over: the
+    slowest source twice (the reads, then the follow-ups they start), the model's calls, and a
+    minute of margin. Long enough never to race a brief still being drafted."""
+    slowest = rt.policy.timing.slowest_timeout(rt.settings.source_timeout_s)
+    model = rt.settings.llm.timeout_s * max(rt.policy.steps.max_model_calls_per_brief, 1)
+    return timedelta(seconds=2 * slowest + model + 60)
+
+
 async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channel: str, *,
                         thread_ts: str | None = None, key: str | None = None) -> str | None:
     """Post a brief for this incident unless one is already posted. Returns the message ts."""
     key = key or incident_key(alert, channel=channel, thread_ts=thread_ts)
     claimed = await rt.store.claim_incident(key=key, service=service.name, title=redact(alert.title),
-                                            channel=channel, alert=alert)
+                                            channel=channel, alert=alert, thread_ts=thread_ts,
+                                            lease_until=rt.now() + lease(rt))
     if not claimed:
-        log.info("brief for %s already posted or in progress: not posting twice", key)
-        return None
-    posted = await rt.slack.chat_postMessage(
-        channel=channel, thread_ts=thread_ts, text=f"Gathering evidence for {escape(redact(alert.title))}…",
-        blocks=placeholder_blocks(redact(alert.title)))
+        if not await _resume_unposted(rt, key):
+            log.info("brief for %s already posted or in progress: not posting twice", key)
+            return None
+        log.warning("brief for %s was claimed but never posted: resuming it", key)
+    return await _post_and_brief(rt, alert, service, key, channel, thread_ts)
+
+
+async def _resume_unposted(rt: Runtime, key: str) -> bool:
+    """A duplicate trigger for an incident whose first post failed (or whose process died before
+    posting) takes the step over, once its last attempt has ended; never one that is posted."""
+    incident = await rt.store.get_incident(key)
+    if incident is None or incident.publish_state != "claimed" or incident.message_ts:
+        return False
+    now = rt.now()
+    return await rt.store.take_publish(key, attempts=incident.publish_attempts, now=now,
+                                       lease_until=now + lease(rt), max_attempts=RETRY.max_attempts,
+                                       after_failure=True)
+
+
+async def _post_and_brief(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
+                          thread_ts: str | None) -> str:
+    title = redact(alert.title)
+    try:
+        posted = await rt.slack.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                                 text=f"Gathering evidence for {escape(title)}…",
+                                                 blocks=placeholder_blocks(title))
+    except Exception as exc:
+        await _failed(rt, key, "post", exc)
+        raise
     ts = str(posted["ts"])
     telemetry.first_post(alert.via, incident=key, seconds_since_alert=_since(rt, alert))
     await rt.store.set_incident_message(key=key, channel=channel, ts=ts, thread_ts=thread_ts)
+    await rt.store.set_publish_state(key, "posted", now=rt.now())
     await _brief_into(rt, alert, service, key, channel, ts, trigger=alert.via)
     return ts
+
+
+async def finish_publishing(rt: Runtime, key: str) -> bool:
+    """Finish an incident stuck short of final (the clock's job): post it if it never was,
+    re-render the card when the complete brief is stored but its update failed, else draft
+    again into the message. True when this call took the step (and finished it); a failure is
+    recorded with its back-off and raised."""
+    incident = await rt.store.get_incident(key)
+    if incident is None or incident.publish_state == "final":
+        return False
+    now = rt.now()
+    if not await rt.store.take_publish(key, attempts=incident.publish_attempts, now=now,
+                                       lease_until=now + lease(rt), max_attempts=RETRY.max_attempts):
+        return False  # another replica, a redelivery or a live worker has it
+    alert, channel = incident.alert, incident.channel
+    if alert is None or not channel:
+        await _failed(rt, key, "resume", LookupError("no alert or channel stored to brief from"))
+        return False
+    service = rt.catalog.resolve(alert.service)
+    if not incident.message_ts:
+        await _post_and_brief(rt, alert, service, key, channel, incident.slack_thread_ts)
+        return True
+    latest = await rt.store.get_brief(key)
+    if latest is not None and latest.result.final:
+        try:
+            await update_card(rt, key, channel=channel, ts=incident.message_ts)
+        except Exception as exc:
+            await _failed(rt, key, "update", exc)
+            raise
+        await rt.store.set_publish_state(key, "final", now=rt.now())
+        return True
+    await _brief_into(rt, alert, service, key, channel, incident.message_ts, trigger="scheduled")
+    return True
+
+
+async def _failed(rt: Runtime, key: str, step: str, exc: BaseException) -> None:
+    """Record a failed attempt with its back-off; never masks the failure being handled."""
+    try:
+        incident = await rt.store.get_incident(key)
+        attempt = incident.publish_attempts if incident is not None else 1
+        now = rt.now()
+        await rt.store.publish_failed(key, redact(f"{step}: {type(exc).__name__}: {exc}")[:300],
+                                      retry_at=now + RETRY.backoff(attempt), now=now)
+        if attempt >= RETRY.max_attempts:
+            log.error("publishing the brief for %s failed %d times: giving up (%s)", key, attempt, step)
+    except Exception:
+        log.exception("could not record the failed %s of %s", step, key)
 
 
 async def refresh_brief(rt: Runtime, key: str, actor: str | None, *, workspace: str | None = None) -> None:
@@ -108,44 +219,72 @@ async def _brief_into(rt: Runtime, alert: Alert, service: ServiceEntry, key: str
         await _brief_into_traced(rt, alert, service, key, channel, ts, trigger)
 
 
+async def _single(result: Awaitable[BriefResult]) -> AsyncGenerator[BriefResult, None]:
+    yield await result
+
+
 async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
                              ts: str, trigger: str) -> None:
     started = time.perf_counter()
     previous = await rt.store.get_brief(key)
+    shown = previous.result if previous is not None else None
     try:
         # Built inside the try: connectors that cannot be built (a bad setting) must replace
         # the placeholder with the failure like any other, not leave "Gathering evidence…".
         connectors = rt.new_connectors()
         try:
-            result = await build_brief(alert, service, runner=rt.runner(brief_key=key, actor=alert.requested_by),
-                                       connectors=connectors, now=rt.now(), drafter=rt.drafter())
+            runner = rt.runner(brief_key=key, actor=alert.requested_by)
+            # A first brief is posted at the deadline with what is in; a brief people are already
+            # reading (a refresh, a resumed one) is replaced only by a complete one.
+            versions = (brief_versions(alert, service, runner=runner, connectors=connectors, now=rt.now(),
+                                       first_post_s=rt.policy.timing.first_post_s, drafter=rt.drafter())
+                        if previous is None else
+                        _single(build_brief(alert, service, runner=runner, connectors=connectors, now=rt.now(),
+                                            drafter=rt.drafter())))
+            async with aclosing(versions):
+                async for result in versions:
+                    await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger, started=started)
+                    shown = result
         finally:
             await connectors.aclose()
-        # Nothing changed since the last version (a Refresh with the same evidence): keep that
-        # version rather than storing a copy; the card is still re-rendered.
-        changed = previous is None or not same_brief(previous.result, result)
-        if changed:
-            await rt.store.save_brief(key, result, trigger=trigger, requested_by=alert.requested_by,
-                                      latency_ms=(time.perf_counter() - started) * 1000)
-        with span("publish", **{"incident.key": key}):
-            await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
-            if changed:
-                await attach_chart(rt, result, alert, channel=channel, thread_ts=ts)
-        telemetry.brief(trigger, "posted" if changed else "unchanged", incident=key, gaps=len(result.gaps),
-                        drafter=result.brief.draft.drafter, seconds_since_alert=_since(rt, alert),
-                        elapsed_s=time.perf_counter() - started)
     except Exception as exc:
         telemetry.brief(trigger, "failed", incident=key, seconds_since_alert=None,
                         elapsed_s=time.perf_counter() - started)
-        log.exception("drafting the brief for %s failed", key)
+        log.exception("drafting or showing the brief for %s failed", key)
+        await _failed(rt, key, "brief", exc)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
-        if previous is None:  # never leave a placeholder behind: say what failed in its place
-            await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {escape(reason)}",
-                                       blocks=failure_blocks(reason))
-        else:  # a failed refresh keeps the brief people are reading, and says so in the thread
-            await rt.slack.chat_postMessage(channel=channel, thread_ts=ts,
-                                            text=f"Refresh failed; the brief above is unchanged: {escape(reason)}")
+        try:
+            if shown is None:  # never leave a placeholder behind: say what failed in its place
+                await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {escape(reason)}",
+                                           blocks=failure_blocks(reason))
+            elif previous is not None:  # a failed refresh keeps the brief people read, and says so
+                await rt.slack.chat_postMessage(channel=channel, thread_ts=ts,
+                                                text=f"Refresh failed; the brief above is unchanged: {escape(reason)}")
+        except Exception:  # Slack itself is failing: the clock tries again (`finish_publishing`)
+            log.warning("could not tell Slack that the brief for %s failed", key, exc_info=True)
         raise
+
+
+async def _show(rt: Runtime, alert: Alert, key: str, channel: str, ts: str, result: BriefResult,
+                shown: BriefResult | None, *, trigger: str, started: float) -> None:
+    """Store one version (unless nothing changed) and put it in the message."""
+    # Nothing changed since the last version (a Refresh with the same evidence): keep that
+    # version rather than storing a copy; the card is still re-rendered.
+    changed = shown is None or not same_brief(shown, result)
+    if changed:
+        await rt.store.save_brief(key, result, trigger=trigger, requested_by=alert.requested_by,
+                                  latency_ms=(time.perf_counter() - started) * 1000)
+    with span("publish", **{"incident.key": key}):
+        await update_card(rt, key, channel=channel, ts=ts, elapsed_s=time.perf_counter() - started)
+        await rt.store.set_publish_state(key, "final" if result.final else "updated", now=rt.now())
+        if changed and result.final:
+            await attach_chart(rt, result, alert, channel=channel, thread_ts=ts)
+    if result.final:
+        telemetry.brief(trigger, "posted" if changed else "unchanged", incident=key, gaps=len(result.gaps),
+                        drafter=result.brief.draft.drafter, seconds_since_alert=_since(rt, alert),
+                        elapsed_s=time.perf_counter() - started)
+    else:
+        log.info("early brief for %s posted with %s pending", key, ", ".join(s.value for s in result.pending))
 
 
 def key_metric(result: BriefResult) -> Evidence | None:
@@ -178,7 +317,7 @@ def same_brief(before: BriefResult, after: BriefResult) -> bool:
     """Same claims on the same evidence (drafting metadata such as timing aside)."""
     def core(result: BriefResult) -> object:
         return (result.brief.model_dump(exclude={"draft"}), sorted(e.id for e in result.evidence),
-                [g.model_dump() for g in result.gaps])
+                [g.model_dump() for g in result.gaps], list(result.pending))
     return core(before) == core(after)
 
 

@@ -22,6 +22,7 @@ from bot.core.audit import utcnow
 from bot.core.errors import IncidentBriefError
 from bot.core.models import Alert, BriefResult, Evidence
 from bot.store.audit import AuditRows, rowcount
+from bot.store.publishing import PublishRows
 from bot.store.tables import (
     BriefRow,
     CacheRow,
@@ -56,6 +57,10 @@ class IncidentRecord(BaseModel):
     slack_ts: str | None
     slack_thread_ts: str | None = None
     alert_json: dict[str, Any] | None = Field(default=None, validation_alias="alert")
+    publish_state: str = "final"  # claimed → posted → updated → final (`bot.store.publishing`)
+    publish_attempts: int = 0
+    publish_retry_at: datetime | None = None
+    publish_error: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -122,9 +127,10 @@ def workspace_period(month: date) -> str:
     return month.strftime("%Y-%m")
 
 
-class Store(AuditRows):
+class Store(AuditRows, PublishRows):
     """All store operations over one session factory; safe to share across tasks. The audit
-    rows' operations are `bot.store.audit.AuditRows`."""
+    rows' operations are `bot.store.audit.AuditRows`, the publish step's
+    `bot.store.publishing.PublishRows`."""
 
     def __init__(self, sessions: Sessions, *, clock: Clock = utcnow) -> None:
         self.sessions = sessions
@@ -153,14 +159,18 @@ class Store(AuditRows):
             return IncidentRecord.model_validate(row)
 
     async def claim_incident(self, *, key: str, service: str, title: str, channel: str | None,
-                             alert: Alert | None = None, status: str = "triggered") -> bool:
+                             alert: Alert | None = None, status: str = "triggered", thread_ts: str | None = None,
+                             lease_until: datetime | None = None) -> bool:
         """Create the incident unless it exists. True only for the first caller: the dedupe that
-        keeps PagerDuty retries, duplicate events and several replicas from posting twice."""
+        keeps PagerDuty retries, duplicate events and several replicas from posting twice. The
+        claim is the publish step's first attempt (state ``claimed``), leased to the caller
+        until `lease_until`; past it, the clock may take the step over."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
             stmt = await insert_for(session, IncidentRow)
             stmt = stmt.values(key=key, service=service, title=title, status=status, slack_channel=channel,
-                               alert=alert.model_dump(mode="json") if alert else None,
+                               slack_thread_ts=thread_ts, alert=alert.model_dump(mode="json") if alert else None,
+                               publish_state="claimed", publish_attempts=1, publish_retry_at=lease_until,
                                created_at=now, updated_at=now)
             inserted = await session.execute(
                 stmt.on_conflict_do_nothing(index_elements=[IncidentRow.key]).returning(IncidentRow.id))

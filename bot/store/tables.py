@@ -74,6 +74,13 @@ class IncidentRow(Base):
     alert: Mapped[dict[str, Any] | None]  # the `bot.core.models.Alert` that started it (for refresh)
     # Refreshes a person asked for (a refresh that changed nothing leaves no brief version).
     human_refreshes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Publishing as a retriable step (`bot.slack.lifecycle`): claimed → posted → updated → final.
+    # Rows from before the column existed were published the old way: they count as final.
+    publish_state: Mapped[str] = mapped_column(String(16), server_default=text("'final'"), index=True)
+    publish_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Nobody else may take the step up before this: a live worker's lease, or a retry's back-off.
+    publish_retry_at: Mapped[datetime | None]
+    publish_error: Mapped[str | None] = mapped_column(Text)  # the last attempt's failure, redacted
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
