@@ -26,6 +26,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import timedelta
 
+from slack_sdk.errors import SlackClientError
+
 from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
@@ -254,7 +256,9 @@ async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, k
         await _failed(rt, key, "brief", exc)
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
         try:
-            if shown is None:  # never leave a placeholder behind: say what failed in its place
+            if isinstance(exc, SlackClientError):
+                pass  # Slack refused the update: telling it so would fail too; the clock re-renders
+            elif shown is None:  # never leave a placeholder behind: say what failed in its place
                 await rt.slack.chat_update(channel=channel, ts=ts, text=f"Could not draft the brief: {escape(reason)}",
                                            blocks=failure_blocks(reason))
             elif previous is not None:  # a failed refresh keeps the brief people read, and says so

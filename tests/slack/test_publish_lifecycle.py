@@ -1,0 +1,281 @@
+"""The publish lifecycle, over real HTTP against the sandbox's Slack and sources:
+
+- a brief never waits for the slowest source: it is posted at the policy's deadline with the
+  slow source marked pending, then updated in place, the final version saying what changed;
+- publishing is a retriable step of the incident's stored state (claimed → posted → updated →
+  final): Slack answering 5xx or 429 (past the client's own retries) on the first post or on the
+  update, or a process killed mid-brief, leaves the incident short of final; the clock finishes
+  it (with back-off and a bound) and a redelivery of an incident never posted resumes it.
+
+Faults are the sandbox's own (`world.faults`), switched off mid-test by giving the sandbox the
+same world without them, as a Slack outage ends. A "killed" process is a brief task cancelled
+mid-gather: what it leaves in the store is what kill -9 leaves (the writes made so far).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk.errors import SlackApiError
+
+from bot.app.bootstrap import build_runtime
+from bot.app.clock import Maintenance
+from bot.core.keys import incident_key
+from bot.core.models import Alert, ServiceEntry, Source
+from bot.core.policy import Policy, Timing, default_policy
+from bot.intake.catalog import Catalog
+from bot.runtime import Runtime
+from bot.slack.publish import RETRY, lease, publish_brief
+from sandbox.harness import scenario_service
+from sandbox.scenario import Scenario
+from sandbox.server import Sandbox
+from tests.helpers.scenarios import with_faults
+from tests.helpers.slack_app import sandboxed_runtime
+
+
+def timed_policy(first_post_s: float, **source_timeout_s: float) -> Policy:
+    return default_policy().model_copy(update={"timing": Timing(first_post_s=first_post_s,
+                                                                source_timeout_s=source_timeout_s)})
+
+
+@dataclass
+class Bot:
+    sb: Sandbox
+    rt: Runtime
+    scenario: Scenario
+    alert: Alert
+    service: ServiceEntry
+    channel: str
+    key: str
+
+    async def publish(self) -> str | None:
+        return await publish_brief(self.rt, self.alert, self.service, self.channel)
+
+    def top(self) -> list[Any]:
+        return [m for m in self.sb.system("slack").messages if m.thread_ts is None]
+
+    def posts(self) -> list[Any]:
+        return self.sb.recorder.requests("slack", path_prefix="/api/chat.postMessage")
+
+    def faults_off(self) -> None:
+        """The outage ends: the same world, no faults."""
+        self.sb.ctx.scenario = with_faults(self.scenario)
+
+    def later(self, delta: timedelta) -> None:
+        self.rt.now = lambda: self.scenario.now + delta
+
+    async def state(self) -> tuple[str, int, str | None]:
+        incident = await self.rt.store.get_incident(self.key)
+        assert incident is not None
+        return incident.publish_state, incident.publish_attempts, incident.publish_error
+
+
+def block_ids(message: Any) -> list[str]:
+    blocks = message["blocks"] if isinstance(message, dict) else message.blocks
+    return [str(block.get("block_id")) for block in blocks]
+
+
+def progress_text(message: Any) -> str:
+    blocks = message["blocks"] if isinstance(message, dict) else message.blocks
+    return json.dumps([b for b in blocks if b.get("block_id") == "progress"])
+
+
+@pytest.fixture
+def make_bot(tmp_path: Path) -> Any:
+    @contextlib.asynccontextmanager
+    async def make(scenario: Scenario, policy: Policy | None = None) -> AsyncIterator[Bot]:
+        async with sandboxed_runtime(scenario, tmp_path / "lifecycle.db", policy=policy) as (sb, rt):
+            alert = scenario.alert.to_alert()
+            service = scenario_service(scenario)
+            channel = service.slack_channel or "C0INCIDENT"
+            yield Bot(sb, rt, scenario, alert, service, channel, incident_key(alert, channel=channel))
+    return make
+
+
+# --- a brief that never waits for the slowest source ----------------------------------------
+
+
+async def test_a_slow_source_is_marked_pending_and_the_same_message_is_updated_when_it_answers(
+        checkout: Scenario, make_bot: Any) -> None:
+    slow = with_faults(checkout, latency_ms={"github": 1200})
+    async with make_bot(slow, timed_policy(1.0)) as bot:
+        ts = await bot.publish()
+
+        [card] = bot.top()
+        assert card.ts == ts
+        versions = [*card.updates, {"blocks": card.blocks}]
+        assert block_ids(versions[0])[0] == "placeholder"
+        early, final = versions[1], versions[2]
+        assert "Pending: GitHub" in progress_text(early)
+        assert "Pending" not in progress_text(final)
+        assert "GitHub answered" in progress_text(final)
+        assert "top cause" in progress_text(final)
+        stored = await bot.rt.store.list_briefs(bot.key)
+        assert [b.result.pending for b in stored] == [[Source.GITHUB], []]
+        assert not any(e.source == Source.GITHUB for e in stored[0].result.evidence)
+        assert any(e.source == Source.GITHUB for e in stored[1].result.evidence)
+        assert await bot.state() == ("final", 1, None)
+        assert len(bot.posts()) == 1, "one message, updated in place"
+
+
+async def test_a_source_that_times_out_is_pending_then_named_as_a_gap_within_its_own_timeout(
+        checkout: Scenario, make_bot: Any) -> None:
+    stuck = with_faults(checkout, errors={"github": "timeout"})
+    async with make_bot(stuck, timed_policy(1.5, github=3.0)) as bot:
+        await bot.publish()
+        [card] = bot.top()
+        assert "Pending: GitHub" in progress_text(card.updates[1])
+        final = progress_text(card)
+        assert "GitHub did not answer" in final
+        assert "no answer within 3s" in final
+        latest = await bot.rt.store.get_brief(bot.key)
+        assert latest is not None
+        assert latest.result.final
+        assert [gap.source for gap in latest.result.gaps] == [Source.GITHUB]
+
+
+async def test_everything_in_before_the_deadline_posts_one_version(checkout: Scenario, make_bot: Any) -> None:
+    async with make_bot(checkout, timed_policy(10.0)) as bot:
+        await bot.publish()
+        [card] = bot.top()
+        assert [block_ids(v)[0] for v in card.updates] == ["placeholder"]
+        assert "progress" not in block_ids(card)
+        assert len(await bot.rt.store.list_briefs(bot.key)) == 1
+
+
+# --- Slack failing on the first post ---------------------------------------------------------
+
+
+async def test_a_5xx_on_the_first_post_is_resumed_by_the_redelivery_not_dropped(checkout: Scenario,
+                                                                                make_bot: Any) -> None:
+    down = with_faults(checkout, errors={"slack.chat_postMessage": "http_500"})
+    async with make_bot(down) as bot:
+        with pytest.raises(SlackApiError):
+            await bot.publish()
+        state, attempts, error = await bot.state()
+        assert (state, attempts) == ("claimed", 1)
+        assert error is not None
+        assert "post" in error
+        assert bot.top() == []
+
+        bot.faults_off()
+        ts = await bot.publish()  # PagerDuty's redelivery (or a new delivery) of the same incident
+        assert ts is not None
+        [card] = bot.top()
+        assert "actions" in block_ids(card)
+        assert await bot.state() == ("final", 2, None)
+        assert await bot.publish() is None, "once posted, a duplicate is a duplicate again"
+        assert len(bot.top()) == 1
+
+
+async def test_a_429_outlasting_the_clients_retries_on_the_first_post_is_finished_by_the_clock(
+        checkout: Scenario, make_bot: Any) -> None:
+    limited = with_faults(checkout, errors={"slack.chat_postMessage": "http_429"})
+    async with make_bot(limited) as bot:
+        bot.rt.slack.retry_handlers.clear()  # the rate limit outlasts whatever the client retries
+        with pytest.raises(SlackApiError, match="ratelimited"):
+            await bot.publish()
+        assert (await bot.state())[0] == "claimed"
+
+        clock = Maintenance(bot.rt)
+        assert await clock.finish_publishing() == 0, "not before its back-off has run out"
+        bot.later(RETRY.backoff(1) + timedelta(seconds=1))
+        assert await clock.finish_publishing() == 1
+        [card] = bot.top()
+        assert "actions" in block_ids(card)
+        assert (await bot.state())[0] == "final"
+        assert await clock.finish_publishing() == 0
+
+
+# --- Slack failing on the update --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["http_500", "http_429"])
+async def test_a_failed_update_never_leaves_gathering_evidence_up(checkout: Scenario, make_bot: Any,
+                                                                  fault: str) -> None:
+    broken = with_faults(checkout, errors={"slack.chat_update": fault})
+    async with make_bot(broken) as bot:
+        bot.rt.slack.retry_handlers.clear()
+        with pytest.raises(SlackApiError):
+            await bot.publish()
+        [card] = bot.top()
+        assert block_ids(card)[0] == "placeholder", "Slack refused the update (and no failure card claims otherwise)"
+        state, _attempts, error = await bot.state()
+        assert state == "posted"
+        assert error is not None
+        assert await bot.rt.store.get_brief(bot.key) is not None, "the brief itself is kept"
+
+        bot.faults_off()
+        bot.later(RETRY.backoff(1) + timedelta(seconds=1))
+        assert await Maintenance(bot.rt).finish_publishing() == 1
+        [card] = bot.top()
+        assert "actions" in block_ids(card)
+        assert "Gathering evidence" not in card.text
+        assert await bot.state() == ("final", 2, None)
+        assert len(await bot.rt.store.list_briefs(bot.key)) == 1, "re-rendered, not drafted again"
+
+
+async def test_the_clock_gives_up_after_its_bound_of_attempts(checkout: Scenario, make_bot: Any) -> None:
+    down = with_faults(checkout, errors={"slack.chat_postMessage": "http_500"})
+    async with make_bot(down) as bot:
+        bot.rt.slack.retry_handlers.clear()
+        with pytest.raises(SlackApiError):
+            await bot.publish()
+        clock = Maintenance(bot.rt)
+        waited = timedelta(0)
+        for attempt in range(1, RETRY.max_attempts + 2):
+            waited += RETRY.backoff(attempt) + timedelta(seconds=1)
+            bot.later(waited)
+            await clock.finish_publishing()
+        state, attempts, error = await bot.state()
+        assert (state, attempts) == ("claimed", RETRY.max_attempts)
+        assert error is not None
+        assert len(bot.posts()) == RETRY.max_attempts
+        assert await bot.rt.store.unfinished_incidents(now=bot.rt.now() + timedelta(days=1),
+                                                       max_attempts=RETRY.max_attempts) == []
+
+
+# --- a process killed mid-brief ----------------------------------------------------------------
+
+
+async def test_a_brief_killed_mid_gather_is_finished_by_the_clock_of_a_restarted_process(
+        checkout: Scenario, make_bot: Any, tmp_path: Path) -> None:
+    slow = with_faults(checkout, latency_ms={"github": 3000})
+    async with make_bot(slow, timed_policy(30.0)) as bot:
+        work = asyncio.ensure_future(bot.publish())
+        for _ in range(200):  # until the placeholder is up and the reads are out
+            incident = await bot.rt.store.get_incident(bot.key)
+            if incident is not None and incident.publish_state == "posted":
+                break
+            await asyncio.sleep(0.02)
+        work.cancel()  # the process dies: nothing after this line of its work happens
+        with pytest.raises(asyncio.CancelledError):
+            await work
+        [card] = bot.top()
+        assert block_ids(card)[0] == "placeholder"
+        assert (await bot.state())[0] == "posted"
+
+        # A restarted process: a new runtime on the same database, its clock.
+        bot.faults_off()
+        restarted = await build_runtime(bot.rt.settings, policy=default_policy(),
+                                        catalog=Catalog(checkout.service_entries()), now=lambda: checkout.now)
+        clock = Maintenance(restarted)
+        assert await clock.finish_publishing() == 0, "the dead worker's lease is still running"
+        restarted.now = lambda: checkout.now + lease(restarted) + timedelta(seconds=1)
+        # Two clocks at once (two replicas): one takes the step.
+        assert sorted(await asyncio.gather(clock.finish_publishing(), Maintenance(restarted).finish_publishing())) \
+            == [0, 1]
+        [card] = bot.top()
+        assert "actions" in block_ids(card)
+        assert len(bot.posts()) == 1, "the same message, finished in place"
+        incident = await restarted.store.get_incident(bot.key)
+        assert incident is not None
+        assert incident.publish_state == "final"
