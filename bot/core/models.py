@@ -35,7 +35,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 EXCERPT_MAX_CHARS = 600
 
@@ -262,6 +269,17 @@ class BriefResult(Frozen):
     # What this version changed against the one it replaces ("GitHub answered: …; top cause
     # unchanged"), said on the card; None on a first version.
     changes: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_progress_when_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A complete first version (every CLI draft, most briefs) keeps the documented shape
+        # {brief, evidence, gaps}; `pending` and `changes` appear only when they say something.
+        data: dict[str, Any] = handler(self)
+        if not self.pending:
+            data.pop("pending", None)
+        if self.changes is None:
+            data.pop("changes", None)
+        return data
 
     @property
     def final(self) -> bool:

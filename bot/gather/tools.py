@@ -116,7 +116,7 @@ class ToolRunner:
         except SourceUnavailable as exc:
             return await self._gap(tool, source, decision, redact(exc.reason), args, started)
         except TimeoutError:
-            return await self._gap(tool, source, decision, f"no answer within {limit:.0f}s", args, started)
+            return await self._gap(tool, source, decision, f"no answer within {limit:g}s", args, started)
         except Exception as exc:  # a connector bug must not sink the brief: show it as a gap
             reason = f"failed unexpectedly ({type(exc).__name__})"
             return await self._gap(tool, source, decision, reason, args, started, outcome="error")
