@@ -245,7 +245,14 @@ async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, k
                                             drafter=rt.drafter())))
             async with aclosing(versions):
                 async for result in versions:
-                    await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger, started=started)
+                    try:
+                        await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger, started=started)
+                    except SlackClientError:
+                        if result.final:
+                            raise
+                        # An early version Slack refused is stored; the complete one is still worth
+                        # waiting for rather than giving up the whole brief.
+                        log.warning("Slack refused the early brief for %s; going on to the final one", key)
                     shown = result
         finally:
             await connectors.aclose()
