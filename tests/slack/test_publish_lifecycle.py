@@ -39,6 +39,7 @@ from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 from tests.helpers.scenarios import with_faults
 from tests.helpers.slack_app import sandboxed_runtime
+from tests.helpers.telemetry import sandbox_model
 
 
 def timed_policy(first_post_s: float, **source_timeout_s: float) -> Policy:
@@ -91,8 +92,8 @@ def progress_text(message: Any) -> str:
 @pytest.fixture
 def make_bot(tmp_path: Path) -> Any:
     @contextlib.asynccontextmanager
-    async def make(scenario: Scenario, policy: Policy | None = None) -> AsyncIterator[Bot]:
-        async with sandboxed_runtime(scenario, tmp_path / "lifecycle.db", policy=policy) as (sb, rt):
+    async def make(scenario: Scenario, policy: Policy | None = None, *, model: bool = False) -> AsyncIterator[Bot]:
+        async with sandboxed_runtime(scenario, tmp_path / "lifecycle.db", policy=policy, model=model) as (sb, rt):
             alert = scenario.alert.to_alert()
             service = scenario_service(scenario)
             channel = service.slack_channel or "C0INCIDENT"
@@ -149,6 +150,20 @@ async def test_everything_in_before_the_deadline_posts_one_version(checkout: Sce
         assert [block_ids(v)[0] for v in card.updates] == ["placeholder"]
         assert "progress" not in block_ids(card)
         assert len(await bot.rt.store.list_briefs(bot.key)) == 1
+
+
+async def test_a_model_still_drafting_at_the_deadline_gets_the_offline_brief_posted_first(
+        checkout: Scenario, make_bot: Any) -> None:
+    slow_model = with_faults(checkout, latency_ms={"llm": 4000})
+    async with make_bot(slow_model, timed_policy(2.0), model=True) as bot:
+        with sandbox_model():  # the loopback sandbox's simulated model, never a provider
+            await bot.publish()
+        [card] = bot.top()
+        assert "Pending: the model" in progress_text(card.updates[1])
+        assert "the model drafted this version" in progress_text(card)
+        stored = await bot.rt.store.list_briefs(bot.key)
+        assert [(b.drafter, b.result.pending) for b in stored] == [("offline", [Source.LLM]), ("llm", [])]
+        assert await bot.state() == ("final", 1, None)
 
 
 # --- Slack failing on the first post ---------------------------------------------------------
