@@ -284,7 +284,8 @@ class Settings(BaseSettings):
         "the agent_policy YAML (config/policy.yaml); unset: read-only, no write tool reachable"))
     catalog_file: Path | None = Field(default=None, description=(
         "the service catalog YAML (config/catalog.example.yaml, or Backstage catalog-info.yaml)"))
-    source_timeout_s: float = Field(default=20.0, gt=0, description="seconds for a whole source, retries included")
+    source_timeout_s: float = Field(default=20.0, gt=0, description=(
+        "seconds for a whole source, retries included, where the policy's timing.source_timeout_s names no default"))
     log_level: LogLevel | None = Field(default=None, description=(
         "DEBUG, INFO, WARNING or ERROR (default: INFO for serve and clock, WARNING for other commands)"))
     log_format: LogFormat = Field(default="text", description="text, or json for one JSON object per line")
