@@ -18,6 +18,8 @@ from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
+from bot.core.redaction import clip
+
 # Order matters: the wider shapes go first so a UUID is not eaten as hex and numbers.
 MASKS: tuple[tuple[str, str], ...] = (
     (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "EMAIL"),
@@ -97,7 +99,7 @@ def _stats(template: str, members: list[LogLine], split_at: datetime) -> Pattern
     worst = max(members, key=lambda line: (SEVERITY.get(line.status.lower(), 1), line.timestamp))
     return PatternStats(
         template=template,
-        sample=members[-1].message[:MAX_SAMPLE_CHARS],
+        sample=clip(members[-1].message, MAX_SAMPLE_CHARS),
         status=worst.status.lower(),
         count=len(members) - before,
         count_before=before,
@@ -110,4 +112,5 @@ def _one_line(message: str) -> str:
     # Stack traces arrive as one message; the first line names the failure, the rest is noise
     # that would split one failure into many patterns.
     first = message.strip().splitlines()[0] if message.strip() else ""
-    return first[:1000]
+    # Masked before it is cut (only long lines: the choke point masks the rest).
+    return first if len(first) <= 1000 else clip(first, 1000)
