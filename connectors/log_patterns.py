@@ -99,7 +99,7 @@ def _stats(template: str, members: list[LogLine], split_at: datetime) -> Pattern
     worst = max(members, key=lambda line: (SEVERITY.get(line.status.lower(), 1), line.timestamp))
     return PatternStats(
         template=template,
-        sample=clip(members[-1].message, MAX_SAMPLE_CHARS),
+        sample=clip(members[-1].message, MAX_SAMPLE_CHARS, one_line=False),  # the raw lines kept
         status=worst.status.lower(),
         count=len(members) - before,
         count_before=before,
