@@ -22,6 +22,10 @@ from bot.core.redaction import clip
 
 # Order matters: the wider shapes go first so a UUID is not eaten as hex and numbers.
 MASKS: tuple[tuple[str, str], ...] = (
+    # Lines arrive masked (see `mine`): a mask is a variable part like any other.
+    (r"\[REDACTED:email\]", "EMAIL"),
+    (r"\[REDACTED:ipv[46]\]", "IP"),
+    (r"\[REDACTED:[a-z0-9_]+\]", "SECRET"),
     (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "EMAIL"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "IP"),
@@ -83,7 +87,12 @@ def mine(lines: Iterable[LogLine], *, split_at: datetime) -> list[PatternStats]:
     if not ordered:
         return []
     miner = new_miner()
-    cluster_of = [miner.add_log_message(_one_line(line.message))["cluster_id"] for line in ordered]
+    # Lines are masked before they are mined: a template keeps the words drain3 does not
+    # recognise as variables, and a secret's letters would survive in it ("xapp-<NUM>-A07Q…").
+    # Masked once per distinct message: a burst repeats the same few lines thousands of times.
+    masked: dict[str, str] = {}
+    cluster_of = [miner.add_log_message(masked.setdefault(line.message, _one_line(line.message)))["cluster_id"]
+                  for line in ordered]
     groups: dict[int, list[LogLine]] = {}
     for cid, line in zip(cluster_of, ordered, strict=True):
         groups.setdefault(cid, []).append(line)
@@ -112,5 +121,4 @@ def _one_line(message: str) -> str:
     # Stack traces arrive as one message; the first line names the failure, the rest is noise
     # that would split one failure into many patterns.
     first = message.strip().splitlines()[0] if message.strip() else ""
-    # Masked before it is cut (only long lines: the choke point masks the rest).
-    return first if len(first) <= 1000 else clip(first, 1000)
+    return clip(first, 1000, one_line=False)  # masked, then cut

@@ -49,7 +49,8 @@ MASKED = [
     ("ssn 123-45-6789 on file", "ssn"),
     ("ssn 123 45 6789 on file", "ssn"),
     ("call 415 555 0132 now", "phone"),
-    ("ghp_1234567890abcdefghijkl…", "partial_secret"),
+    ("ghp_1234567890abcdefghijkl…", "github_token"),  # cut short, still unmistakable
+    ("see ghp_1234567890a…", "partial_secret"),
     ("sent SG.aaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb to mail", "sendgrid_api_key"),
 ]
 

@@ -158,13 +158,15 @@ DETECTORS: tuple[Detector, ...] = (
              candidates=re.compile(r"k[-_](?:live|test|proj)[-_]"), lookback=2, reach=512),
     Detector("api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{16,}|\bsk-[A-Za-z0-9]{32,}"), ("sk-",),
              candidates=re.compile(r"sk-"), lookback=1, reach=512),
-    Detector("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), ("aiza",)),
+    # Google keys are 39 characters; any "AIza" run of 30 or more is one (a cut or padded key too).
+    Detector("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), ("aiza",)),
     Detector("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), ("akia", "asia"),
              candidates=re.compile(r"A[KS]IA[0-9A-Z]{16}"), lookback=1, reach=1),
     Detector("aws_secret_key", re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
              ("akia", "asia", "aws"), context=_aws_secret,
              candidates=re.compile(r"[A-Za-z0-9/+]{40}"), lookback=1, reach=1),
-    Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    # 36 characters after the prefix when whole; 16 are already unmistakable (a title cut short).
+    Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})"),
              ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     Detector("slack_token", re.compile(r"\b(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})"),
              ("xox", "xapp-")),
