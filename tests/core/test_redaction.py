@@ -520,3 +520,31 @@ def test_the_second_opinion_catches_kinds_the_own_patterns_do_not_know() -> None
     assert second_opinion(text)
     assert "npm_abcdefghijklmnop" not in redact(text)
     assert second_opinion("deploy 9f1c2ab of search-api at 08:12, p95 2.4s") == []
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("name", ["aiosqlite", "sqlalchemy.engine.Engine", "httpx", "httpcore.http11",
+                                  "atlassian.rest_client", "urllib3.connectionpool", "slack_sdk.web.base_client"])
+def test_every_library_logger_is_masked_at_debug_even_with_its_own_handler(name: str) -> None:
+    # issue 13, finding 5: aiosqlite's and the Atlassian library's DEBUG records carried secrets
+    install_logging_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # the library's own handler, not ours: no filter on it
+    logger = logging.getLogger(name)
+    old = (logger.level, logger.propagate, list(logger.handlers))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        statement = ("INSERT INTO incidents VALUES (?)", ("ghp_abcdefghijklmnopqrstuvwxyz0123456789",))
+        logger.debug("executing %r with %s", statement,
+                     {"json": {"title": "key AKIAIOSFODNN7EXAMPLE for jane.doe@example.com"}})
+        logger.debug("POST https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdefghijklmnopqrstuvwx")
+    finally:
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+        logger.handlers[:] = old[2]
+    text = stream.getvalue()
+    for secret in ("ghp_abcdefghijkl", "AKIAIOSFODNN7EXAMPLE", "jane.doe@example.com", "abcdefghijklmnopqrstuvwx"):
+        assert secret not in text
+    assert text.count("[REDACTED:") >= 4
