@@ -62,7 +62,8 @@ def _cut_at(limit: int, secret: str, lead: str = "request failed; context ") -> 
 def planted(checkout: Scenario) -> Scenario:
     raw = json.loads(checkout.model_dump_json(by_alias=True, exclude_none=True))
     raw.pop("path", None)
-    raw["alert"]["title"] = f"checkout-api: 5xx rate above 5% on prod, key {AWS_ID} {AWS_SECRET} for {EMAIL}"
+    raw["alert"]["title"] = (f"checkout-api: 5xx rate above 5% on prod, key {AWS_ID} {AWS_SECRET} for {EMAIL} "
+                             "\u202egnp.exe")  # a right-to-left override: must not reach Slack either
     raw["alert"]["details"] = {**raw["alert"]["details"], "note": f"token {GH}", "hook": HOOK,
                                "password": PASSWORD}
     world = raw["world"]
@@ -123,6 +124,9 @@ async def test_planted_secrets_reach_no_table_log_prompt_slack_or_jira(planted: 
     # The planted evidence did reach the brief (masked): the test looks where the secrets were.
     assert "[REDACTED:" in places["slack"]
     assert "[REDACTED:" in places["prompts"]
+    slack_text = places["slack"]
+    assert "\u202e" not in slack_text
+    assert "\\u202e" not in slack_text.lower(), "no bidi override, raw or JSON-escaped, reaches Slack"
     found = {place: _where(text) for place, text in places.items()}
     assert {place: hit for place, hit in found.items() if hit} == {}
 
