@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.audit import ToolCallRecord
 from bot.core.models import Alert
+from bot.store.approvals import Approvals
 from bot.store.audit import StoreAudit
 from bot.store.repo import Store
 from tests.helpers.leaks import database_text, leaks
@@ -38,3 +39,17 @@ async def test_the_alert_title_details_and_mention_are_masked_before_they_are_st
     assert stored.alert is not None
     assert "[REDACTED:aws_key]" in stored.alert.title  # still an Alert a refresh can use
     assert stored.alert.service == "checkout-api"
+
+
+async def test_a_ticket_proposal_and_its_edits_are_masked_before_they_are_stored(
+        store: Store, approvals: Approvals, sessions: async_sessionmaker[AsyncSession]) -> None:
+    await store.claim_incident(key="pd:T", service="checkout-api", title="t", channel="C1")
+    proposal = {"project": "CHK", "summary": f"5xx for {EMAIL}", "description": f"token {GH}"}
+    approval = await approvals.propose(incident_key="pd:T", brief_version=1, proposal=proposal,
+                                       requested_by="U0ONCALL1")
+    await approvals.revise(approval.id, {**proposal, "summary": f"pasted {AWS} by mistake"})
+    tables = await database_text(sessions)
+    assert {column: hit for column, text in tables.items() if (hit := leaks(text, [AWS, GH, EMAIL]))} == {}
+    stored = await approvals.get(approval.id)
+    assert stored is not None
+    assert stored.proposal["summary"] == "pasted [REDACTED:aws_key] by mistake"
