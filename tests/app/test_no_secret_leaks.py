@@ -21,11 +21,10 @@ from pydantic_ai import models
 
 from bot.core.policy import default_policy
 from bot.telemetry.logs import configure_logging
-from sandbox import slack_sender
-from sandbox.pagerduty import build_webhook, send_webhook
-from sandbox.people import wait_for
+from sandbox.people import approve_ticket, button, trigger, wait_for
 from sandbox.scenario import Scenario, parse_scenario
 from tests.helpers.leaks import database_text, leaks, pieces
+from tests.helpers.scenarios import SCENARIOS, scenario
 from tests.helpers.slack_app import running_bot
 from tests.helpers.telemetry import model_drafter
 
@@ -58,58 +57,59 @@ def _cut_at(limit: int, secret: str, lead: str = "request failed; context ") -> 
     return lead + "x" * pad + " " + secret + " end"
 
 
-@pytest.fixture
-def planted(checkout: Scenario) -> Scenario:
-    raw = json.loads(checkout.model_dump_json(by_alias=True, exclude_none=True))
+def _plant(base: Scenario) -> Scenario:
+    """`base` with secrets in every kind of text it has a place for."""
+    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
     raw.pop("path", None)
-    raw["alert"]["title"] = (f"checkout-api: 5xx rate above 5% on prod, key {AWS_ID} {AWS_SECRET} for {EMAIL} "
-                             "\u202egnp.exe")  # a right-to-left override: must not reach Slack either
-    raw["alert"]["details"] = {**raw["alert"]["details"], "note": f"token {GH}", "hook": HOOK,
-                               "password": PASSWORD}
+    alert = raw["alert"]
+    service = alert["service"]
+    alert["title"] = (f"{alert['title']}, key {AWS_ID} {AWS_SECRET} for {EMAIL} "
+                      "\u202egnp.exe")  # a right-to-left override: must not reach Slack either
+    alert["details"] = {**alert.get("details", {}), "note": f"token {GH}", "hook": HOOK, "password": PASSWORD}
+    if alert.get("mention_text"):
+        alert["mention_text"] += f" (my token is {GH})"
     world = raw["world"]
-    world["logs"].append({
-        "id": "leaky", "service": "checkout-api", "status": "error", "count": 60,
+    world.setdefault("logs", []).append({
+        "id": "leaky", "service": service, "status": "error", "count": 60,
         "message": _cut_at(400, JWT, f"AuthError: bearer rejected for {EMAIL}; header "),
         "from": "2026-05-12T13:59:00Z", "to": "2026-05-12T14:04:00Z"})
     world["logs"].append({
-        "id": "leaky-title", "service": "checkout-api", "status": "error", "count": 45,
+        "id": "leaky-title", "service": service, "status": "error", "count": 45,
         "message": _cut_at(100, GH, "GitPushError: remote rejected token ") + f" google={GOOGLE} {XAPP}",
         "from": "2026-05-12T13:58:30Z", "to": "2026-05-12T14:04:00Z"})
-    world["events"].append({"id": "leaky-event", "title": f"Config push with aws_secret_access_key={AWS_SECRET}",
-                            "text": f"stripe {STRIPE} password={PASSWORD}", "at": "2026-05-12T13:50:00Z",
-                            "tags": ["service:checkout-api"]})
-    bad = world["deploys"][0]
-    bad["description"] = _cut_at(120, AWS_SECRET, f"Bump pricing-lib 4.1 -> 4.2 with {AWS_ID} ")
-    bad["pull_request"]["title"] = f"Bump pricing-lib to 4.2 (token {GH[:30]}"
-    bad["pull_request"]["body"] = f"Rotated {STRIPE}; hook {HOOK}; ask {EMAIL}; {JWT}"
-    world["runbooks"][0]["body"] += f"\n4. Auth with {XAPP} and password={PASSWORD}; webhook {HOOK}\n"
-    world["jira"]["existing_issues"].append({"key": "CHK-99", "summary": f"Leaked {GOOGLE} in logs ({EMAIL})"})
-    return parse_scenario(raw, "checkout with planted secrets")
+    world.setdefault("events", []).append({
+        "id": "leaky-event", "title": f"Config push with aws_secret_access_key={AWS_SECRET}",
+        "text": f"stripe {STRIPE} password={PASSWORD}", "at": "2026-05-12T13:50:00Z", "tags": [f"service:{service}"]})
+    for deploy in world.get("deploys", [])[:1]:
+        deploy["description"] = _cut_at(120, AWS_SECRET, f"{deploy.get('description') or 'Deploy'} with {AWS_ID} ")
+        pull = deploy.setdefault("pull_request", {"number": 999, "title": "Change"})
+        pull["title"] = f"{pull['title']} (token {GH[:30]}"
+        pull["body"] = f"Rotated {STRIPE}; hook {HOOK}; ask {EMAIL}; {JWT}"
+    for runbook in world.get("runbooks", [])[:1]:
+        runbook["body"] += f"\n4. Auth with {XAPP} and password={PASSWORD}; webhook {HOOK}\n"
+    project = next((entry.get("jira", {}).get("project") for entry in raw.get("catalog", [])
+                    if entry.get("name") == service and entry.get("jira")), None)
+    if project:
+        world.setdefault("jira", {}).setdefault("existing_issues", []).append(
+            {"key": f"{project}-99", "summary": f"Leaked {GOOGLE} in logs ({EMAIL})"})
+    return parse_scenario(raw, f"{base.id} with planted secrets")
 
 
-async def test_planted_secrets_reach_no_table_log_prompt_slack_or_jira(planted: Scenario, tmp_path: Path) -> None:
+async def _leaks_after_a_brief(scenario: Scenario, db: Path, *, file_ticket: bool) -> dict[str, list[str]]:
+    """Run the scenario as production would (trigger, model draft, post; approve and file the
+    ticket when asked) and return each place a secret leaked to."""
     captured = io.StringIO()
     configure_logging("DEBUG", "text", stream=captured)  # every library's logger, at every level
-    async with running_bot(planted, tmp_path / "leaks.db", policy=default_policy(),
-                           drafter=model_drafter()) as bot:
-        body, headers = build_webhook(planted, "incident.triggered")
-        assert (await send_webhook(f"{bot.url}/webhooks/pagerduty", body, headers)).status_code == 202
-        message = await wait_for(bot.brief_message, "the brief in Slack")
+    async with running_bot(scenario, db, policy=default_policy(), drafter=model_drafter()) as bot:
+        await trigger(scenario, bot.sb, bot.url)
+        message = await wait_for(bot.brief_message, "the brief in Slack", timeout=60)
         await bot.rt.idle()
-        button = next(e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]
-                      if e["action_id"] == "ticket_create")
-        click = slack_sender.block_actions_body(user="U0ONCALL1", channel=message.channel, message_ts=message.ts,
-                                                action_id="ticket_create", value=button["value"])
-        assert (await bot.post_signed(click)).status_code == 200
-        slack = bot.sb.system("slack")
-        view = await wait_for(lambda: slack.views[0] if slack.views else None, "the ticket modal")
-        submit = slack_sender.view_submission_body(user="U0ONCALL1", view=view,
-                                                   values=slack_sender.initial_values(view))
-        assert (await bot.post_signed(submit)).status_code == 200
-        await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
+        if file_ticket:
+            assert button(message, "ticket_create") is not None
+            await approve_ticket(bot.sb, bot.url, message, "U0ONCALL1")
+            await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
         await asyncio.sleep(0.05)
         await bot.rt.idle()
-
         recorder = bot.sb.recorder
         prompts = recorder.requests("llm")
         assert prompts, "the brief was drafted through the (simulated) model"
@@ -122,13 +122,25 @@ async def test_planted_secrets_reach_no_table_log_prompt_slack_or_jira(planted: 
     places["logs at DEBUG"] = captured.getvalue()
     assert "DEBUG" in places["logs at DEBUG"], "the libraries' own DEBUG records were captured"
     # The planted evidence did reach the brief (masked): the test looks where the secrets were.
-    assert "[REDACTED:" in places["slack"]
     assert "[REDACTED:" in places["prompts"]
+    if file_ticket:  # the checkout brief quotes the planted evidence in Slack and Jira
+        assert "[REDACTED:" in places["slack"]
+        assert "[REDACTED:" in places["jira"]
     slack_text = places["slack"]
     assert "\u202e" not in slack_text
     assert "\\u202e" not in slack_text.lower(), "no bidi override, raw or JSON-escaped, reaches Slack"
-    found = {place: _where(text) for place, text in places.items()}
-    assert {place: hit for place, hit in found.items() if hit} == {}
+    return {place: hit for place, text in places.items() if (hit := _where(text))}
+
+
+async def test_planted_secrets_reach_no_table_log_prompt_slack_or_jira(checkout: Scenario, tmp_path: Path) -> None:
+    # The checkout brief proposes a ticket: the approval, the modal and the Jira create are covered.
+    assert await _leaks_after_a_brief(_plant(checkout), tmp_path / "leaks.db", file_ticket=True) == {}
+
+
+@pytest.mark.parametrize("name", [path.stem for path in sorted(SCENARIOS.glob("*.yaml"))
+                                  if path.stem != "checkout-5xx-after-deploy"])
+async def test_no_planted_secret_leaks_in_any_bundled_scenario(name: str, tmp_path: Path) -> None:
+    assert await _leaks_after_a_brief(_plant(scenario(name)), tmp_path / "leaks.db", file_ticket=False) == {}
 
 
 def _where(text: str) -> list[str]:

@@ -26,4 +26,4 @@ def clip(text: str | None, limit: int, *, one_line: bool = True) -> str:
     cut = masked[: max(0, limit - 1)]
     # A mask cut in half ("[REDACTED:git") would read as garbage: drop the partial mask.
     cut = _MASK_TAIL.sub("", cut)
-    return cut.rstrip() + ELLIPSIS
+    return cut + ELLIPSIS
