@@ -33,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from bot.core.errors import SourceUnavailable, WireRefused
+from bot.core.redaction import clip
 from connectors._http import Allowlist
 from connectors._retry import Failed, RetryPolicy
 
@@ -161,8 +162,7 @@ def http_reason(exc: requests.HTTPError) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return clip(text, limit)  # masked before it is cut: an error may quote a token
 
 
 def _library_errors() -> tuple[type[BaseException], ...]:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from bot.core.changepoint import incident_step
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.redaction import clip as masked_clip
 from connectors.datadog_widgets import dashboard_queries
 from connectors.log_patterns import LogLine, PatternStats
 
@@ -265,8 +266,9 @@ def num(value: float) -> str:
 
 
 def clip(text: str, limit: int = EXCERPT_TEXT_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of at most `limit` characters, masked before it is cut (a secret cut in half no
+    longer matches its pattern and would pass the choke point's redaction)."""
+    return masked_clip(text, limit)
 
 
 def _points(series: dict[str, Any]) -> list[tuple[int, float]]:

@@ -27,6 +27,7 @@ from atlassian import Jira
 from bot.core.config import JiraSettings
 from bot.core.errors import SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.redaction import clip
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
 
@@ -203,11 +204,12 @@ class JiraWriter(_JiraSession):
         if not line:
             raise ValueError("a ticket needs a summary")
         if len(line) > SUMMARY_MAX:
-            line = line[: SUMMARY_MAX - 1] + "…"
+            line = clip(line, SUMMARY_MAX)  # masked before it is cut
         return {
             "project": {"key": project},
             "summary": line,
-            "description": description[:DESCRIPTION_MAX],
+            "description": (description if len(description) <= DESCRIPTION_MAX
+                            else clip(description, DESCRIPTION_MAX, one_line=False)),
             "issuetype": {"name": self.issue_type},
             "priority": {"name": priority},
             "labels": list(dict.fromkeys(labels)),

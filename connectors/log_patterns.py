@@ -18,8 +18,14 @@ from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
+from bot.core.redaction import clip
+
 # Order matters: the wider shapes go first so a UUID is not eaten as hex and numbers.
 MASKS: tuple[tuple[str, str], ...] = (
+    # Lines arrive masked (see `mine`): a mask is a variable part like any other.
+    (r"\[REDACTED:email\]", "EMAIL"),
+    (r"\[REDACTED:ipv[46]\]", "IP"),
+    (r"\[REDACTED:[a-z0-9_]+\]", "SECRET"),
     (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "EMAIL"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "IP"),
@@ -81,7 +87,12 @@ def mine(lines: Iterable[LogLine], *, split_at: datetime) -> list[PatternStats]:
     if not ordered:
         return []
     miner = new_miner()
-    cluster_of = [miner.add_log_message(_one_line(line.message))["cluster_id"] for line in ordered]
+    # Lines are masked before they are mined: a template keeps the words drain3 does not
+    # recognise as variables, and a secret's letters would survive in it ("xapp-<NUM>-A07Q…").
+    # Masked once per distinct message: a burst repeats the same few lines thousands of times.
+    masked: dict[str, str] = {}
+    cluster_of = [miner.add_log_message(masked.setdefault(line.message, _one_line(line.message)))["cluster_id"]
+                  for line in ordered]
     groups: dict[int, list[LogLine]] = {}
     for cid, line in zip(cluster_of, ordered, strict=True):
         groups.setdefault(cid, []).append(line)
@@ -97,7 +108,7 @@ def _stats(template: str, members: list[LogLine], split_at: datetime) -> Pattern
     worst = max(members, key=lambda line: (SEVERITY.get(line.status.lower(), 1), line.timestamp))
     return PatternStats(
         template=template,
-        sample=members[-1].message[:MAX_SAMPLE_CHARS],
+        sample=clip(members[-1].message, MAX_SAMPLE_CHARS, one_line=False),  # the raw lines kept
         status=worst.status.lower(),
         count=len(members) - before,
         count_before=before,
@@ -110,4 +121,4 @@ def _one_line(message: str) -> str:
     # Stack traces arrive as one message; the first line names the failure, the rest is noise
     # that would split one failure into many patterns.
     first = message.strip().splitlines()[0] if message.strip() else ""
-    return first[:1000]
+    return clip(first, 1000, one_line=False)  # masked, then cut

@@ -17,6 +17,7 @@ import httpx
 from bot.core.config import PagerDutySettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.redaction import clip
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, get_json
 from connectors._retry import RetryPolicy
 
@@ -206,7 +207,7 @@ def _render_details(details: dict[str, Any]) -> str:
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         parts.append(f"{key}={shown}")
     text = "; ".join(parts)
-    return text if len(text) <= MAX_DETAILS_CHARS else text[: MAX_DETAILS_CHARS - 1] + "…"
+    return text if len(text) <= MAX_DETAILS_CHARS else clip(text, MAX_DETAILS_CHARS, one_line=False)
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import html
 import re
 from html.parser import HTMLParser
 
+from bot.core.redaction import clip
+
 MAX_INPUT_CHARS = 1_000_000
 DEFAULT_MAX_CHARS = 20_000
 
@@ -344,5 +346,5 @@ def _tidy(text: str, max_chars: int) -> str:
     out = "\n".join(line.rstrip() for line in text.split("\n"))
     out = re.sub(r"\n{3,}", "\n\n", out).strip()
     if len(out) > max_chars:
-        out = out[: max_chars - 1].rstrip() + "…"
+        out = clip(out, max_chars, one_line=False)  # masked before it is cut
     return out

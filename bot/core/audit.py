@@ -3,8 +3,8 @@ so does the citation check of every brief drafted, and every decision the bot ta
 itself (a canary model switched off).
 
 The sink is a protocol so the core stays free of I/O: the store implements it for SQLite or
-Postgres, tests use `MemoryAudit`. Records hold redacted text only: whoever builds a record
-passes free text through `bot.core.redaction` first.
+Postgres, tests use `MemoryAudit`. Records hold redacted text only: their free-text fields and
+tool arguments are masked when the record is built, so no caller can forget it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from bot.core.redaction import redact, redact_obj
 
 
 def utcnow() -> datetime:
@@ -32,6 +34,17 @@ class ToolCallRecord(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
 
+    @field_validator("detail", "decision_reason")
+    @classmethod
+    def _masked_text(cls, value: str) -> str:
+        return redact(value)
+
+    @field_validator("args")
+    @classmethod
+    def _masked_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        masked: dict[str, Any] = redact_obj(value)
+        return masked
+
 
 class ModelCallRecord(BaseModel):
     brief_key: str | None
@@ -49,6 +62,11 @@ class ModelCallRecord(BaseModel):
     arm: Literal["baseline", "canary"] | None = None  # a route with a canary model: which side served
     at: datetime = Field(default_factory=utcnow)
 
+    @field_validator("detail")
+    @classmethod
+    def _masked_text(cls, value: str) -> str:
+        return redact(value)
+
 
 class BriefCheckRecord(BaseModel):
     """The citation check of one drafted brief: what the drafter (offline or a model) claimed
@@ -63,6 +81,11 @@ class BriefCheckRecord(BaseModel):
     coverage: float  # share of the claims that had a valid citation
     problems: list[str] = Field(default_factory=list)  # redacted
     at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("problems")
+    @classmethod
+    def _masked_problems(cls, value: list[str]) -> list[str]:
+        return [redact(problem) for problem in value]
 
 
 class ControlRecord(BaseModel):

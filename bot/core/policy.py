@@ -17,12 +17,13 @@ Pure: no I/O beyond reading the file in `load_policy`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Hashable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.core.errors import ConfigError
 
@@ -47,24 +48,70 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _no_wildcards(values: list[str], what: str) -> list[str]:
+    """Each entry names one thing: "*" would silently mean everyone (or every project), and an
+    empty entry nothing; both are mistakes a reviewer can miss, so both are refused."""
+    for index, value in enumerate(values):
+        if not value.strip():
+            raise ValueError(f"[{index}] is empty: each entry names one {what}")
+        if "*" in value or "?" in value:
+            raise ValueError(f"[{index}] {value!r}: wildcards are not supported, list each {what} "
+                             "(an empty list has its own documented meaning)")
+    return values
+
+
 class Approvers(_Strict):
     users: list[str] = Field(default_factory=list)
     slack_user_groups: list[str] = Field(default_factory=list)
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, value: list[str]) -> list[str]:
+        return _no_wildcards(value, "Slack user id (U…)")
+
+    @field_validator("slack_user_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return _no_wildcards(value, "Slack user group")
+
+
+_PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,9}")
 
 
 class JiraRules(_Strict):
     allowed_projects: list[str] = Field(default_factory=list)
 
+    @field_validator("allowed_projects")
+    @classmethod
+    def _projects(cls, value: list[str]) -> list[str]:
+        _no_wildcards(value, "Jira project key")
+        for index, key in enumerate(value):
+            if not _PROJECT_KEY.fullmatch(key):
+                raise ValueError(f"[{index}] {key!r} is not a Jira project key (A-Z, digits, _; up to 10)")
+        return value
+
 
 class PiiRules(_Strict):
+    # Masking cannot be switched off: secrets and PII are masked on the way in, before anything
+    # is stored, logged, posted or sent (docs/redaction.md). `false` is refused rather than
+    # accepted and ignored, so the file never says something the bot does not do.
     redact: bool = True
     redact_prompts: bool = True
     log_retention_days: int = Field(default=30, gt=0, le=3650)
 
+    @field_validator("redact")
+    @classmethod
+    def _always(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("false is not supported: secrets and PII are always masked before anything is "
+                             "stored, logged, posted or sent; remove the key or set it true")
+        return value
+
 
 class SpendLimits(_Strict):
-    per_user_usd_per_day: float = Field(default=2.0, ge=0)
-    per_workspace_usd_per_month: float = Field(default=500.0, ge=0)
+    # allow_inf_nan=False: ".inf" would be no limit at all and ".nan" compares false with everything.
+    per_user_usd_per_day: float = Field(default=2.0, ge=0, allow_inf_nan=False)
+    per_workspace_usd_per_month: float = Field(default=500.0, ge=0, allow_inf_nan=False)
 
 
 class StepCaps(_Strict):
@@ -286,9 +333,6 @@ def warnings(policy: Policy, catalog_projects: Collection[str] | None = None) ->
                      f"may approve {', '.join(needs_person)}")
     if "jira.create_issue" in policy.write_tools:
         found += _project_warnings(policy, catalog_projects)
-    if not policy.pii.redact:
-        found.append("pii.redact: false is ignored for evidence (it is always masked on the way in); "
-                     "set it true to say what happens")
     if not policy.pii.redact_prompts:
         found.append("pii.redact_prompts: false: prompts are not masked again before they reach the model")
     if policy.spend_limits.per_user_usd_per_day == 0 or policy.spend_limits.per_workspace_usd_per_month == 0:
@@ -316,6 +360,66 @@ def _project_warnings(policy: Policy, catalog_projects: Collection[str] | None) 
                 "will be refused"]
     return [f"jira.allowed_projects: empty: tickets may be filed into the catalog's projects "
             f"({', '.join(sorted(set(catalog_projects)))})"]
+
+
+MAX_DEPTH = 20  # the policy's own shape is 3 deep; anything far deeper is a broken or hostile file
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping: YAML's own rule, which
+    PyYAML does not enforce (it keeps the last, so `default_mode: read_only` then
+    `default_mode: execute` would quietly serve as execute)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise ConfigError(f"line {line}: duplicate key {key!r} (first given at line {seen[key]}); "
+                                  "keep one")
+            if isinstance(key, Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _depth(node: yaml.Node) -> int:
+    """How deeply the composed document nests, without recursion (a hostile file may nest
+    thousands of levels)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend((child, level + 1) for child in current.value)
+        elif isinstance(current, yaml.MappingNode):
+            stack.extend((child, level + 1) for pair in current.value for child in pair)
+    return deepest
+
+
+def parse_policy_yaml(text: str, origin: str) -> Any:
+    """The YAML document of a policy file, or a one-line `ConfigError`: not YAML, nested deeper
+    than `MAX_DEPTH`, or a key repeated in one mapping."""
+    try:
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _depth(node) > MAX_DEPTH:
+                raise ConfigError(f"{origin}: nested more than {MAX_DEPTH} levels deep; a policy is a few "
+                                  "levels of mappings and lists")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(exc).startswith(origin) else f"{origin}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: nested too deeply to read") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 
 def parse_policy(raw: Any, origin: str) -> Policy:
@@ -349,15 +453,19 @@ def _error_lines(exc: ValidationError) -> list[str]:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; any problem is a `ConfigError` naming file and key."""
+    """Read and validate a policy file; any problem is a `ConfigError` naming file and key
+    (one line for a file that is not UTF-8, not YAML, nested too deeply or repeats a key)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read policy file: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_policy(raw, str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                          "save the policy as UTF-8") from None
+    return parse_policy(parse_policy_yaml(text, str(path)), str(path))
 
 
 def default_policy() -> Policy:

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.keys import incident_key
 from bot.core.models import Alert, TicketProposal
-from bot.core.redaction import redact
+from bot.core.redaction import clip, redact
 from bot.intake.mentions import HELP_TEXT, parse_request
 from bot.runtime import Runtime
 from bot.slack.approvers import may_approve
@@ -177,7 +177,7 @@ async def _mention(rt: Runtime, event: dict[str, Any], client: AsyncWebClient, *
         await client.chat_postMessage(channel=channel, thread_ts=reply_ts,
                                       text=f"Which service is this about? Known services: {names}.")
         return
-    alert = Alert(via="slack_mention", title=f"{service.name}: {request.text or 'brief requested'}"[:200],
+    alert = Alert(via="slack_mention", title=clip(f"{service.name}: {request.text or 'brief requested'}", 200),
                   service=service.name, triggered_at=rt.now(), mention_text=request.text,
                   requested_by=user, workspace=team,
                   details={"monitor_id": monitor_id} if monitor_id is not None else {})

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 ZERO_WIDTH_JOINER = "\u2060"  # WORD JOINER: invisible, breaks "@here" as a token
 _BARE_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and the bidi overrides and isolates (U+202A-202E, U+2066-2069, marks):
+# "invoice \u202egnp.exe" shows as "invoice exe.png", so outside text never carries them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 ELLIPSIS = "…"
 
 

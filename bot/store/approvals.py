@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.audit import utcnow
 from bot.core.errors import IncidentBriefError
+from bot.core.redaction import redact_obj
 from bot.store.tables import LIVE_APPROVAL_STATES, ApprovalRow
 from bot.store.upsert import insert_for
 
@@ -128,7 +129,9 @@ class Approvals:
                       requested_by: str | None, tool: str = DEFAULT_TOOL) -> Approval:
         """Record a proposal, or return the live one with the same idempotency key (a refreshed
         brief proposing the same ticket does not create a second approval)."""
-        body = proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal)
+        # Masked before it is stored (and so before it is filed): a person may paste a token
+        # into the modal's summary or description.
+        body = redact_obj(proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal))
         key = idempotency_key(incident_key, body, tool)
         now = self.clock()
         for _ in range(_APPROVE_RETRIES):
@@ -173,7 +176,9 @@ class Approvals:
         """Replace the proposal (the person edited it in the modal) while it is still proposed.
         Approvals already given are dropped: they approved other content."""
         current = await self.get(approval_id)
-        body = proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal)
+        # Masked before it is stored (and so before it is filed): a person may paste a token
+        # into the modal's summary or description.
+        body = redact_obj(proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal))
         key = idempotency_key(current.incident_key, body, current.tool)
         if key != current.idempotency_key and await self.find_live(key) is not None:
             raise ApprovalStateError(approval_id, current.state, "revise",

@@ -3,11 +3,13 @@ response cache, retention, and the audit sink.
 
 Every write that can race (two replicas, a retried webhook, concurrent model calls) is one
 statement the database arbitrates: an upsert, an ``ON CONFLICT DO NOTHING`` or a unique key
-with a retry. Callers pass already-redacted text; nothing is redacted here.
+with a retry. Callers pass already-redacted text; the raw payload columns (an incident's title and
+alert, a webhook delivery id) are masked here again, because they are copied from outside input.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.audit import utcnow
 from bot.core.errors import IncidentBriefError
 from bot.core.models import Alert, BriefResult, Evidence
+from bot.core.redaction import redact, redact_obj
 from bot.store.audit import AuditRows, rowcount
 from bot.store.publishing import PublishRows
 from bot.store.tables import (
@@ -144,7 +147,7 @@ class Store(AuditRows, PublishRows):
         now = self.clock()
         async with self.sessions() as session, session.begin():
             stmt = await insert_for(session, IncidentRow)
-            stmt = stmt.values(key=key, service=service, title=title, status=status,
+            stmt = stmt.values(key=key, service=service, title=redact(title), status=status,
                                slack_channel=slack_channel, slack_ts=slack_ts,
                                created_at=now, updated_at=now)
             upsert = stmt.on_conflict_do_update(index_elements=[IncidentRow.key], set_={
@@ -168,8 +171,11 @@ class Store(AuditRows, PublishRows):
         now = self.clock()
         async with self.sessions() as session, session.begin():
             stmt = await insert_for(session, IncidentRow)
-            stmt = stmt.values(key=key, service=service, title=title, status=status, slack_channel=channel,
-                               slack_thread_ts=thread_ts, alert=alert.model_dump(mode="json") if alert else None,
+            # The alert is a raw payload (a PagerDuty title, a person's message): masked whole
+            # before it is stored, like the title beside it (issue 13, finding 3).
+            stmt = stmt.values(key=key, service=service, title=redact(title), status=status, slack_channel=channel,
+                               slack_thread_ts=thread_ts,
+                               alert=redact_obj(alert.model_dump(mode="json")) if alert else None,
                                publish_state="claimed", publish_attempts=1, publish_retry_at=lease_until,
                                created_at=now, updated_at=now)
             inserted = await session.execute(
@@ -343,7 +349,7 @@ class Store(AuditRows, PublishRows):
         many replicas receive it at once."""
         async with self.sessions() as session, session.begin():
             stmt = await insert_for(session, WebhookDeliveryRow)
-            stmt = stmt.values(source=source, delivery_id=delivery_id, received_at=self.clock())
+            stmt = stmt.values(source=source, delivery_id=_stored_delivery_id(delivery_id), received_at=self.clock())
             result = await session.execute(stmt.on_conflict_do_nothing())
             return rowcount(result) == 1
 
@@ -441,6 +447,14 @@ class Store(AuditRows, PublishRows):
     async def _delete(self, stmt: Any) -> int:
         async with self.sessions() as session, session.begin():
             return rowcount(await session.execute(stmt))
+
+
+def _stored_delivery_id(delivery_id: str) -> str:
+    """The id as stored: itself, or (when it holds something a mask would hide) its hash, which
+    dedupes as well and keeps the outside value out of the database."""
+    if redact(delivery_id) == delivery_id:
+        return delivery_id
+    return "sha256:" + hashlib.sha256(delivery_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _brief_record(incident_key: str, row: BriefRow) -> BriefRecord:

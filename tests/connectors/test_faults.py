@@ -4,11 +4,14 @@ Each read connector makes its first read of the checkout incident against a sand
 system answers with one fault. Whatever the client library underneath (httpx, requests, the
 Datadog client), the failure must leave as a `SourceUnavailable` naming the source and the
 tool, with the same readable reason, after exactly the attempts the one retry policy allows,
-as the sandbox counted them; a 429 must be retried only after its ``Retry-After``.
+as the sandbox counted them; a 429 must be retried only after its ``Retry-After``. A slow
+source inside its timeout is read, once. (`tests/app/test_fault_drills.py` runs the same matrix
+end to end: each fault a posted brief that names the gap.)
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from connectors.github import GitHubConnector
 from connectors.jira import JiraReader
 from connectors.pagerduty import PagerDutyConnector
 from sandbox.core import RETRY_AFTER_SECONDS
-from sandbox.scenario import Scenario
+from sandbox.scenario import Scenario, parse_scenario
 from sandbox.server import Sandbox
 from tests.helpers.faults import FAULTS, quick, with_faults
 
@@ -120,3 +123,30 @@ async def test_a_fault_is_a_readable_gap_after_the_attempts_the_policy_allows(
         assert waited >= RETRY_AFTER_SECONDS - 0.05, "the retry came before the server's Retry-After"
     if fault == "timeout":  # each attempt gives up at timeout_s, not when the server would answer
         assert elapsed < 3.0
+
+
+def _with_latency(base: Scenario, system: str, ms: int) -> Scenario:
+    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    raw["world"]["faults"] = {"latency_ms": {system: ms}}
+    return parse_scenario(raw, f"{base.id} with a slow {system}")
+
+
+SLOW_MS = 600
+
+
+@pytest.mark.parametrize("name", list(READERS))
+async def test_a_slow_source_within_its_timeout_is_read_once_not_retried(name: str, checkout: Scenario) -> None:
+    # The sixth fault of the drill matrix: slower than usual, inside the timeout. No gap, one
+    # request each (a slow answer is not a failure to retry), and the wait really happened.
+    reader = READERS[name]
+    with Sandbox(_with_latency(checkout, reader.system, SLOW_MS), systems=[reader.system]) as sb:
+        settings = quick(sb, reader.system, timeout_s=5.0)
+        started = time.monotonic()
+        result = await reader.read(settings, checkout)
+        elapsed = time.monotonic() - started
+        recorded = sb.recorder.requests(reader.system)
+    assert result is not None
+    assert elapsed >= SLOW_MS / 1000 - 0.05
+    assert all(r.fault is None and r.status == 200 for r in recorded)
+    assert len({(r.method, r.path, json.dumps(r.query, sort_keys=True)) for r in recorded}) == len(recorded)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.redaction import redact
 from connectors.log_patterns import LogLine, mine
 
 SPLIT = datetime(2026, 5, 12, 14, 0, tzinfo=UTC)
@@ -26,7 +27,7 @@ def test_variable_parts_are_masked_into_one_pattern() -> None:
     [pattern] = mine(lines, split_at=SPLIT)
     assert pattern.template == "user <NUM> login failed from <IP> session <HEX> req <UUID> mail <EMAIL>"
     assert pattern.count == 6
-    assert pattern.sample == lines[-1].message  # the most recent raw line
+    assert pattern.sample == redact(lines[-1].message)  # the most recent line, masked before any clip
 
 
 def test_counts_split_at_the_window_start() -> None:

@@ -329,3 +329,45 @@ def test_surprising_choices_are_warned_about(change: dict[str, object], warned: 
 def test_the_bundled_policies_warn_about_nothing_surprising() -> None:
     assert warnings(read_only_policy(), ["CHK"]) == []
     assert warnings(default_policy(), ["CHK", "DISC", "INV", "LED", "NTF", "ORD", "PAY", "OPS"]) == []
+
+
+# issue 13, finding 12: the loader refuses what it used to accept or crash on, in one line
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("agent_policy:\n  default_mode: read_only\n  default_mode: execute\n",
+     "line 3: duplicate key 'default_mode' (first given at line 2)"),
+    ("agent_policy:\n  approvers: {users: [U1]}\n  jira: {allowed_projects: [CHK]}\n  approvers: {users: [U2]}\n",
+     "line 4: duplicate key 'approvers'"),
+    ("agent_policy:\n  spend_limits: {per_user_usd_per_day: .inf}\n", "agent_policy.spend_limits.per_user_usd_per_day"),
+    ("agent_policy:\n  spend_limits: {per_workspace_usd_per_month: .nan}\n", "finite number"),
+    ("agent_policy:\n  approvers: {users: ['*']}\n", "agent_policy.approvers.users: [0] '*': wildcards are not"),
+    ("agent_policy:\n  approvers: {slack_user_groups: ['']}\n",
+     "agent_policy.approvers.slack_user_groups: [0] is empty"),
+    ("agent_policy:\n  jira: {allowed_projects: ['*', '']}\n", "agent_policy.jira.allowed_projects: [0] '*'"),
+    ("agent_policy:\n  jira: {allowed_projects: ['chk']}\n", "is not a Jira project key"),
+    ("agent_policy:\n  pii: {redact: false}\n", "agent_policy.pii.redact: false is not supported"),
+])
+def test_the_loader_refuses_repeated_keys_unbounded_spend_wildcards_and_masking_off(
+        tmp_path: Path, body: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policy(_write(tmp_path, body))
+    assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"agent_policy:\n  default_mode: \xff\xfe read_only\n", "not UTF-8 text (byte 30"),
+    (b"agent_policy: " + b"[" * 3000 + b"]" * 3000 + b"\n", "nested"),
+    (b"agent_policy:\n" + b"".join(b"  " * i + b"k%d:\n" % i for i in range(1, 40)), "nested more than 20 levels"),
+    (b"agent_policy: {default_mode: [\n", "not valid YAML"),
+])
+def test_an_unreadable_file_is_one_line_not_a_traceback(tmp_path: Path, data: bytes, says: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert says in message
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert caught.value.__cause__ is None

@@ -38,6 +38,20 @@ MASKED = [
     ("call (415) 555-0132 now", "phone"),
     ("client 10.2.3.4 timed out", "ipv4"),
     ("peer 2001:db8::8a2e:370:7334 reset", "ipv6"),
+    # issue 13, finding 5: the gaps
+    ("SLACK_APP_TOKEN xapp-1-A0123456789-1234567890123-abcdef0123456789 set", "slack_token"),
+    ("posting to https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdefghijklmnopqrstuvwx now", "slack_webhook"),
+    ("maps key AIzaSyA1234567890abcdefghijklmnopqrstuv rejected", "google_api_key"),
+    ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0abc\n=abcd\n-----END PGP PRIVATE KEY BLOCK-----", "private_key"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+     "private_key"),
+    ("card 4111.1111.1111.1111 declined", "card_number"),
+    ("ssn 123-45-6789 on file", "ssn"),
+    ("ssn 123 45 6789 on file", "ssn"),
+    ("call 415 555 0132 now", "phone"),
+    ("ghp_1234567890abcdefghijkl…", "github_token"),  # cut short, still unmistakable
+    ("see ghp_1234567890a…", "partial_secret"),
+    ("sent SG.aaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb to mail", "sendgrid_api_key"),
 ]
 
 KEPT = [
@@ -47,6 +61,9 @@ KEPT = [
     "card-like but not Luhn: 1234 5678 9012 3456",
     "NullPointerException at PriceCalculator.applyDiscount(PriceCalculator.java:88)",
     "metric-37dd9f log-pattern-82a11e runbook-55ef8c",
+    "deploy of 9f1c2ab3e4d5f6a7b8c9d0e1f2a3b4c5d6e7f8a9 near AKIA docs",  # a git SHA is not an AWS secret
+    "build 2026.06.03.1 and 2026.0603.12345",
+    "counts 120 150 3000 and 000-12-3456",
 ]
 
 
@@ -449,3 +466,85 @@ def test_installed_redaction_covers_child_loggers_and_later_handlers() -> None:
     assert "jane.doe@example.com" not in out
     assert "hunter22" not in out
     assert "login [REDACTED:email] with password=[REDACTED:secret]" in out
+
+
+# issue 13, findings 4 and 5: secrets cut short, hidden by invisible characters, or unknown to us
+
+
+def test_an_aws_secret_key_is_masked_beside_its_key_id_or_name_and_when_cut() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    for text in (f"AKIAIOSFODNN7EXAMPLE {secret}", f"aws_secret_access_key={secret}",
+                 f"id AKIAIOSFODNN7EXAMPLE secret {secret[:26]}", f"AKIAIOSFODNN7EXAMPLE {secret[:26]}…"):
+        masked = redact(text)
+        assert secret[:12] not in masked, masked
+    assert redact(f"blob {secret} alone") == f"blob {secret} alone"  # no key id or name nearby
+
+
+def test_a_jwt_cut_before_its_signature_is_still_a_jwt() -> None:
+    jwt = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0."
+           "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+    assert "eyJzdWIiOiIxMjM0" not in redact(f"token {jwt[:80]} in header")
+
+
+@pytest.mark.parametrize("prefix", ["ghp_1234567890abcdefghijkl", "xoxb-12345678", "sk-ant-abcdef", "AIzaSyA12345",
+                                    "-----BEGIN OPENSSH PRIV"])
+def test_a_secret_prefix_cut_at_the_end_of_a_clipped_string_is_masked(prefix: str) -> None:
+    assert prefix not in redact(f"the failing request said {prefix}…")
+    assert prefix not in redact(f"the failing request said {prefix}")
+
+
+def test_invisible_characters_inside_a_key_do_not_hide_it_and_bidi_overrides_are_removed() -> None:
+    token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    hidden = token[:10] + "\u200b" + token[10:20] + "\u2060\ufeff" + token[20:]
+    assert redact(f"leaked {hidden}") == "leaked [REDACTED:github_token]"
+    assert redact("ok \u202egnp.exe\u202c done") == "ok gnp.exe done"
+    assert redact("@\u2060here") == "@\u2060here"  # the word joiner that disarms @here stays
+
+
+def test_clip_masks_the_whole_text_before_it_cuts() -> None:
+    from bot.core.redaction import clip
+
+    token = "ghp_1234567890abcdefghijklmnopqrstuvwxyz"
+    for limit in range(5, 60):
+        clipped = clip(f"push failed with {token} for repo", limit)
+        assert len(clipped) <= limit
+        assert "1234567890ab" not in clipped
+        assert "[REDACTED:gi" not in clipped or "[REDACTED:github_token]" in clipped  # no half masks
+    assert clip("short  text\nhere", 100) == "short text here"
+
+
+def test_the_second_opinion_catches_kinds_the_own_patterns_do_not_know() -> None:
+    from bot.core.redaction.second_opinion import second_opinion
+
+    text = "npm //registry.npmjs.org/:_authToken=npm_abcdefghijklmnopqrstuvwxyz0123456789ab"
+    assert second_opinion(text)
+    assert "npm_abcdefghijklmnop" not in redact(text)
+    assert second_opinion("deploy 9f1c2ab of search-api at 08:12, p95 2.4s") == []
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("name", ["aiosqlite", "sqlalchemy.engine.Engine", "httpx", "httpcore.http11",
+                                  "atlassian.rest_client", "urllib3.connectionpool", "slack_sdk.web.base_client"])
+def test_every_library_logger_is_masked_at_debug_even_with_its_own_handler(name: str) -> None:
+    # issue 13, finding 5: aiosqlite's and the Atlassian library's DEBUG records carried secrets
+    install_logging_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # the library's own handler, not ours: no filter on it
+    logger = logging.getLogger(name)
+    old = (logger.level, logger.propagate, list(logger.handlers))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        statement = ("INSERT INTO incidents VALUES (?)", ("ghp_abcdefghijklmnopqrstuvwxyz0123456789",))
+        logger.debug("executing %r with %s", statement,
+                     {"json": {"title": "key AKIAIOSFODNN7EXAMPLE for jane.doe@example.com"}})
+        logger.debug("POST https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdefghijklmnopqrstuvwx")
+    finally:
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+        logger.handlers[:] = old[2]
+    text = stream.getvalue()
+    for secret in ("ghp_abcdefghijkl", "AKIAIOSFODNN7EXAMPLE", "jane.doe@example.com", "abcdefghijklmnopqrstuvwx"):
+        assert secret not in text
+    assert text.count("[REDACTED:") >= 4

@@ -23,7 +23,7 @@ def test_quotes_mask_links_addresses_and_secrets_and_keep_meaning_of_brackets() 
     for leaked in ("jane.doe@example.com", "abc123", "https://", "sk-live-51HxQaBcDeFgHiJkLmNoPq", "<", ">"):
         assert leaked not in quoted
     assert "[REDACTED:email]" in quoted  # the one set of masks (bot.core.redaction)
-    assert "[link]" in quoted
+    assert "x[.]example/[path]" in quoted  # the host says who; the path and query are dropped
     assert "50 → 5" in quoted
     assert "‹cmd›" in quoted
 
@@ -36,3 +36,21 @@ def test_quotes_are_one_bounded_line() -> None:
     assert quoted.endswith("…")
     assert quote_untrusted("   ") is None
     assert quote_untrusted(None) is None
+
+
+def test_a_url_keeps_its_host_defanged_and_loses_path_query_and_credentials() -> None:
+    # issue 10: "POST [link]" had dropped the provider's name
+    quoted = quote_untrusted("PaymentProviderTimeout: POST https://api.stripe.com/v1/payment_intents timed out", 200)
+    assert quoted == "PaymentProviderTimeout: POST api[.]stripe[.]com/[path] timed out"
+    quoted = quote_untrusted("retry https://svc.internal.example.com/cb?token=abcdef123456789&user=jane@example.com. "
+                             "then <https://evil.example.com/x|click here> and https://user:pw@10.2.3.4:8443/x", 300)
+    assert quoted is not None
+    for leaked in ("abcdef123456789", "jane@example.com", "10.2.3.4", "https://", "pw@", "/cb", "/x", "click here"):
+        assert leaked not in quoted, quoted
+    assert "svc[.]internal[.]example[.]com/[path]." in quoted
+    assert "evil[.]example[.]com/[path]" in quoted
+    assert quote_untrusted("GET https://api.example.com/ ok", 100) == "GET api[.]example[.]com ok"
+
+
+def test_bidi_overrides_never_reach_a_quote() -> None:
+    assert quote_untrusted("invoice \u202egnp.exe\u202c paid", 100) == "invoice gnp.exe paid"

@@ -68,3 +68,11 @@ def test_truncate_adds_a_more_link_within_the_limit() -> None:
     assert len(out) <= 3000
     assert out.endswith("… <https://wiki.example/runbook|more>")
     assert truncate("z" * 50, 20, more_url="javascript:x").endswith("…")
+
+
+def test_bidi_overrides_never_reach_slack_text() -> None:
+    # issue 13, finding 5: U+202E turned "gnp.exe" into what reads as "exe.png"
+    from bot.slack.mrkdwn import escape as _escape
+
+    for char in ("\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200f"):
+        assert char not in _escape(f"invoice {char}gnp.exe paid")
