@@ -10,26 +10,30 @@ recorded, never refused. Only what PagerDuty never sends is refused, and the bod
 (PagerDuty shows it in the delivery log): an unsigned or wrongly signed delivery, an oversized
 body, a body that is not a v3 event envelope.
 
-The signature has no timestamp, so replays are met by dedupe on ``X-Webhook-Id`` (kept for
-longer than PagerDuty's 48 hours of retries), not by refusing old events: an old delivery is a
-retry after an outage of ours, and refusing it would drop it for good. Whether a late trigger is
+The signature has no timestamp, so replays are met by dedupe on the event's own ``id``, inside
+the signed body (kept for longer than PagerDuty's 48 hours of retries), not by refusing old
+events: an old delivery is a retry after an outage of ours, and refusing it would drop it for
+good. ``X-Webhook-Id`` is not used: the signature does not cover headers, so a captured
+delivery re-sent with fresh ids would otherwise be processed again each time. Status changes
+are applied in the order they happened (``occurred_at``), not the order they arrived: that is
+the handler's job (`bot.store.repo.Store.advance_incident_status`). Whether a late trigger is
 still worth a brief is the handler's call (`is_late`): it asks PagerDuty whether the incident
 is still open.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.core.keys import pagerduty_key
+from bot.intake.safejson import BadJson, loads_bounded
 from bot.intake.signing import verify_pagerduty
 from bot.telemetry import metrics
 from bot.telemetry import record as telemetry
@@ -57,7 +61,7 @@ class PagerDutyIncident(BaseModel):
     """``event.data`` of the incident events (``data.type == "incident"``)."""
 
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: Annotated[str, StringConstraints(min_length=1, max_length=100)]  # part of the incident key
     title: str = ""
     status: str = "triggered"
     urgency: str = "high"
@@ -78,8 +82,8 @@ class PagerDutyEnvelope(BaseModel):
     the type says what it is."""
 
     model_config = ConfigDict(extra="ignore")
-    id: str
-    event_type: str
+    id: Annotated[str, StringConstraints(min_length=1, max_length=100)]  # the dedupe key
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     resource_type: str = ""
     occurred_at: datetime | None = None
     agent: PagerDutyAgent | None = None
@@ -157,8 +161,11 @@ class PagerDutyWebhook:
 
     async def _handle(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
+        if declared is not None:
+            if not (declared.isascii() and declared.isdigit()):
+                return _reject(400, "Content-Length is not a number", "malformed")
+            if len(declared) > 12 or int(declared) > MAX_BODY_BYTES:
+                return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
@@ -172,8 +179,8 @@ class PagerDutyWebhook:
             envelope = parse_envelope(_json(body))
         except (ValueError, ValidationError) as exc:
             return _reject(400, f"malformed webhook body: {_first_error(exc)}", "malformed")
-        # PagerDuty keeps X-Webhook-Id across retries of one delivery; the event id is the fallback.
-        delivery = request.headers.get("x-webhook-id") or f"event:{envelope.id}"
+        # The event id is inside the signed body; X-Webhook-Id is not signed (see the docstring).
+        delivery = f"event:{envelope.id}"
         if not await self._record(delivery):
             return self._ack(envelope, "duplicate", {"duplicate": delivery})
         if envelope.occurred_at is not None and _aware(envelope.occurred_at) - self._now() > MAX_CLOCK_SKEW:
@@ -206,11 +213,9 @@ def _aware(value: datetime) -> datetime:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError("not UTF-8") from exc
+        return loads_bounded(body)
+    except BadJson as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _first_error(exc: Exception) -> str:

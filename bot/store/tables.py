@@ -68,6 +68,8 @@ class IncidentRow(Base):
     service: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
+    # When `status` happened (PagerDuty's occurred_at): an older change never overwrites it.
+    status_at: Mapped[datetime | None]
     slack_channel: Mapped[str | None] = mapped_column(String(64), index=True)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # when the brief lives in a thread

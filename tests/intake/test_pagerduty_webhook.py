@@ -69,7 +69,7 @@ async def test_an_old_delivery_is_a_retry_accepted_once_never_refused(receiver: 
     responses = [await receiver.post(body, headers) for _ in range(2)]
     assert [r.status_code for r in responses] == [202, 202]
     assert responses[0].json()["accepted"] == "old-event"
-    assert responses[1].json()["duplicate"] == headers["X-Webhook-Id"]
+    assert responses[1].json()["duplicate"] == "event:old-event"
     assert [e.id for e in receiver.events] == ["old-event"]
 
 
@@ -118,3 +118,26 @@ async def test_unhandled_event_types_are_acknowledged_and_ignored(receiver: Rece
     assert response.status_code == 202
     assert "ignored" in response.json()
     assert receiver.events == []
+
+
+async def test_a_replay_with_fresh_webhook_ids_is_one_event(receiver: Receiver, checkout: Scenario) -> None:
+    """Finding 8: X-Webhook-Id is not covered by the signature; a captured delivery re-sent
+    with 20 fresh ids is still the same signed event, processed once."""
+    body, headers = build_webhook(checkout, "incident.acknowledged", secret=SECRET, event_id="ack-1")
+    answers = [await receiver.post(body, {**headers, "X-Webhook-Id": f"forged-{n}"}) for n in range(20)]
+    assert [a.status_code for a in answers] == [202] * 20
+    assert answers[0].json()["accepted"] == "ack-1"
+    assert all(a.json()["duplicate"] == "event:ack-1" for a in answers[1:])
+    assert [e.id for e in receiver.events] == ["ack-1"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 3000 + b"]" * 3000, b'{"event": ' * 3000 + b"1" + b"}" * 3000,
+                                  b'{"event": {"id": 1' + b"0" * 5000 + b"}}", b'{"event": {"id": "\\ud800"}}',
+                                  b"\xff\xfe{", b'{"event": NaN}'])
+async def test_a_signed_hostile_body_is_a_400_with_a_reason(receiver: Receiver, body: bytes) -> None:
+    """Finding 9: a body nested 3,000 deep, a 5,000-digit number, a lone surrogate, bytes that
+    are not UTF-8, NaN: signed, so read, and each answered 400 saying why, never a 500."""
+    response = await receiver.post(body, {"X-PagerDuty-Signature": sign_pagerduty(SECRET, body),
+                                          "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith("malformed webhook body")
