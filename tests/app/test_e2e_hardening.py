@@ -96,7 +96,8 @@ async def test_an_edited_ticket_then_a_stale_click_files_one_ticket(bot: Harness
     await _submit(bot, second, REQUESTER)  # the other modal, unedited
     await _click(bot, REQUESTER, message.channel, message.ts, value)  # the stale button again
     await bot.rt.idle()
-    assert len(_creates(bot)) == 1 and len(created) == 1
+    assert len(_creates(bot)) == 1
+    assert len(created) == 1
     assert created[0]["fields"]["summary"] == "checkout-api 5xx: edited in the modal"
     assert len(bot.sb.system("slack").views) == 2, "the stale click opens no third modal"
     assert any(created[0]["key"] in text for text in _ephemerals(bot, REQUESTER))
@@ -150,7 +151,8 @@ async def test_a_forged_button_value_or_metadata_never_touches_another_card(bot:
     await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
     await bot.rt.idle()
     updates = [r.json() for r in bot.sb.ctx.recorder.requests("slack", path_prefix="/api/chat.update")]
-    assert updates and all((u["channel"], u["ts"]) == (message.channel, message.ts) for u in updates)
+    assert updates
+    assert all((u["channel"], u["ts"]) == (message.channel, message.ts) for u in updates)
 
 
 async def test_status_changes_apply_in_the_order_they_happened(bot: Harness, checkout: Scenario) -> None:
@@ -164,7 +166,8 @@ async def test_status_changes_apply_in_the_order_they_happened(bot: Harness, che
         await asyncio.sleep(0.05)
         await bot.rt.idle()
     incident = await bot.rt.store.get_incident(f"pd:{checkout.alert.incident_id}")
-    assert incident is not None and incident.status == "resolved"
+    assert incident is not None
+    assert incident.status == "resolved"
     replies = [m for m in bot.sb.system("slack").messages if m.thread_ts == message.ts and m.text]
     assert [r.text.split(" ")[0] for r in replies if "Resolved" in r.text or "Acknowledged" in r.text] == ["Resolved"]
 
