@@ -16,16 +16,19 @@ import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import ValidationError
-from slack_bolt.request.internals import parse_body
+from slack_bolt.context import BoltContext
+from slack_bolt.request import payload_utils
+from slack_bolt.request.internals import build_context, parse_body
 
 from bot.intake.safejson import BadJson, check_value, loads_bounded
 from bot.intake.slack_shapes import check_shape, first_error
 
 MAX_BODY_BYTES = 1024 * 1024  # a modal submission with long text is a few tens of KB
 MAX_SKEW_S = 300  # Slack's own recommendation: refuse requests signed more than 5 minutes ago
+SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
@@ -80,7 +83,85 @@ def read_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     return parsed
 
 
-def check_request(body: bytes, headers: dict[str, str], *, secret: str, now: float) -> Refusal | None:
+# What Bolt's listener matchers compare to strings or patterns (a number there is a TypeError).
+_TEXT_KEYS = ("type", "callback_id", "action_id", "command", "response_url", "trigger_id")
+# What Bolt reads as an object with an ``id`` (or as an id string) to build its context.
+_ID_HOLDERS = ("user", "team", "channel", "enterprise")
+_OBJECTS = ("event", "view", "message", "container", "item", "previous_message", "workflow_step")
+_CONTEXT_IDS = ("enterprise_id", "team_id", "user_id", "actor_enterprise_id", "actor_team_id",
+                "actor_user_id", "channel_id", "thread_ts", "response_url")
+_BOLT_READERS = (payload_utils.to_options, payload_utils.to_shortcut, payload_utils.to_action,
+                 payload_utils.to_view, payload_utils.to_command, payload_utils.to_event,
+                 payload_utils.to_message, payload_utils.to_step)
+
+
+def _check_text(where: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: must be a string")
+
+
+def check_bolt_envelope(body: dict[str, Any]) -> None:
+    """Raise `ValueError` when Bolt's own routing would trip over the body. Bolt indexes into
+    the envelope (``body["actions"][0]``, ``"id" in body["user"]``) and matches listeners by
+    comparing strings; every part it reads that way must have the type it assumes. Then Bolt's
+    own readers run once here, so whatever they would raise is a 400 now, not a 500 later."""
+    for key in _TEXT_KEYS:
+        if key in body:
+            _check_text(key, body[key])
+    for key in _ID_HOLDERS:
+        holder = body.get(key)
+        if holder is not None and not isinstance(holder, str | dict):
+            raise ValueError(f"{key}: must be an object or an id")
+        if isinstance(holder, dict) and "id" in holder:
+            _check_text(f"{key}.id", holder["id"])
+    for key in _OBJECTS:
+        if key in body and not isinstance(body[key], dict):
+            raise ValueError(f"{key}: must be an object")
+    for key in ("type", "subtype", "channel", "user", "ts", "thread_ts"):
+        if key in body.get("event", {}) and body["event"][key] is not None:
+            _check_text(f"event.{key}", body["event"][key])
+    view = body.get("view", {})
+    for key in ("callback_id", "type"):
+        if key in view:
+            _check_text(f"view.{key}", view[key])
+    if "actions" in body or body.get("type") == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+            raise ValueError("actions: must be a non-empty list of objects")
+        for key in ("action_id", "block_id", "type"):
+            if key in actions[0]:
+                _check_text(f"actions.0.{key}", actions[0][key])
+        if body.get("type") == "block_actions" and "action_id" not in actions[0]:
+            raise ValueError("actions.0.action_id: missing")
+    for key in ("authorizations", "response_urls"):
+        items = body.get(key)
+        if items is not None and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+            raise ValueError(f"{key}: must be a list of objects")
+    try:
+        context = build_context(BoltContext(), body)
+        for read in _BOLT_READERS:
+            read(body)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"not a Slack request Bolt can route ({type(exc).__name__}: {exc})") from exc
+    for key in _CONTEXT_IDS:
+        if context.get(key) is not None:
+            _check_text(key, context[key])
+
+
+def check_response_urls(body: dict[str, Any], hosts: frozenset[str]) -> None:
+    """Bolt's ``respond`` posts to the request's response URL: only to Slack's (`hosts`), so no
+    request can point the bot at another address."""
+    urls = [body["response_url"]] if "response_url" in body else []
+    urls += [item.get("response_url") for item in body.get("response_urls") or [] if "response_url" in item]
+    for url in urls:
+        _check_text("response_url", url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or parts.hostname not in hosts:
+            raise ValueError("response_url: not a Slack response URL")
+
+
+def check_request(body: bytes, headers: dict[str, str], *, secret: str, now: float,
+                  response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS) -> Refusal | None:
     """None when the request may go on to Bolt; otherwise the 4xx (or 503) to answer."""
     if len(body) > MAX_BODY_BYTES:
         return Refusal(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -91,6 +172,8 @@ def check_request(body: bytes, headers: dict[str, str], *, secret: str, now: flo
     # Nothing in the body is read before this line.
     try:
         parsed = read_body(body, headers.get("content-type"))
+        check_bolt_envelope(parsed)
+        check_response_urls(parsed, response_hosts)
         check_shape(parsed)
     except (ValueError, ValidationError, UnicodeError) as exc:
         return Refusal(400, f"malformed Slack request: {first_error(exc)}")

@@ -14,25 +14,19 @@ from bot.runtime import Runtime
 from bot.store.approvals import ApprovalState
 from bot.tickets import filing
 from bot.tickets.filing import TicketFields, approve_and_file
-from sandbox.scenario import Scenario, parse_scenario
+from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 from tests.helpers.faults import quick
+from tests.helpers.scenarios import with_faults
 from tests.helpers.slack_app import sandboxed_runtime
 
 KEY = "pd:UNCERTAIN"
 
 
-def _slow_create(base: Scenario, **faults: object) -> Scenario:
-    raw = base.model_dump(mode="json", by_alias=True, exclude_none=True)
-    raw["world"]["faults"] = faults
-    raw.pop("path", None)
-    return parse_scenario(raw, f"{base.id} with a slow Jira create")
-
-
 @pytest.fixture
 async def world(request: pytest.FixtureRequest, checkout: Scenario,
                 tmp_path: Path) -> AsyncIterator[tuple[Sandbox, Runtime]]:
-    scenario = _slow_create(checkout, **request.param)
+    scenario = with_faults(checkout, **request.param)
     async with sandboxed_runtime(scenario, tmp_path / "filing.db", policy=default_policy()) as (sb, rt):
         # One attempt, one second: the client gives up long before the slow create lands.
         rt.settings = rt.settings.model_copy(update={"jira": quick(sb, "jira", max_retries=0)})
