@@ -152,7 +152,8 @@ def _slack_templates(response_url: str) -> list[tuple[str, dict[str, Any]]]:
               for action in ("ticket_create", "brief_refresh", "feedback_up", "feedback_down")]
     ticket_view = {"id": "V1", "type": "modal", "callback_id": "ticket_submit",
                    "private_metadata": json.dumps({"approval_id": "a" * 32}), "blocks": []}
-    values = {"project": {"value": {"type": "static_select", "selected_option": {"value": "CHK"}}},
+    values: dict[str, dict[str, dict[str, Any]]] = {
+        "project": {"value": {"type": "static_select", "selected_option": {"value": "CHK"}}},
               "summary": {"value": {"type": "plain_text_input", "value": "checkout 5xx"}},
               "description": {"value": {"type": "plain_text_input", "value": "d"}},
               "priority": {"value": {"type": "static_select", "selected_option": {"value": "High"}}}}
