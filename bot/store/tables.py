@@ -262,7 +262,7 @@ class FeedbackRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """Seen webhook deliveries (PagerDuty ``X-Webhook-Id``, Slack ``event_id``): the primary key
+    """Seen webhook deliveries (PagerDuty's signed ``event.id``, Slack ``event_id``): the primary key
     is the dedupe, so two replicas receiving the same retry cannot both process it."""
 
     __tablename__ = "webhook_deliveries"

@@ -148,7 +148,7 @@ def first_post(trigger: str, *, incident: str, seconds_since_alert: float) -> No
 
 
 APPROVAL_OUTCOMES = ("filed", "already_filed", "waiting_for_approver", "lost_race", "preview", "refused",
-                     "failed", "expired", "rejected")
+                     "failed", "uncertain", "expired", "rejected")
 
 
 def approval(outcome: str, *, approval_id: str, incident: str | None = None) -> None:
