@@ -181,7 +181,13 @@ class PagerDutyWebhook:
             return _reject(400, f"malformed webhook body: {_first_error(exc)}", "malformed")
         # The event id is inside the signed body; X-Webhook-Id is not signed (see the docstring).
         delivery = f"event:{envelope.id}"
-        if not await self._record(delivery):
+        try:
+            first_seen = await self._record(delivery)
+        except Exception:  # the store is down: PagerDuty retries a 5xx, so nothing is lost
+            log.exception("could not record pagerduty event %s", envelope.id)
+            return _reject(503, "could not record the delivery (the bot's database is unavailable); "
+                                "retry later", "unavailable")
+        if not first_seen:
             return self._ack(envelope, "duplicate", {"duplicate": delivery})
         if envelope.occurred_at is not None and _aware(envelope.occurred_at) - self._now() > MAX_CLOCK_SKEW:
             # Signed, so genuine: PagerDuty's clock and ours disagree. Accepted, and said.

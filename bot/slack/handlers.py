@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -65,38 +66,26 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action("ticket_create")
     async def on_ticket(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await open_ticket_modal(rt, BlockActions.model_validate(body), client)
+        click = BlockActions.model_validate(body)
+        await _telling(client, click, open_ticket_modal(rt, click, client))
 
     @app.action("brief_refresh")
     async def on_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = BlockActions.model_validate(body)
-        incident, refused = await card_of(rt, click)
-        if incident is None:
-            await _ephemeral(client, click, refused or NOT_THIS_CARD)
-            return
-        rt.spawn(refresh_brief(rt, incident.key, click.user.id, workspace=_team(body)), name="refresh")
+        await _telling(client, click, _refresh(rt, click, client, team=_team(body)))
 
     @app.action("feedback_up")
     async def on_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = BlockActions.model_validate(body)
-        if await _feedback(rt, click, client, "up"):
-            await _ephemeral(client, click, "Thanks: noted 👍")
+        await _telling(client, click, _feedback(rt, click, client, "up"))
 
     @app.action("feedback_down")
     async def on_down(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = BlockActions.model_validate(body)
-        if not await _feedback(rt, click, client, "down"):
-            return
-        value = click.button()
-        try:
-            await client.views_open(trigger_id=click.trigger_id, view=feedback_reason_modal(
-                incident_key=value.incident_key, brief_version=value.brief_version))
-        except SlackApiError as exc:
-            await _ephemeral(client, click, "Thanks: noted 👎 (the form for a reason could not be opened: "
-                                            f"`{escape(str(exc.response.get('error', 'error')))}`).")
+        await _telling(client, click, _feedback(rt, click, client, "down"))
 
     @app.view("feedback_reason")
     async def on_feedback_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -111,7 +100,12 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.view("ticket_submit")
     async def on_ticket_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         submission = ViewSubmission.model_validate(body)
-        errors, fields, approval_id = await check_submit(rt, submission, client)
+        try:
+            errors, fields, approval_id = await check_submit(rt, submission, client)
+        except Exception as exc:  # the store or Slack failed: say so in the modal, not with a 500
+            log.exception("checking a ticket submit failed")
+            await ack(response_action="errors", errors={"summary": f"Could not check this request: {_why(exc)}"})
+            return
         if errors or fields is None or approval_id is None:
             await ack(response_action="errors", errors=errors)
             return
@@ -221,18 +215,53 @@ async def _mention(rt: Runtime, mention: AppMention, client: AsyncWebClient, *, 
     await publish_brief(rt, alert, service, channel, thread_ts=reply_ts)
 
 
-async def _feedback(rt: Runtime, click: BlockActions, client: AsyncWebClient, vote: Vote) -> bool:
-    """Store a vote on the clicked card's brief version; False (and the person told) when the
-    click does not belong to that card."""
+async def _telling(client: AsyncWebClient, click: BlockActions, work: Coroutine[Any, Any, None]) -> None:
+    """Run a click's work; if it fails, tell the clicker what failed instead of nothing."""
+    try:
+        await work
+    except Exception as exc:
+        log.exception("handling %s for %s failed", click.actions[0].action_id, click.user.id)
+        try:
+            await _ephemeral(client, click, f"That did not work: {_why(exc)}. Nothing was filed or changed "
+                                            "by this click; try again, or ask whoever runs the bot.")
+        except Exception:
+            log.exception("could not tell %s that their click failed", click.user.id)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, SQLAlchemyError):
+        return f"the bot's database is unavailable ({type(exc).__name__})"
+    return escape(redact(f"{type(exc).__name__}: {exc}")[:300])
+
+
+async def _refresh(rt: Runtime, click: BlockActions, client: AsyncWebClient, *, team: str | None) -> None:
+    incident, refused = await card_of(rt, click)
+    if incident is None:
+        await _ephemeral(client, click, refused or NOT_THIS_CARD)
+        return
+    rt.spawn(refresh_brief(rt, incident.key, click.user.id, workspace=team), name="refresh")
+
+
+async def _feedback(rt: Runtime, click: BlockActions, client: AsyncWebClient, vote: Vote) -> None:
+    """Store a vote on the clicked card's brief version (a 👎 then asks why, in a modal); the
+    person is told when the click does not belong to that card."""
     incident, refused = await card_of(rt, click)
     value = click.button()
     if incident is None or await rt.store.get_brief(incident.key, value.brief_version) is None:
         await _ephemeral(client, click, refused or "That brief version is not stored: nothing was recorded.")
-        return False
+        return
     await rt.store.save_feedback(incident_key=incident.key, version=value.brief_version, user=click.user.id,
                                  vote=vote, reason=None)
     telemetry.feedback(vote, incident=incident.key, version=value.brief_version)
-    return True
+    if vote == "up":
+        await _ephemeral(client, click, "Thanks: noted 👍")
+        return
+    try:
+        await client.views_open(trigger_id=click.trigger_id, view=feedback_reason_modal(
+            incident_key=incident.key, brief_version=value.brief_version))
+    except SlackApiError as exc:
+        await _ephemeral(client, click, "Thanks: noted 👎 (the form for a reason could not be opened: "
+                                        f"`{escape(str(exc.response.get('error', 'error')))}`).")
 
 
 async def _ephemeral(client: AsyncWebClient, click: BlockActions, text: str) -> None:

@@ -30,7 +30,7 @@ from bot.slack.mrkdwn import escape
 from bot.slack.publish import update_card
 from bot.store.approvals import ApprovalState, UnknownApproval
 from bot.store.repo import IncidentRecord
-from bot.tickets.filing import RESOLVED_REFUSAL, TicketFields, approve_and_file
+from bot.tickets.filing import RESOLVED_REFUSAL, FileOutcome, TicketFields, approve_and_file
 
 log = logging.getLogger("incident_brief.slack.tickets")
 NOT_THIS_CARD = "This button does not belong to this brief's message: nothing was done."
@@ -85,8 +85,8 @@ async def open_ticket_modal(rt: Runtime, click: BlockActions, client: AsyncWebCl
         await client.views_open(trigger_id=click.trigger_id, view=ticket_modal(
             proposal, evidence=latest.result.evidence, allowed_projects=rt.jira_projects(),
             approval_id=approval.id, dry_run=rt.policy.default_mode == "dry_run"))
-    except SlackApiError as exc:
-        error = str(exc.response.get("error", "error"))
+    except Exception as exc:  # Slack refused (SlackApiError) or could not be reached
+        error = str(exc.response.get("error", "error")) if isinstance(exc, SlackApiError) else type(exc).__name__
         log.warning("views.open for %s failed: %s", incident.key, error)
         await _tell(client, click.channel.id, click.user.id,
                     f"Could not open the ticket form (Slack said `{escape(error)}`). Nothing was filed; "
@@ -124,7 +124,13 @@ async def file_ticket(rt: Runtime, approval_id: str, user: str, fields: TicketFi
                       client: AsyncWebClient) -> None:
     """File (or preview) after an accepted submit, then tell the person and update the card,
     both where the store says the incident's card is."""
-    outcome = await approve_and_file(rt, approval_id, user, fields)
+    try:
+        outcome = await approve_and_file(rt, approval_id, user, fields)
+    except Exception as exc:  # the store failed mid-way: the label check makes a retry safe
+        log.exception("filing approval %s failed", approval_id)
+        outcome = FileOutcome("failed", message=(
+            f"Filing failed: {type(exc).__name__}. If Jira created the ticket, the bot finds it by its "
+            "label and records it; nothing will be filed twice."))
     approval = await rt.approvals.get(approval_id)
     incident = await rt.store.get_incident(approval.incident_key)
     channel, ts = (incident.channel, incident.message_ts) if incident else (None, None)

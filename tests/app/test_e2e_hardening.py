@@ -240,3 +240,18 @@ async def test_an_unwritable_database_answers_a_mention_visibly(bot: Harness) ->
         await engine.dispose()
     text = reply[0].json()["text"]
     assert "database cannot be written" in text
+
+
+async def test_a_click_when_the_database_is_gone_is_answered(bot: Harness, checkout: Scenario,
+                                                             tmp_path: Path) -> None:
+    """Finding 10: the store cannot be opened (its file vanished with its directory); a click
+    on the card is answered with what failed instead of nothing."""
+    message = await _page(bot, checkout)
+    engine = create_engine_for(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}")
+    bot.rt.store = Store(session_factory(engine), clock=bot.rt.store.clock)
+    try:
+        await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message), action="brief_refresh")
+        note = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the ephemeral")
+    finally:
+        await engine.dispose()
+    assert "database is unavailable" in note[0]

@@ -6,8 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
-from bot.intake.pagerduty import MAX_BODY_BYTES
+from bot.intake.pagerduty import MAX_BODY_BYTES, PagerDutyWebhook
 from bot.intake.signing import sign_pagerduty
 from sandbox.pagerduty import build_webhook
 from sandbox.scenario import Scenario
@@ -141,3 +143,20 @@ async def test_a_signed_hostile_body_is_a_400_with_a_reason(receiver: Receiver, 
                                           "Content-Type": "application/json"})
     assert response.status_code == 400, response.text
     assert response.json()["error"].startswith("malformed webhook body")
+
+
+async def test_a_store_that_cannot_record_is_a_503_pagerduty_retries(checkout: Scenario) -> None:
+    """Finding 10: with the database down the delivery is neither lost nor a traceback: 503
+    (PagerDuty retries 5xx), saying why."""
+    async def unavailable(_delivery: str) -> bool:
+        raise ConnectionError("database is locked")
+
+    receiver = Receiver([SECRET], now=lambda: checkout.now)
+    endpoint = PagerDutyWebhook(secrets=lambda: [SECRET], record_delivery=unavailable, on_event=receiver.handle,
+                                spawn=receiver.spawn, now=lambda: checkout.now)
+    receiver.app = Starlette(routes=[Route("/webhooks/pagerduty", endpoint.handle, methods=["POST"])])
+    body, headers = build_webhook(checkout, secret=SECRET)
+    response = await receiver.post(body, headers)
+    assert response.status_code == 503
+    assert "database" in response.json()["error"]
+    assert receiver.events == []
