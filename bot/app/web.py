@@ -19,6 +19,7 @@ from starlette.routing import Route
 from bot.core.keys import pagerduty_key
 from bot.core.models import Alert
 from bot.gather.incident_state import late_trigger_check
+from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.intake.slack_gate import MAX_BODY_BYTES as MAX_SLACK_BODY
 from bot.intake.slack_gate import SLACK_RESPONSE_HOSTS, Refusal, check_request
@@ -110,12 +111,12 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         return await handler.handle(request)
 
     async def _slack_refusal(request: Request) -> Refusal | None:
-        declared = request.headers.get("content-length") or "0"
-        if not (declared.isascii() and declared.isdigit()) or len(declared) > 12:
-            return Refusal(400, "Content-Length is not a number")
-        if int(declared) > MAX_SLACK_BODY:
-            return Refusal(413, f"body larger than {MAX_SLACK_BODY} bytes")
-        body = await request.body()  # Starlette keeps it: Bolt's adapter reads the same bytes
+        try:
+            body = await read_bounded(request, MAX_SLACK_BODY)
+        except BodyTooLarge as exc:
+            return Refusal(413, str(exc))
+        except BadContentLength as exc:
+            return Refusal(400, str(exc))
         return check_request(body, {k: request.headers.get(k, "") for k in SLACK_HEADERS},
                              secret=rt.settings.slack.signing_secret.get_secret_value(),
                              now=time.time(),  # Slack signs with the wall clock, as Bolt checks it

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.core.keys import pagerduty_key
+from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.safejson import BadJson, loads_bounded
 from bot.intake.signing import verify_pagerduty
 from bot.telemetry import metrics
@@ -160,15 +161,12 @@ class PagerDutyWebhook:
             return await self._handle(request)
 
     async def _handle(self, request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not (declared.isascii() and declared.isdigit()):
-                return _reject(400, "Content-Length is not a number", "malformed")
-            if len(declared) > 12 or int(declared) > MAX_BODY_BYTES:
-                return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
+        try:
+            body = await read_bounded(request, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            return _reject(413, str(exc), "too_large")
+        except BadContentLength as exc:
+            return _reject(400, str(exc), "malformed")
         secrets = self._secrets()
         if not secrets:
             return _reject(503, "webhook secret not configured: refusing unsigned deliveries", "not_configured")

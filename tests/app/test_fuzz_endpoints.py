@@ -284,3 +284,12 @@ def test_the_issues_attacks_are_4xx_with_a_reason(bot: InProcessBot, name: str) 
     response = bot.request("POST", "/slack/events", body=body, headers=headers)
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     assert response.json()["error"]
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+def test_a_huge_chunked_body_is_refused_before_it_is_held(bot: InProcessBot, path: str) -> None:
+    """No Content-Length, 3 MB in chunks: read up to the limit, then 413."""
+    response = bot.request("POST", path, body=b"{" + b" " * 3_000_000 + b"}", chunked=True,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,14 @@ class InProcessBot:
         return str(self.sb.ctx.secrets["slack_signing_secret"])
 
     def request(self, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
-                params: dict[str, str] | None = None) -> httpx.Response:
-        return self._runner.run(self.client.request(method, path, content=body, headers=headers or {},
+                params: dict[str, str] | None = None, chunked: bool = False) -> httpx.Response:
+        """One request; ``chunked`` sends the body in pieces with no Content-Length."""
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 65536):
+                yield body[start:start + 65536]
+
+        content: bytes | AsyncIterator[bytes] = pieces() if chunked else body
+        return self._runner.run(self.client.request(method, path, content=content, headers=headers or {},
                                                     params=params))
 
     def settle(self) -> None:
