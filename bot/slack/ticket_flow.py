@@ -81,9 +81,15 @@ async def open_ticket_modal(rt: Runtime, click: BlockActions, client: AsyncWebCl
     if approval.state is ApprovalState.DONE:
         await _tell(client, click.channel.id, click.user.id, f"Already filed as {approval.jira_key}.")
         return
+    evidence = latest.result.evidence
+    if approval.edited:
+        # Someone edited it already (a first approver under a two-person rule): show what they
+        # approved, its description already carrying the evidence links, so the next approver
+        # approves that text instead of silently reverting it to the brief's.
+        proposal, evidence = TicketProposal.model_validate({**shown.model_dump(), **approval.proposal}), []
     try:
         await client.views_open(trigger_id=click.trigger_id, view=ticket_modal(
-            proposal, evidence=latest.result.evidence, allowed_projects=rt.jira_projects(),
+            proposal, evidence=evidence, allowed_projects=rt.jira_projects(),
             approval_id=approval.id, dry_run=rt.policy.default_mode == "dry_run"))
     except Exception as exc:  # Slack refused (SlackApiError) or could not be reached
         error = str(exc.response.get("error", "error")) if isinstance(exc, SlackApiError) else type(exc).__name__

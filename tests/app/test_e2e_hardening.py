@@ -255,3 +255,25 @@ async def test_a_click_when_the_database_is_gone_is_answered(bot: Harness, check
     finally:
         await engine.dispose()
     assert "database is unavailable" in note[0]
+
+
+async def test_a_second_approver_sees_and_approves_the_first_approvers_edit(bot: Harness,
+                                                                            checkout: Scenario) -> None:
+    """One approval per brief version whatever the edits: under a two-person rule the second
+    approver's modal shows the edited text, and their unedited submit files it (it used to
+    show the brief's text and revert the edit, dropping the first approval)."""
+    bot.rt.policy = default_policy().model_copy(update={"approvals": {"jira.create_issue": "two_person"}})
+    message = await _page(bot, checkout)
+    value = _button_value(message)
+    await _click(bot, REQUESTER, message.channel, message.ts, value)
+    first = await _modal(bot, 0)
+    await _submit(bot, first, REQUESTER, summary="checkout-api 5xx: roll back v2.3.1")
+    assert _creates(bot) == []
+    await _click(bot, APPROVER, message.channel, message.ts, value)
+    second = await _modal(bot, 1)
+    assert slack_sender.initial_values(second)["summary"]["value"]["value"] == "checkout-api 5xx: roll back v2.3.1"
+    await _submit(bot, second, APPROVER)
+    created = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the ticket")
+    assert [c["fields"]["summary"] for c in created] == ["checkout-api 5xx: roll back v2.3.1"]
+    shown = [slack_sender.initial_values(v)["description"]["value"]["value"] for v in (first, second)]
+    assert shown[0] == shown[1], "the same description, its evidence links not appended twice"
