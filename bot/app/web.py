@@ -4,6 +4,9 @@ PagerDuty webhook, health and metrics."""
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -16,13 +19,19 @@ from starlette.routing import Route
 from bot.core.keys import pagerduty_key
 from bot.core.models import Alert
 from bot.gather.incident_state import late_trigger_check
+from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
+from bot.intake.slack_gate import MAX_BODY_BYTES as MAX_SLACK_BODY
+from bot.intake.slack_gate import SLACK_RESPONSE_HOSTS, Refusal, check_request
 from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status, publish_brief
+from bot.telemetry import record as telemetry
 from bot.telemetry.metrics import registry
 
 log = logging.getLogger("incident_brief.web")
+_OUTCOMES = {401: "bad_signature", 413: "too_large", 503: "not_configured"}
+SLACK_HEADERS = ("x-slack-request-timestamp", "x-slack-signature", "content-type")
 
 STATUS_LINES = {
     "incident.acknowledged": "Acknowledged",
@@ -60,6 +69,12 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         return
     who = f" by {event.agent.summary}" if event.agent and event.agent.summary else ""
     status = event.event_type.removeprefix("incident.")
+    # Deliveries arrive out of order (retries, replicas): only a change that happened after the
+    # stored one is applied, so an "acknowledged" delivered after "resolved" changes nothing.
+    if not await rt.store.advance_incident_status(key, status, _aware(event.occurred_at)):
+        log.info("%s for %s (occurred %s) is older than the stored status or has no incident: not applied",
+                 event.event_type, key, event.occurred_at.isoformat())
+        return
     await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
                                        f"at {event.occurred_at:%H:%M} UTC")
 
@@ -78,11 +93,34 @@ async def _still_open(rt: Runtime, event: PagerDutyEvent, key: str) -> bool:
     return check.brief
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
     handler = AsyncSlackRequestHandler(bolt or build_bolt_app(rt))
+    # Response URLs are Slack's; a Slack API base elsewhere (a proxy, the sandbox) serves them too.
+    response_hosts = SLACK_RESPONSE_HOSTS | {urlsplit(rt.settings.slack.api_base_url).hostname or "hooks.slack.com"}
 
     async def slack_events(request: Request) -> Response:
+        # Size, signature, then the body (`bot.intake.slack_gate`): Bolt would parse first.
+        refused = await _slack_refusal(request)
+        if refused is not None:
+            telemetry.webhook("slack", _OUTCOMES.get(refused.status, "malformed"))
+            return JSONResponse({"ok": False, "error": refused.reason}, status_code=refused.status)
         return await handler.handle(request)
+
+    async def _slack_refusal(request: Request) -> Refusal | None:
+        try:
+            body = await read_bounded(request, MAX_SLACK_BODY)
+        except BodyTooLarge as exc:
+            return Refusal(413, str(exc))
+        except BadContentLength as exc:
+            return Refusal(400, str(exc))
+        return check_request(body, {k: request.headers.get(k, "") for k in SLACK_HEADERS},
+                             secret=rt.settings.slack.signing_secret.get_secret_value(),
+                             now=time.time(),  # Slack signs with the wall clock, as Bolt checks it
+                             response_hosts=response_hosts)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "background_tasks": len(rt.tasks)})

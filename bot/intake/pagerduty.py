@@ -10,26 +10,31 @@ recorded, never refused. Only what PagerDuty never sends is refused, and the bod
 (PagerDuty shows it in the delivery log): an unsigned or wrongly signed delivery, an oversized
 body, a body that is not a v3 event envelope.
 
-The signature has no timestamp, so replays are met by dedupe on ``X-Webhook-Id`` (kept for
-longer than PagerDuty's 48 hours of retries), not by refusing old events: an old delivery is a
-retry after an outage of ours, and refusing it would drop it for good. Whether a late trigger is
+The signature has no timestamp, so replays are met by dedupe on the event's own ``id``, inside
+the signed body (kept for longer than PagerDuty's 48 hours of retries), not by refusing old
+events: an old delivery is a retry after an outage of ours, and refusing it would drop it for
+good. ``X-Webhook-Id`` is not used: the signature does not cover headers, so a captured
+delivery re-sent with fresh ids would otherwise be processed again each time. Status changes
+are applied in the order they happened (``occurred_at``), not the order they arrived: that is
+the handler's job (`bot.store.repo.Store.advance_incident_status`). Whether a late trigger is
 still worth a brief is the handler's call (`is_late`): it asks PagerDuty whether the incident
 is still open.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.core.keys import pagerduty_key
+from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
+from bot.intake.safejson import BadJson, loads_bounded
 from bot.intake.signing import verify_pagerduty
 from bot.telemetry import metrics
 from bot.telemetry import record as telemetry
@@ -57,7 +62,7 @@ class PagerDutyIncident(BaseModel):
     """``event.data`` of the incident events (``data.type == "incident"``)."""
 
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: Annotated[str, StringConstraints(min_length=1, max_length=100)]  # part of the incident key
     title: str = ""
     status: str = "triggered"
     urgency: str = "high"
@@ -78,8 +83,8 @@ class PagerDutyEnvelope(BaseModel):
     the type says what it is."""
 
     model_config = ConfigDict(extra="ignore")
-    id: str
-    event_type: str
+    id: Annotated[str, StringConstraints(min_length=1, max_length=100)]  # the dedupe key
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     resource_type: str = ""
     occurred_at: datetime | None = None
     agent: PagerDutyAgent | None = None
@@ -156,12 +161,12 @@ class PagerDutyWebhook:
             return await self._handle(request)
 
     async def _handle(self, request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _reject(413, f"body larger than {MAX_BODY_BYTES} bytes", "too_large")
+        try:
+            body = await read_bounded(request, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            return _reject(413, str(exc), "too_large")
+        except BadContentLength as exc:
+            return _reject(400, str(exc), "malformed")
         secrets = self._secrets()
         if not secrets:
             return _reject(503, "webhook secret not configured: refusing unsigned deliveries", "not_configured")
@@ -172,9 +177,15 @@ class PagerDutyWebhook:
             envelope = parse_envelope(_json(body))
         except (ValueError, ValidationError) as exc:
             return _reject(400, f"malformed webhook body: {_first_error(exc)}", "malformed")
-        # PagerDuty keeps X-Webhook-Id across retries of one delivery; the event id is the fallback.
-        delivery = request.headers.get("x-webhook-id") or f"event:{envelope.id}"
-        if not await self._record(delivery):
+        # The event id is inside the signed body; X-Webhook-Id is not signed (see the docstring).
+        delivery = f"event:{envelope.id}"
+        try:
+            first_seen = await self._record(delivery)
+        except Exception:  # the store is down: PagerDuty retries a 5xx, so nothing is lost
+            log.exception("could not record pagerduty event %s", envelope.id)
+            return _reject(503, "could not record the delivery (the bot's database is unavailable); "
+                                "retry later", "unavailable")
+        if not first_seen:
             return self._ack(envelope, "duplicate", {"duplicate": delivery})
         if envelope.occurred_at is not None and _aware(envelope.occurred_at) - self._now() > MAX_CLOCK_SKEW:
             # Signed, so genuine: PagerDuty's clock and ours disagree. Accepted, and said.
@@ -206,11 +217,9 @@ def _aware(value: datetime) -> datetime:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError("not UTF-8") from exc
+        return loads_bounded(body)
+    except BadJson as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _first_error(exc: Exception) -> str:

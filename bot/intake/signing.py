@@ -4,7 +4,8 @@ PagerDuty signs the raw request body with HMAC-SHA256 under the subscription's s
 sends ``X-PagerDuty-Signature: v1=<hex>``; while a secret is being rotated the header carries
 several comma-separated signatures. A delivery is genuine when any signature matches any of
 our configured secrets. The header carries no timestamp, so replay protection is the
-receiver's job (dedupe on ``X-Webhook-Id``).
+receiver's job (dedupe on the event's own id inside the signed body, never on the unsigned
+``X-Webhook-Id`` header).
 """
 
 from __future__ import annotations

@@ -282,7 +282,8 @@ def _actions(result: BriefResult, incident_key: str, state: BriefCardState) -> d
     value = json.dumps({"incident_key": incident_key, "brief_version": state.brief_version},
                        separators=(",", ":"))
     buttons = []
-    if result.brief.ticket and not state.ticket_key:  # a filed ticket takes its button away
+    # A filed ticket takes its button away, and so does a resolved incident (nothing to file).
+    if result.brief.ticket and not state.ticket_key and state.status != "resolved":
         buttons.append(_button("Create Jira ticket", "ticket_create", value, style="primary"))
     buttons += [_button("Refresh", "brief_refresh", value), _button("👍", "feedback_up", value),
                 _button("👎", "feedback_down", value)]
@@ -375,8 +376,10 @@ def ticket_description(proposal: TicketProposal, evidence: list[Evidence]) -> st
 
 
 def ticket_modal(proposal: TicketProposal, *, evidence: list[Evidence], allowed_projects: list[str],
-                 approval_id: str, dry_run: bool, channel: str | None, message_ts: str | None) -> dict[str, Any]:
-    """The approval modal, prefilled from the proposal and editable; submitting files (or previews)."""
+                 approval_id: str, dry_run: bool) -> dict[str, Any]:
+    """The approval modal, prefilled from the proposal and editable; submitting files (or previews).
+    Its metadata names the approval only: where the card lives comes from the store, never from
+    what the client sends back."""
     if allowed_projects:
         project: dict[str, Any] = {"type": "static_select", "action_id": "value",
                                    "options": [_option(p) for p in allowed_projects[:100]],
@@ -393,8 +396,7 @@ def ticket_modal(proposal: TicketProposal, *, evidence: list[Evidence], allowed_
                 "initial_option": _option(proposal.priority)}
     mode = ("*Dry run*: submitting shows the exact request that would be sent. Nothing is sent to Jira."
             if dry_run else "Submitting files this ticket in Jira once, as the bot's Jira user.")
-    metadata = json.dumps({"approval_id": approval_id, "channel": channel, "message_ts": message_ts},
-                          separators=(",", ":"))
+    metadata = json.dumps({"approval_id": approval_id}, separators=(",", ":"))
     return {
         "type": "modal", "callback_id": "ticket_submit", "private_metadata": metadata,
         "title": {"type": "plain_text", "text": "Create Jira ticket"},

@@ -27,7 +27,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.audit import utcnow
@@ -100,12 +99,14 @@ class Approval(BaseModel):
     finished_at: datetime | None
 
 
-def idempotency_key(incident_key: str, proposal: Mapping[str, Any], tool: str = DEFAULT_TOOL) -> str:
-    """Same incident + tool + proposal content -> same key, in any process, on any day.
+def idempotency_key(incident_key: str, brief_version: int, tool: str = DEFAULT_TOOL) -> str:
+    """Same incident + brief version + tool -> same key, in any process, on any day.
 
+    The editable content (summary, description, priority) is deliberately not part of it: an
+    approver's edit in the modal must not turn one brief version's ticket into a second
+    approval, which a stale click on the original button would then file again.
     Shaped to be a valid Jira label (no spaces, short)."""
-    canonical = json.dumps([incident_key, tool, proposal], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, default=str)
+    canonical = json.dumps([incident_key, int(brief_version), tool], separators=(",", ":"), ensure_ascii=False)
     return "ib-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
@@ -127,12 +128,12 @@ class Approvals:
 
     async def propose(self, *, incident_key: str, brief_version: int, proposal: Mapping[str, Any] | BaseModel,
                       requested_by: str | None, tool: str = DEFAULT_TOOL) -> Approval:
-        """Record a proposal, or return the live one with the same idempotency key (a refreshed
-        brief proposing the same ticket does not create a second approval)."""
+        """Record a proposal, or return the live one for this brief version (a second click, a
+        stale client, a proposal since edited: one approval per incident, brief version and tool)."""
         # Masked before it is stored (and so before it is filed): a person may paste a token
         # into the modal's summary or description.
         body = redact_obj(proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal))
-        key = idempotency_key(incident_key, body, tool)
+        key = idempotency_key(incident_key, brief_version, tool)
         now = self.clock()
         for _ in range(_APPROVE_RETRIES):
             async with self.sessions() as session, session.begin():
@@ -174,22 +175,15 @@ class Approvals:
 
     async def revise(self, approval_id: str, proposal: Mapping[str, Any] | BaseModel) -> Approval:
         """Replace the proposal (the person edited it in the modal) while it is still proposed.
-        Approvals already given are dropped: they approved other content."""
+        Approvals already given are dropped: they approved other content. The idempotency key
+        (the approval's identity and the Jira label) stays: it is the brief version's."""
         current = await self.get(approval_id)
         # Masked before it is stored (and so before it is filed): a person may paste a token
         # into the modal's summary or description.
         body = redact_obj(proposal.model_dump(mode="json") if isinstance(proposal, BaseModel) else dict(proposal))
-        key = idempotency_key(current.incident_key, body, current.tool)
-        if key != current.idempotency_key and await self.find_live(key) is not None:
-            raise ApprovalStateError(approval_id, current.state, "revise",
-                                     "an identical proposal is already open or done")
-        try:
-            return await self._transition(
-                approval_id, "revise", (ApprovalState.PROPOSED,), ApprovalState.PROPOSED,
-                proposal=body, idempotency_key=key, approvers=[], edited=True, expected_revision=current.revision)
-        except IntegrityError as exc:  # the same content was proposed between our check and update
-            raise ApprovalStateError(approval_id, current.state, "revise",
-                                     "an identical proposal is already open or done") from exc
+        return await self._transition(
+            approval_id, "revise", (ApprovalState.PROPOSED,), ApprovalState.PROPOSED,
+            proposal=body, approvers=[], edited=True, expected_revision=current.revision)
 
     async def approve(self, approval_id: str, approver: str, *, required_approvers: int = 1,
                       forbid_self_approval: bool) -> Approval:

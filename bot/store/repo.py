@@ -213,6 +213,18 @@ class Store(AuditRows, PublishRows):
     async def set_incident_status(self, key: str, status: str) -> None:
         await self._update_incident(key, status=status)
 
+    async def advance_incident_status(self, key: str, status: str, at: datetime) -> bool:
+        """Set the status to one that happened at `at`, unless a later one is already stored.
+        One conditional UPDATE, so deliveries arriving out of order (or on two replicas at
+        once) end with the latest status. False when the change is older, or there is no
+        such incident."""
+        stmt = (update(IncidentRow)
+                .where(IncidentRow.key == key,
+                       or_(IncidentRow.status_at.is_(None), IncidentRow.status_at <= at))
+                .values(status=status, status_at=at, updated_at=self.clock()))
+        async with self.sessions() as session, session.begin():
+            return rowcount(await session.execute(stmt)) == 1
+
     async def note_human_refresh(self, key: str) -> None:
         """A person asked for a refresh: counted whether or not the brief changed."""
         await self._update_incident(key, human_refreshes=IncidentRow.human_refreshes + 1)

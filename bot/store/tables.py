@@ -68,6 +68,8 @@ class IncidentRow(Base):
     service: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
+    # When `status` happened (PagerDuty's occurred_at): an older change never overwrites it.
+    status_at: Mapped[datetime | None]
     slack_channel: Mapped[str | None] = mapped_column(String(64), index=True)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # when the brief lives in a thread
@@ -267,7 +269,7 @@ class FeedbackRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """Seen webhook deliveries (PagerDuty ``X-Webhook-Id``, Slack ``event_id``): the primary key
+    """Seen webhook deliveries (PagerDuty's signed ``event.id``, Slack ``event_id``): the primary key
     is the dedupe, so two replicas receiving the same retry cannot both process it."""
 
     __tablename__ = "webhook_deliveries"

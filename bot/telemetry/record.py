@@ -148,7 +148,7 @@ def first_post(trigger: str, *, incident: str, seconds_since_alert: float) -> No
 
 
 APPROVAL_OUTCOMES = ("filed", "already_filed", "waiting_for_approver", "lost_race", "preview", "refused",
-                     "failed", "expired", "rejected")
+                     "failed", "uncertain", "expired", "rejected")
 
 
 def approval(outcome: str, *, approval_id: str, incident: str | None = None) -> None:
@@ -164,7 +164,7 @@ def feedback(vote: str, *, incident: str, version: int) -> None:
 
 
 WEBHOOK_OUTCOMES = ("accepted", "duplicate", "recorded", "unreadable", "bad_signature", "malformed", "too_large",
-                    "not_configured")
+                    "not_configured", "unavailable")
 
 
 def webhook(source: str, outcome: str) -> None:

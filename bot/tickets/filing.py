@@ -9,20 +9,29 @@ What is filed is what was approved: the approval's stored proposal, never the re
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.errors import ApprovalRequired, PolicyDenied
+from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable, WireRefused
 from bot.core.redaction import redact
 from bot.runtime import Runtime
 from bot.store.approvals import Approval, ApprovalState, ApprovalStateError
 from bot.telemetry import record as telemetry
 from bot.telemetry.tracing import annotate, span
+from connectors.jira import JiraReader, JiraWriter
 
 log = logging.getLogger("incident_brief.ticketing")
 TOOL = "jira.create_issue"
+RESOLVED_REFUSAL = "The incident is resolved: no ticket is filed from its brief."
+# After a create whose answer never came (a client-side timeout, a dropped connection, a 5xx),
+# Jira may have filed it anyway: look for the idempotency label at these delays (seconds)
+# before saying anything, since search can trail a create by a moment.
+LANDED_CHECKS_S = (0.0, 1.0, 2.0, 4.0)
+_DEFINITE_REFUSAL = re.compile(r"HTTP 4\d\d")
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class TicketFields:
 
 @dataclass(frozen=True)
 class FileOutcome:
-    status: str  # filed | already_filed | waiting_for_approver | lost_race | preview | refused | failed
+    status: str  # filed | already_filed | waiting_for_approver | lost_race | preview | refused | failed | uncertain
     key: str | None = None
     url: str | None = None
     preview: dict[str, Any] | None = None
@@ -67,6 +76,9 @@ async def _approve_and_file(rt: Runtime, approval_id: str, approver: str, fields
     try:
         approval = await rt.approvals.get(approval_id)
         annotate(**{"incident.key": approval.incident_key})
+        incident = await rt.store.get_incident(approval.incident_key)
+        if incident is not None and incident.status == "resolved" and approval.state is not ApprovalState.DONE:
+            return FileOutcome("refused", message=RESOLVED_REFUSAL)
         edited = TicketFields.from_proposal(approval.proposal) != fields
         if approval.state is ApprovalState.PROPOSED and edited:
             # Edited in the modal: approvals given to the old text no longer count.
@@ -96,8 +108,6 @@ async def execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
 
 
 async def _execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
-    from connectors.jira import JiraReader, JiraWriter
-
     fields = TicketFields.from_proposal(approval.proposal)
     label = approval.idempotency_key
     reader = JiraReader(rt.settings.jira)
@@ -130,8 +140,10 @@ async def _execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
         return FileOutcome("refused", message=str(exc))
     except Exception as exc:
         reason = redact(f"{type(exc).__name__}: {exc}")[:300]
-        await rt.approvals.fail(approval.id, reason)
-        return FileOutcome("failed", message=f"Jira did not accept the ticket: {reason}")
+        if _definitely_not_created(exc):
+            await rt.approvals.fail(approval.id, reason)
+            return FileOutcome("failed", message=f"Jira did not accept the ticket: {reason}")
+        return await _after_uncertain_create(rt, approval, reason)
     finally:
         await _close(writer)
     if not outcome.executed:
@@ -140,6 +152,42 @@ async def _execute(rt: Runtime, approval: Approval, actor: str) -> FileOutcome:
     result: dict[str, Any] = outcome.result or {}
     await rt.approvals.complete(approval.id, str(result["key"]))
     return FileOutcome("filed", key=str(result["key"]), url=result.get("url"))
+
+
+def _definitely_not_created(exc: Exception) -> bool:
+    """Whether Jira certainly did not file it: refused before sending (a bad argument, the wire
+    guard) or answered with a 4xx. A timeout, a dropped connection or a 5xx may hide a create."""
+    if isinstance(exc, ValueError | WireRefused):
+        return True
+    return isinstance(exc, SourceUnavailable) and bool(_DEFINITE_REFUSAL.match(exc.reason))
+
+
+async def _after_uncertain_create(rt: Runtime, approval: Approval, reason: str) -> FileOutcome:
+    """The create may have landed: look for it by its label before saying anything. Found, it
+    is the ticket. Not found, the approval stays ``executing``, so recovery (`recover_interrupted`,
+    run by the clock) looks again and files it only if it is still not there."""
+    label = approval.idempotency_key
+    for delay in LANDED_CHECKS_S:
+        await asyncio.sleep(delay)
+        reader = JiraReader(rt.settings.jira)
+        try:
+            found = await reader.find_by_label(label)
+        except Exception:
+            log.warning("looking for ticket %s after an uncertain create failed", label, exc_info=True)
+            found = None
+        finally:
+            await _close(reader)
+        if found:
+            key = str(found["key"])
+            await rt.approvals.complete(approval.id, key)
+            log.warning("Jira create for approval %s failed client-side (%s) but landed as %s",
+                        approval.id, reason, key)
+            return FileOutcome("filed", key=key, url=found.get("url"))
+    log.warning("Jira create for approval %s has an unknown outcome: %s", approval.id, reason)
+    return FileOutcome("uncertain", message=(
+        f"Jira did not answer in time ({reason}). The ticket may have been created: it was not found "
+        f"yet under label {label}. Nothing will be filed twice: the bot looks for that label again "
+        "within a few minutes and files the ticket only if it is not there."))
 
 
 async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[FileOutcome]:

@@ -6,8 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
-from bot.intake.pagerduty import MAX_BODY_BYTES
+from bot.intake.pagerduty import MAX_BODY_BYTES, PagerDutyWebhook
 from bot.intake.signing import sign_pagerduty
 from sandbox.pagerduty import build_webhook
 from sandbox.scenario import Scenario
@@ -69,7 +71,7 @@ async def test_an_old_delivery_is_a_retry_accepted_once_never_refused(receiver: 
     responses = [await receiver.post(body, headers) for _ in range(2)]
     assert [r.status_code for r in responses] == [202, 202]
     assert responses[0].json()["accepted"] == "old-event"
-    assert responses[1].json()["duplicate"] == headers["X-Webhook-Id"]
+    assert responses[1].json()["duplicate"] == "event:old-event"
     assert [e.id for e in receiver.events] == ["old-event"]
 
 
@@ -117,4 +119,44 @@ async def test_unhandled_event_types_are_acknowledged_and_ignored(receiver: Rece
     response = await receiver.post(raw, headers)
     assert response.status_code == 202
     assert "ignored" in response.json()
+    assert receiver.events == []
+
+
+async def test_a_replay_with_fresh_webhook_ids_is_one_event(receiver: Receiver, checkout: Scenario) -> None:
+    """Finding 8: X-Webhook-Id is not covered by the signature; a captured delivery re-sent
+    with 20 fresh ids is still the same signed event, processed once."""
+    body, headers = build_webhook(checkout, "incident.acknowledged", secret=SECRET, event_id="ack-1")
+    answers = [await receiver.post(body, {**headers, "X-Webhook-Id": f"forged-{n}"}) for n in range(20)]
+    assert [a.status_code for a in answers] == [202] * 20
+    assert answers[0].json()["accepted"] == "ack-1"
+    assert all(a.json()["duplicate"] == "event:ack-1" for a in answers[1:])
+    assert [e.id for e in receiver.events] == ["ack-1"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 3000 + b"]" * 3000, b'{"event": ' * 3000 + b"1" + b"}" * 3000,
+                                  b'{"event": {"id": 1' + b"0" * 5000 + b"}}", b'{"event": {"id": "\\ud800"}}',
+                                  b"\xff\xfe{", b'{"event": NaN}'])
+async def test_a_signed_hostile_body_is_a_400_with_a_reason(receiver: Receiver, body: bytes) -> None:
+    """Finding 9: a body nested 3,000 deep, a 5,000-digit number, a lone surrogate, bytes that
+    are not UTF-8, NaN: signed, so read, and each answered 400 saying why, never a 500."""
+    response = await receiver.post(body, {"X-PagerDuty-Signature": sign_pagerduty(SECRET, body),
+                                          "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith("malformed webhook body")
+
+
+async def test_a_store_that_cannot_record_is_a_503_pagerduty_retries(checkout: Scenario) -> None:
+    """Finding 10: with the database down the delivery is neither lost nor a traceback: 503
+    (PagerDuty retries 5xx), saying why."""
+    async def unavailable(_delivery: str) -> bool:
+        raise ConnectionError("database is locked")
+
+    receiver = Receiver([SECRET], now=lambda: checkout.now)
+    endpoint = PagerDutyWebhook(secrets=lambda: [SECRET], record_delivery=unavailable, on_event=receiver.handle,
+                                spawn=receiver.spawn, now=lambda: checkout.now)
+    receiver.app = Starlette(routes=[Route("/webhooks/pagerduty", endpoint.handle, methods=["POST"])])
+    body, headers = build_webhook(checkout, secret=SECRET)
+    response = await receiver.post(body, headers)
+    assert response.status_code == 503
+    assert "database" in response.json()["error"]
     assert receiver.events == []

@@ -168,6 +168,15 @@ def test_filed_ticket_and_status_show_and_the_ticket_button_goes() -> None:
     assert "ticket_create" not in json.dumps(blocks[-1])
 
 
+def test_a_resolved_incident_loses_its_ticket_button() -> None:
+    """Finding 10: nothing is filed from the card of a resolved incident."""
+    for line, shown in (("Acknowledged by Ana at 15:01 UTC", True), ("resolved", False),
+                        ("Resolved by Ana at 15:10 UTC", False)):
+        blocks = brief_blocks(result(), incident_key="k", state=BriefCardState(brief_version=1, status_line=line))
+        assert ("ticket_create" in json.dumps(blocks[-1])) is shown, line
+        assert "brief_refresh" in json.dumps(blocks[-1])
+
+
 def test_no_ticket_button_without_a_proposal() -> None:
     blocks = brief_blocks(result(ticket=False), incident_key="k", state=BriefCardState(brief_version=1))
     assert [e["action_id"] for e in blocks[-1]["elements"]] == ["brief_refresh", "feedback_up", "feedback_down"]
@@ -211,11 +220,11 @@ def test_ticket_modal_is_prefilled_and_limited_to_allowed_projects() -> None:
     res = result()
     assert res.brief.ticket is not None
     view = ticket_modal(res.brief.ticket, evidence=res.evidence, allowed_projects=["CHK", "OPS"],
-                        approval_id="ap-1", dry_run=False, channel="C0INCCHK", message_ts="1.000001")
+                        approval_id="ap-1", dry_run=False)
     assert validate_view(view) == []
     assert view["callback_id"] == "ticket_submit"
-    assert json.loads(view["private_metadata"]) == {"approval_id": "ap-1", "channel": "C0INCCHK",
-                                                     "message_ts": "1.000001"}
+    # Finding 7: nothing in it says where the card is; that comes from the store.
+    assert json.loads(view["private_metadata"]) == {"approval_id": "ap-1"}
     by_id = {b["block_id"]: b for b in view["blocks"]}
     assert [o["value"] for o in by_id["project"]["element"]["options"]] == ["CHK", "OPS"]
     description = by_id["description"]["element"]["initial_value"]
@@ -233,7 +242,7 @@ def test_a_proposal_outside_the_allowed_projects_is_not_preselected() -> None:
     assert res.brief.ticket is not None
     proposal = res.brief.ticket.model_copy(update={"project": "SEC", "description": "d" * 5000})
     view = ticket_modal(proposal, evidence=res.evidence, allowed_projects=["CHK"], approval_id="a",
-                        dry_run=True, channel=None, message_ts=None)
+                        dry_run=True)
     assert validate_view(view) == []
     project = next(b for b in view["blocks"] if b["block_id"] == "project")
     assert "initial_option" not in project["element"]

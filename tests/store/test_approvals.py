@@ -48,8 +48,8 @@ async def replica(db_url: str, sessions: async_sessionmaker[AsyncSession], clock
 
 
 async def _propose(machine: Approvals, incident: str = "pd:Q1", requested_by: str | None = "U1",
-                   proposal: TicketProposal = PROPOSAL) -> Approval:
-    return await machine.propose(incident_key=incident, brief_version=1, proposal=proposal,
+                   proposal: TicketProposal = PROPOSAL, version: int = 1) -> Approval:
+    return await machine.propose(incident_key=incident, brief_version=version, proposal=proposal,
                                  requested_by=requested_by)
 
 
@@ -66,7 +66,7 @@ async def test_a_proposal_starts_proposed_with_a_stable_idempotency_key(machine:
     assert proposed.state is ApprovalState.PROPOSED
     assert proposed.approvers == []
     assert proposed.proposal == PROPOSAL.model_dump(mode="json")
-    assert proposed.idempotency_key == idempotency_key("pd:Q1", PROPOSAL.model_dump(mode="json"))
+    assert proposed.idempotency_key == idempotency_key("pd:Q1", 1)
     assert proposed.idempotency_key.startswith("ib-")
     assert " " not in proposed.idempotency_key, "it is also a Jira label"
     assert await machine.get(proposed.id) == proposed
@@ -79,12 +79,33 @@ async def test_concurrent_proposals_of_the_same_ticket_are_one_approval(machine:
     assert len(await machine.list_for_incident("pd:Q1")) == 1
 
 
-async def test_different_content_or_incident_is_a_different_approval(machine: Approvals) -> None:
+async def test_another_brief_version_or_incident_is_a_different_approval(machine: Approvals) -> None:
+    first = await _propose(machine)
+    other_version = await _propose(machine, version=2)
+    other_incident = await _propose(machine, incident="pd:Q2")
+    assert len({first.id, other_version.id, other_incident.id}) == 3
+    assert len({first.idempotency_key, other_version.idempotency_key, other_incident.idempotency_key}) == 3
+
+
+async def test_other_content_for_the_same_brief_version_is_the_same_approval(machine: Approvals) -> None:
+    """Finding 1: the approval's identity is the brief version's, not the editable text's."""
     first = await _propose(machine)
     other_summary = await _propose(machine, proposal=PROPOSAL.model_copy(update={"summary": "other"}))
-    other_incident = await _propose(machine, incident="pd:Q2")
-    assert len({first.id, other_summary.id, other_incident.id}) == 3
-    assert len({first.idempotency_key, other_summary.idempotency_key, other_incident.idempotency_key}) == 3
+    assert other_summary.id == first.id
+    assert other_summary.proposal == first.proposal, "the first proposal is kept, not overwritten"
+
+
+async def test_an_edited_then_filed_approval_is_found_by_a_stale_click(machine: Approvals) -> None:
+    """Finding 1: edit in the modal, file; the original button (a stale client) proposes the
+    original text again and finds the filed approval, not a fresh one to file twice."""
+    proposed = await _propose(machine)
+    await machine.revise(proposed.id, PROPOSAL.model_copy(update={"summary": "edited in the modal"}))
+    approved = await machine.approve(proposed.id, "U2", forbid_self_approval=True)
+    await machine.claim_for_execution(approved.id)
+    await machine.complete(approved.id, "CHK-101")
+    stale = await _propose(machine)
+    assert stale.id == proposed.id
+    assert (stale.state, stale.jira_key) == (ApprovalState.DONE, "CHK-101")
 
 
 async def test_a_rejected_or_failed_proposal_can_be_proposed_again(machine: Approvals) -> None:
@@ -269,7 +290,7 @@ async def test_unknown_approvals_and_bad_arguments(machine: Approvals) -> None:
 # --- revise ----------------------------------------------------------------------------------
 
 
-async def test_revising_drops_earlier_approvals_and_rekeys(machine: Approvals) -> None:
+async def test_revising_drops_earlier_approvals_and_keeps_the_key(machine: Approvals) -> None:
     proposed = await _propose(machine)
     half = await machine.approve(proposed.id, "U2", required_approvers=2, forbid_self_approval=True)
     assert half.approvers == ["U2"]
@@ -277,15 +298,12 @@ async def test_revising_drops_earlier_approvals_and_rekeys(machine: Approvals) -
     revised = await machine.revise(proposed.id, edited)
     assert revised.approvers == []
     assert revised.proposal["summary"] == "checkout-api 5xx: roll back v2.3.1"
-    assert revised.idempotency_key == idempotency_key("pd:Q1", edited.model_dump(mode="json"))
+    assert revised.idempotency_key == proposed.idempotency_key == idempotency_key("pd:Q1", 1)
     assert revised.revision > half.revision
 
 
-async def test_revising_into_an_existing_live_proposal_is_refused(machine: Approvals) -> None:
+async def test_revising_after_approval_is_refused(machine: Approvals) -> None:
     first = await _propose(machine)
-    other = await _propose(machine, proposal=PROPOSAL.model_copy(update={"summary": "other"}))
-    with pytest.raises(ApprovalStateError, match="identical proposal is already open or done"):
-        await machine.revise(other.id, PROPOSAL)
     approved = await machine.approve(first.id, "U2", forbid_self_approval=True)
     with pytest.raises(ApprovalStateError, match=r"cannot revise.*'approved'"):
         await machine.revise(approved.id, PROPOSAL.model_copy(update={"summary": "late edit"}))
