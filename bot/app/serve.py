@@ -7,10 +7,12 @@ uvicorn. With `slack.socket_mode` on, Slack events arrive over Socket Mode inste
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import uvicorn
 from prometheus_client import start_http_server
+from slack_bolt.async_app import AsyncApp
 
 from bot.app.bootstrap import build_runtime
 from bot.app.clock import run_clock
@@ -20,6 +22,7 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
+from bot.store.health import watch
 from bot.telemetry.events import configure_events
 from bot.telemetry.metrics import registry
 from bot.telemetry.tracing import configure_tracing
@@ -55,6 +58,15 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
     # root handler at its level, through the redactor, in the configured format (text or JSON).
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off", log_config=None,
                                            log_level=logging.getLogger().getEffectiveLevel()))
+    # Not a Runtime task (those are the briefs `idle` waits for): it lives as long as the server.
+    watcher = asyncio.get_running_loop().create_task(watch(web.state.store_health), name="store-health")
+    try:
+        await _serve(rt, bolt, server)
+    finally:
+        watcher.cancel()
+
+
+async def _serve(rt: Runtime, bolt: AsyncApp, server: uvicorn.Server) -> None:
     if not rt.settings.slack.socket_mode:
         await server.serve()
         return

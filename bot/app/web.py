@@ -1,5 +1,10 @@
 """The `web` process: one ASGI app for Slack (events, interactivity, commands), the
-PagerDuty webhook, health and metrics."""
+PagerDuty webhook, health and metrics.
+
+`/healthz` is liveness (the process answers; restarting it would not help a sick database),
+`/readyz` readiness: 503 with the reason while the store cannot take a write
+(`bot.store.health`), so a load balancer sends PagerDuty and Slack to a replica that can.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status, publish_brief
+from bot.store.bounded import StoreBusy, record_delivery_bounded
+from bot.store.health import StoreHealth
+from bot.telemetry import record as telemetry
 from bot.telemetry.metrics import registry
 
 log = logging.getLogger("incident_brief.web")
@@ -84,8 +92,19 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
     async def slack_events(request: Request) -> Response:
         return await handler.handle(request)
 
+    health = StoreHealth(rt.store.sessions, rt.settings.database_url)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "background_tasks": len(rt.tasks)})
+
+    async def readyz(_: Request) -> Response:
+        ready = await health.check()
+        return JSONResponse({"ok": ready.ok, "store": ready.reason}, status_code=200 if ready.ok else 503)
+
+    async def record_delivery(delivery_id: str) -> bool:
+        # The acknowledgement path's one store write, with bounded waits: a locked or stuck store
+        # answers "busy, retry" within about 2 s instead of keeping PagerDuty past its 5 s.
+        return await record_delivery_bounded(rt.store.sessions, delivery_id, now=rt.store.clock)
 
     async def metrics(_: Request) -> Response:
         # This replica's own numbers: with several replicas, scrape each (docs/observability.md).
@@ -93,14 +112,27 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
 
     webhook = PagerDutyWebhook(
         secrets=lambda: [s.get_secret_value() for s in rt.settings.pagerduty.webhook_secrets],
-        record_delivery=rt.store.record_webhook_delivery,
+        record_delivery=record_delivery,
         on_event=lambda event: on_pagerduty_event(rt, event),
         spawn=lambda work: rt.spawn(work, name="pagerduty"),
         now=rt.now,
     )
-    return Starlette(routes=[
+    async def pagerduty(request: Request) -> Response:
+        try:
+            return await webhook.handle(request)
+        except StoreBusy as exc:
+            # Nothing was recorded: PagerDuty retries a 5xx, and the retry is handled afresh.
+            telemetry.webhook("pagerduty", "store_busy")
+            log.warning("pagerduty delivery answered 503, the store is busy: %s", exc.reason)
+            return JSONResponse({"ok": False, "error": f"store busy, retry: {exc.reason}"}, status_code=503,
+                                headers={"Retry-After": "5"})
+
+    app = Starlette(routes=[
         Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/webhooks/pagerduty", webhook.handle, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ])
+    app.state.store_health = health  # serve watches it, so a failing store is logged unpolled
+    return app
