@@ -9,7 +9,7 @@
 - post the daily digest of the report's headline numbers (``telemetry.digest_channel``).
 
 Any number of clocks may run (a rolling deploy, a standby): exactly one acts at a time. A clock
-leads while it holds the store's scheduler lock (`bot.store.leader`: a Postgres advisory lock on
+leads while it holds the store's scheduler lock (`bot.store.replicas.leader`: a Postgres advisory lock on
 a dedicated connection, a file lock beside a SQLite file); the others stand by and try again
 every `LEAD_RETRY_S`, so one takes over within that when the leader stops, crashes or loses
 its connection. Each job is a plain coroutine on `Maintenance`, so tests run them directly; the
@@ -34,7 +34,7 @@ from bot.gateway.canary import judge
 from bot.runtime import Runtime
 from bot.slack.mrkdwn import escape
 from bot.slack.publish import refresh_brief
-from bot.store.leader import LeaderLock, leader_lock
+from bot.store.replicas.leader import LeaderLock, leader_lock
 from bot.store.reports import Reports
 from bot.telemetry import record as telemetry
 from bot.tickets.filing import recover_interrupted

@@ -22,7 +22,7 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
-from bot.store.health import watch
+from bot.store.replicas.health import watch
 from bot.telemetry.events import configure_events
 from bot.telemetry.metrics import registry
 from bot.telemetry.tracing import configure_tracing

@@ -3,7 +3,7 @@ PagerDuty webhook, health and metrics.
 
 `/healthz` is liveness (the process answers; restarting it would not help a sick database),
 `/readyz` readiness: 503 with the reason while the store cannot take a write
-(`bot.store.health`), so a load balancer sends PagerDuty and Slack to a replica that can.
+(`bot.store.replicas.health`), so a load balancer sends PagerDuty and Slack to a replica that can.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from bot.gather.incident_state import late_trigger_check
 from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.runtime import Runtime
 from bot.slack.handlers import register
-from bot.slack.publish import post_status, publish_brief
-from bot.store.bounded import StoreBusy, record_delivery_bounded
-from bot.store.health import StoreHealth
+from bot.slack.publish import post_status
+from bot.slack.storm import after_status, brief_or_join, member_status
+from bot.store.replicas.bounded import StoreBusy, record_delivery_bounded
+from bot.store.replicas.health import StoreHealth
 from bot.telemetry import record as telemetry
 from bot.telemetry.metrics import registry
 
@@ -64,12 +65,15 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         alert = Alert(via="pagerduty", title=incident.title or f"{name} incident", service=name,
                       triggered_at=incident.created_at or event.occurred_at, incident_id=incident.id,
                       urgency="low" if incident.urgency == "low" else "high")
-        await publish_brief(rt, alert, rt.catalog.resolve(name), channel, key=key)
+        # An alert storm (policy `storms`): one brief per window, the others reply in its thread.
+        await brief_or_join(rt, alert, rt.catalog.resolve(name), channel, key=key)
         return
     who = f" by {event.agent.summary}" if event.agent and event.agent.summary else ""
     status = event.event_type.removeprefix("incident.")
-    await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
-                                       f"at {event.occurred_at:%H:%M} UTC")
+    line = f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} at {event.occurred_at:%H:%M} UTC"
+    if not await member_status(rt, key, status, line):
+        await post_status(rt, key, status, line)
+    await after_status(rt, key, status)
 
 
 async def _still_open(rt: Runtime, event: PagerDutyEvent, key: str) -> bool:

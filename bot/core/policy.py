@@ -72,6 +72,16 @@ class StepCaps(_Strict):
     max_tool_calls_per_brief: int = Field(default=25, gt=0, le=500)
 
 
+class StormRules(_Strict):
+    """Alert storms: alerts for one `group_by` key within `window_s` of the first become one
+    incident thread (later ones reply in the first one's thread instead of a new brief); at most
+    `max_concurrent_briefs` briefs are drafted at once per replica, the rest wait their turn."""
+
+    group_by: Literal["service", "off"] = "service"
+    window_s: int = Field(default=600, ge=0, le=86_400)
+    max_concurrent_briefs: int = Field(default=4, ge=1, le=64)
+
+
 class Decision(_Strict):
     tool: str
     outcome: Outcome
@@ -130,6 +140,7 @@ class Policy(_Strict):
     pii: PiiRules = Field(default_factory=PiiRules)
     spend_limits: SpendLimits = Field(default_factory=SpendLimits)
     steps: StepCaps = Field(default_factory=StepCaps)
+    storms: StormRules = Field(default_factory=StormRules)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -17,6 +17,7 @@ from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
 from bot.draft.flow import build_brief
+from bot.intake.grouping import draft_slots
 from bot.runtime import Runtime
 from bot.slack.blocks import (
     BriefCardState,
@@ -117,8 +118,10 @@ async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, k
         # the placeholder with the failure like any other, not leave "Gathering evidence…".
         connectors = rt.new_connectors()
         try:
-            result = await build_brief(alert, service, runner=rt.runner(brief_key=key, actor=alert.requested_by),
-                                       connectors=connectors, now=rt.now(), drafter=rt.drafter())
+            # Bounded drafting (policy storms.max_concurrent_briefs): a storm waits its turn here.
+            async with draft_slots(rt.policy.storms.max_concurrent_briefs).slot():
+                result = await build_brief(alert, service, runner=rt.runner(brief_key=key, actor=alert.requested_by),
+                                           connectors=connectors, now=rt.now(), drafter=rt.drafter())
         finally:
             await connectors.aclose()
         # Nothing changed since the last version (a Refresh with the same evidence): keep that

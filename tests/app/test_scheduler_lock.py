@@ -1,4 +1,4 @@
-"""Exactly one clock acts at a time (`bot.store.leader`, `bot.app.clock.run_clock`): two clocks on
+"""Exactly one clock acts at a time (`bot.store.replicas.leader`, `bot.app.clock.run_clock`): two clocks on
 separate engines against one store, in-process; the second takes over when the first stops or
 its lock connection dies. The two-replica test (test_replicas.py) does the same with processes."""
 
@@ -16,7 +16,7 @@ from bot.app.clock import Maintenance, run_clock
 from bot.core.config import Settings
 from bot.runtime import Runtime
 from bot.store.db import create_engine_for
-from bot.store.leader import CLOCK_LOCK_ID, FileLeaderLock, LeaderLock, PostgresLeaderLock, leader_lock
+from bot.store.replicas.leader import CLOCK_LOCK_ID, FileLeaderLock, LeaderLock, PostgresLeaderLock, leader_lock
 from sandbox.people import wait_for
 
 RETRY_S = 0.1

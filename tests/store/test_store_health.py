@@ -1,5 +1,5 @@
-"""The store's readiness probe (`bot.store.health`) and the bounded waits of the ack path
-(`bot.store.bounded`): a real write, so a deleted, read-only, unreachable or locked store is
+"""The store's readiness probe (`bot.store.replicas.health`) and the bounded waits of the ack path
+(`bot.store.replicas.bounded`): a real write, so a deleted, read-only, unreachable or locked store is
 seen, said once in the log, and answered within the bound."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.bounded import StoreBusy, record_delivery_bounded
 from bot.store.db import create_engine_for, migrate, session_factory
-from bot.store.health import StoreHealth
+from bot.store.replicas.bounded import StoreBusy, record_delivery_bounded
+from bot.store.replicas.health import StoreHealth
 from bot.store.tables import WebhookDeliveryRow
 from tests.helpers.db import Clock
 from tests.helpers.locks import sqlite_locked_by_another_process

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.db import create_engine_for
-from bot.store.health import sqlite_file
+from bot.store.replicas.health import sqlite_file
 
 log = logging.getLogger("incident_brief.store.leader")
 

@@ -4,7 +4,7 @@ A store can fail in ways a read never shows: a SQLite file deleted while serving
 connections keep writing to the unlinked file, and everything is gone at the next start), a
 database switched to read-only, a server that stopped answering, a lock held by another
 process. So the probe is a real write, committed, under the bounded waits of
-`bot.store.bounded` (about 2 s at most), plus, for a SQLite file, a check that the file the
+`bot.store.replicas.bounded` (about 2 s at most), plus, for a SQLite file, a check that the file the
 process opened is still the one at its path. The answer is cached briefly (probes from a load
 balancer every second cost one write every `ttl_s`), and a change of state is logged once:
 failing with the reason, then recovered.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from bot.store.bounded import Sessions, StoreBusy, bounded_transaction
+from bot.store.replicas.bounded import Sessions, StoreBusy, bounded_transaction
 from bot.store.tables import CacheRow
 from bot.store.upsert import insert_for
 
