@@ -8,6 +8,7 @@ uvicorn. With `slack.socket_mode` on, Slack events arrive over Socket Mode inste
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 
 import uvicorn
@@ -49,6 +50,18 @@ def log_gaps(settings: Settings) -> None:
     for feature in features(settings):
         for gap in feature.missing:
             log.warning("%s: %s", feature.name, gap)
+
+
+# Imported lazily by the flow (the vendors' client libraries, the chart renderer): a second or
+# two of imports that, left to the first brief, would block the event loop, and every webhook and
+# Slack event waiting on it, in the middle of the first incident (the storm benchmark saw 1.9 s).
+WARM_IMPORTS = ("connectors.datadog", "connectors.github", "connectors.confluence", "connectors.jira",
+                "connectors.pagerduty", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.dates")
+
+
+def warm_up() -> None:
+    for module in WARM_IMPORTS:
+        importlib.import_module(module)
 
 
 async def serve(rt: Runtime, host: str, port: int) -> None:
@@ -93,6 +106,7 @@ async def serve_settings(settings: Settings, host: str, port: int, catalog: Cata
     configure_telemetry(settings)
     log_gaps(settings)
     rt = await build_runtime(settings, catalog=catalog)
+    warm_up()
     log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
     await serve(rt, host, port)
 

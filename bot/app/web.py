@@ -26,7 +26,7 @@ from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status
 from bot.slack.storm import after_status, brief_or_join, member_status
-from bot.store.replicas.bounded import StoreBusy, record_delivery_bounded
+from bot.store.replicas.bounded import AckRecorder, StoreBusy
 from bot.store.replicas.health import StoreHealth
 from bot.telemetry import record as telemetry
 from bot.telemetry.metrics import registry
@@ -105,10 +105,9 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         ready = await health.check()
         return JSONResponse({"ok": ready.ok, "store": ready.reason}, status_code=200 if ready.ok else 503)
 
-    async def record_delivery(delivery_id: str) -> bool:
-        # The acknowledgement path's one store write, with bounded waits: a locked or stuck store
-        # answers "busy, retry" within about 2 s instead of keeping PagerDuty past its 5 s.
-        return await record_delivery_bounded(rt.store.sessions, delivery_id, now=rt.store.clock)
+    # The acknowledgement path's one store write, with bounded waits: a locked or stuck store
+    # answers "busy, retry" within about 2 s instead of keeping PagerDuty past its 5 s.
+    record_delivery = AckRecorder(rt.store.sessions, rt.settings.database_url, now=rt.store.clock)
 
     async def metrics(_: Request) -> Response:
         # This replica's own numbers: with several replicas, scrape each (docs/observability.md).

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.db import create_engine_for, migrate, session_factory
-from bot.store.replicas.bounded import StoreBusy, record_delivery_bounded
+from bot.store.replicas.bounded import AckRecorder, StoreBusy, record_delivery_bounded
 from bot.store.replicas.health import StoreHealth
 from bot.store.tables import WebhookDeliveryRow
 from tests.helpers.db import Clock
@@ -130,4 +130,30 @@ async def test_a_locked_sqlite_store_answers_busy_within_the_bound_and_records_n
         async with sessions() as session:
             assert (await session.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30_000
     finally:
+        await engine.dispose()
+
+
+async def test_the_ack_recorder_dedupes_and_answers_busy_within_the_bound_on_a_locked_store(
+        db_url: str, tmp_path: Path) -> None:
+    await migrate(db_url)
+    engine = create_engine_for(db_url)
+    recorder = AckRecorder(session_factory(engine), db_url, now=Clock())
+    try:
+        assert await recorder("delivery-1")
+        assert not await recorder("delivery-1")
+        started = time.monotonic()
+        if db_url.startswith("postgresql"):
+            async with engine.connect() as holder:  # another session holds the table, as a migration would
+                await holder.execute(text("LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE"))
+                with pytest.raises(StoreBusy, match="lock timeout|statement timeout|canceling"):
+                    await recorder("delivery-2")
+                await holder.rollback()
+        else:
+            with sqlite_locked_by_another_process(Path(db_url.split("///", 1)[1])), \
+                    pytest.raises(StoreBusy, match="locked"):
+                await recorder("delivery-2")
+        assert time.monotonic() - started < 5.0
+        assert await recorder("delivery-2"), "nothing was recorded by the refused attempt"
+    finally:
+        await recorder.aclose()
         await engine.dispose()

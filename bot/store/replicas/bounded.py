@@ -19,13 +19,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.errors import IncidentBriefError
 from bot.core.redaction import redact
-from bot.store.db import SQLITE_BUSY_TIMEOUT_MS
+from bot.store.db import SQLITE_BUSY_TIMEOUT_MS, create_engine_for
 from bot.store.tables import WebhookDeliveryRow
 from bot.store.upsert import insert_for
 
@@ -69,9 +70,10 @@ async def bounded_transaction(sessions: Sessions, wait_s: float = ACK_WAIT_S) ->
             if dialect == "sqlite":
                 await session.execute(text(f"PRAGMA busy_timeout={millis}"))
             elif dialect == "postgresql":
-                # SET LOCAL: the bounds end with this transaction, the pooled connection keeps its own.
-                await session.execute(text(f"SET LOCAL lock_timeout = {millis}"))
-                await session.execute(text(f"SET LOCAL statement_timeout = {millis}"))
+                # is_local: the bounds end with this transaction, the pooled connection keeps its own.
+                # One round trip for both (the webhook's answer waits for each).
+                await session.execute(text("SELECT set_config('lock_timeout', :ms, true), "
+                                           "set_config('statement_timeout', :ms, true)"), {"ms": str(millis)})
             try:
                 yield session
                 await session.commit()
@@ -83,6 +85,52 @@ async def bounded_transaction(sessions: Sessions, wait_s: float = ACK_WAIT_S) ->
                         await session.commit()
         except (OperationalError, DBAPIError, OSError) as exc:
             raise StoreBusy(reason_of(exc)) from exc
+
+
+class AckRecorder:
+    """The webhook's dedupe write for one web process, bounded, in as few round trips as the
+    backend allows: the acknowledgement waits on each, and under a storm every await is a turn
+    behind the briefs being drafted on the same event loop.
+
+    PostgreSQL: an engine of its own whose connections carry the bounds (``lock_timeout``,
+    ``statement_timeout``) and run in autocommit, so the insert is one round trip, no
+    BEGIN/SET/COMMIT around it. SQLite: `record_delivery_bounded` (its statements are local calls).
+    """
+
+    def __init__(self, sessions: Sessions, url: str, *, now: Callable[[], datetime],
+                 wait_s: float = ACK_WAIT_S) -> None:
+        self._sessions, self._now, self._wait_s = sessions, now, wait_s
+        self._engine: AsyncEngine | None = None
+        if make_url(url).get_backend_name() == "postgresql":
+            millis = str(max(1, int(wait_s * 1000)))
+            self._engine = create_engine_for(
+                url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10, pool_timeout=wait_s,
+                connect_args={"timeout": wait_s, "server_settings": {"lock_timeout": millis,
+                                                                     "statement_timeout": millis}})
+
+    async def __call__(self, delivery_id: str, source: str = "pagerduty") -> bool:
+        if self._engine is None:
+            return await record_delivery_bounded(self._sessions, delivery_id, now=self._now, source=source,
+                                                 wait_s=self._wait_s)
+        stmt = postgresql.insert(WebhookDeliveryRow).values(
+            source=source, delivery_id=delivery_id, received_at=self._now()).on_conflict_do_nothing()
+        try:
+            connection = await asyncio.wait_for(self._engine.connect(), timeout=self._wait_s)
+        except TimeoutError as exc:
+            raise StoreBusy(f"no store connection within {self._wait_s:g} s") from exc
+        except (OSError, SQLAlchemyError) as exc:
+            raise StoreBusy(reason_of(exc)) from exc
+        try:
+            result = await connection.execute(stmt)
+            return int(getattr(result, "rowcount", 0) or 0) == 1
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StoreBusy(reason_of(exc)) from exc
+        finally:
+            await connection.close()
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 async def record_delivery_bounded(sessions: Sessions, delivery_id: str, *, now: Callable[[], datetime],
