@@ -145,7 +145,7 @@ async def test_the_ack_recorder_dedupes_and_answers_busy_within_the_bound_on_a_l
         if db_url.startswith("postgresql"):
             async with engine.connect() as holder:  # another session holds the table, as a migration would
                 await holder.execute(text("LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE"))
-                with pytest.raises(StoreBusy, match="lock timeout|statement timeout|canceling"):
+                with pytest.raises(StoreBusy, match=r"lock timeout|statement timeout|canceling"):
                     await recorder("delivery-2")
                 await holder.rollback()
         else:
