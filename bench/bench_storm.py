@@ -355,7 +355,6 @@ def summary(load: Load, outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         five = sum(n for status, n in o.statuses.items() if status >= 500)
-        print(f"  statuses: {dict(sorted(o.statuses.items()))}")
         answered = load.incidents - len(o.lost)
         lines.append(
             f"| {o.replicas} | {o.database} | {_pct(o.acks_ms, 0.5):.1f} ms | {_pct(o.acks_ms, 0.99):.1f} ms | "
