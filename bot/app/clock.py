@@ -10,15 +10,22 @@
 - watch canary models and switch off one that does worse than its baseline;
 - post the daily digest of the report's headline numbers (``telemetry.digest_channel``).
 
-One clock per deployment (Procfile). Each job is a plain coroutine on `Maintenance`, so tests
-run them directly and the scheduler only decides when.
+Any number of clocks may run (a rolling deploy, a standby): exactly one acts at a time. A clock
+leads while it holds the store's scheduler lock (`bot.store.replicas.leader`: a Postgres advisory lock on
+a dedicated connection, a file lock beside a SQLite file); the others stand by and try again
+every `LEAD_RETRY_S`, so one takes over within that when the leader stops, crashes or loses
+its connection. Each job is a plain coroutine on `Maintenance`, so tests run them directly; the
+scheduler only decides when, and runs a job only while this clock still leads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,6 +36,7 @@ from bot.gateway.canary import judge
 from bot.runtime import Runtime
 from bot.slack.mrkdwn import escape
 from bot.slack.publish import RETRY, finish_publishing, refresh_brief
+from bot.store.replicas.leader import LeaderLock, leader_lock
 from bot.store.reports import Reports
 from bot.telemetry import record as telemetry
 from bot.tickets.filing import recover_interrupted
@@ -37,6 +45,7 @@ log = logging.getLogger("incident_brief.clock")
 CANARY_WATCH = "canary-watch"  # the actor on the audit row when the bot switches a canary off
 
 OPEN_STATUSES = ("triggered", "acknowledged", "escalated", "reopened")
+LEAD_RETRY_S = 15.0  # how often a standby tries the lock, and the leader checks it still holds it
 
 
 @dataclass
@@ -47,6 +56,10 @@ class Maintenance:
     delivery_ttl: timedelta = timedelta(days=7)
     refresh_age: timedelta = timedelta(minutes=15)
     counts: dict[str, int] = field(default_factory=dict)
+    # Set while this clock holds the scheduler lock; a job that fires after the lock was lost
+    # (between two checks) sees it cleared and does nothing.
+    leading: bool = True
+    lock: LeaderLock | None = None  # asked again right before each scheduled job
 
     async def purge_audit(self) -> int:
         cutoff = self.rt.now() - timedelta(days=self.rt.policy.pii.log_retention_days)
@@ -154,32 +167,81 @@ class Maintenance:
         return value
 
 
+def _while_leading(maintenance: Maintenance, job: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+    @functools.wraps(job)
+    async def guarded() -> int:
+        # Asked again here, not only every LEAD_RETRY_S: the lock may have gone with its
+        # connection since the last check, and another clock may lead already.
+        if not maintenance.leading or (maintenance.lock is not None and not await maintenance.lock.still_held()):
+            return 0
+        return await job()
+    return guarded
+
+
 def build_scheduler(maintenance: Maintenance) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     every = {"max_instances": 1, "coalesce": True}
-    scheduler.add_job(maintenance.recover_approvals, "interval", minutes=1, **every)
+
+    def add(job: Callable[[], Awaitable[int]], trigger: str, **when: int) -> None:
+        scheduler.add_job(_while_leading(maintenance, job), trigger, **when, **every)
+
+    add(maintenance.recover_approvals, "interval", minutes=1)
     # Every 15 s: the first back-off is 30 s, so a stuck brief is retried within 45 s of failing.
-    scheduler.add_job(maintenance.finish_publishing, "interval", seconds=15, **every)
-    scheduler.add_job(maintenance.refresh_open_incidents, "interval", minutes=5, **every)
-    scheduler.add_job(maintenance.expire_approvals, "interval", minutes=30, **every)
-    scheduler.add_job(maintenance.purge_caches, "interval", hours=1, **every)
-    scheduler.add_job(maintenance.purge_audit, "interval", hours=6, **every)
+    add(maintenance.finish_publishing, "interval", seconds=15)
+    add(maintenance.refresh_open_incidents, "interval", minutes=5)
+    add(maintenance.expire_approvals, "interval", minutes=30)
+    add(maintenance.purge_caches, "interval", hours=1)
+    add(maintenance.purge_audit, "interval", hours=6)
     if maintenance.rt.settings.llm.canary.routes:
-        scheduler.add_job(maintenance.watch_canaries, "interval", minutes=5, **every)
+        add(maintenance.watch_canaries, "interval", minutes=5)
     telemetry_settings = maintenance.rt.settings.telemetry
     if telemetry_settings.digest_channel:
-        scheduler.add_job(maintenance.post_digest, "cron", hour=telemetry_settings.digest_hour_utc, minute=0,
-                          **every)
+        add(maintenance.post_digest, "cron", hour=telemetry_settings.digest_hour_utc, minute=0)
     return scheduler
 
 
-async def run_clock(rt: Runtime) -> None:
-    """Run the jobs once at start (catch up after downtime), then on their schedule."""
-    maintenance = Maintenance(rt)
-    await maintenance.run_all()
-    scheduler = build_scheduler(maintenance)
-    scheduler.start()
+async def run_clock(rt: Runtime, *, lock: LeaderLock | None = None, maintenance: Maintenance | None = None,
+                    retry_s: float = LEAD_RETRY_S, stop: asyncio.Event | None = None) -> None:
+    """Stand by until this clock holds the scheduler lock; then run the jobs once (catch up
+    after downtime) and on their schedule for as long as it holds it. Until `stop` is set."""
+    lock = lock or leader_lock(rt.settings.database_url)
+    maintenance = maintenance or Maintenance(rt)
+    maintenance.lock = lock
+    stop = stop or asyncio.Event()
+    standing_by = False
     try:
-        await asyncio.Event().wait()
+        while not stop.is_set():
+            if not await lock.try_acquire():
+                if not standing_by:
+                    log.info("another clock leads the scheduler: standing by (trying every %g s)", retry_s)
+                    standing_by = True
+                await _sleep_unless(stop, retry_s)
+                continue
+            standing_by = False
+            log.info("this clock leads the scheduler")
+            await _lead(maintenance, lock, retry_s, stop)
+            await _sleep_unless(stop, retry_s)  # lost it: give a standby the first try
     finally:
-        scheduler.shutdown(wait=False)
+        await lock.release()
+
+
+async def _lead(maintenance: Maintenance, lock: LeaderLock, retry_s: float, stop: asyncio.Event) -> None:
+    maintenance.leading = True
+    scheduler = build_scheduler(maintenance)
+    try:
+        await maintenance.run_all()
+        scheduler.start()
+        while not stop.is_set():
+            await _sleep_unless(stop, retry_s)
+            if not stop.is_set() and not await lock.still_held():
+                log.error("this clock lost the scheduler lock (its store connection ended): standing by")
+                return
+    finally:
+        maintenance.leading = False
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

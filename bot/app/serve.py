@@ -7,10 +7,13 @@ uvicorn. With `slack.socket_mode` on, Slack events arrive over Socket Mode inste
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 
 import uvicorn
 from prometheus_client import start_http_server
+from slack_bolt.async_app import AsyncApp
 
 from bot.app.bootstrap import build_runtime
 from bot.app.clock import run_clock
@@ -20,6 +23,7 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
+from bot.store.replicas.health import watch
 from bot.telemetry.events import configure_events
 from bot.telemetry.metrics import registry
 from bot.telemetry.tracing import configure_tracing
@@ -48,6 +52,18 @@ def log_gaps(settings: Settings) -> None:
             log.warning("%s: %s", feature.name, gap)
 
 
+# Imported lazily by the flow (the vendors' client libraries, the chart renderer): a second or
+# two of imports that, left to the first brief, would block the event loop, and every webhook and
+# Slack event waiting on it, in the middle of the first incident (the storm benchmark saw 1.9 s).
+WARM_IMPORTS = ("connectors.datadog", "connectors.github", "connectors.confluence", "connectors.jira",
+                "connectors.pagerduty", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.dates")
+
+
+def warm_up() -> None:
+    for module in WARM_IMPORTS:
+        importlib.import_module(module)
+
+
 async def serve(rt: Runtime, host: str, port: int) -> None:
     bolt = build_bolt_app(rt)
     web = build_web_app(rt, bolt)
@@ -55,6 +71,15 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
     # root handler at its level, through the redactor, in the configured format (text or JSON).
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off", log_config=None,
                                            log_level=logging.getLogger().getEffectiveLevel()))
+    # Not a Runtime task (those are the briefs `idle` waits for): it lives as long as the server.
+    watcher = asyncio.get_running_loop().create_task(watch(web.state.store_health), name="store-health")
+    try:
+        await _serve(rt, bolt, server)
+    finally:
+        watcher.cancel()
+
+
+async def _serve(rt: Runtime, bolt: AsyncApp, server: uvicorn.Server) -> None:
     if not rt.settings.slack.socket_mode:
         await server.serve()
         return
@@ -81,6 +106,7 @@ async def serve_settings(settings: Settings, host: str, port: int, catalog: Cata
     configure_telemetry(settings)
     log_gaps(settings)
     rt = await build_runtime(settings, catalog=catalog)
+    warm_up()
     log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
     await serve(rt, host, port)
 

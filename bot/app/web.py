@@ -1,5 +1,10 @@
 """The `web` process: one ASGI app for Slack (events, interactivity, commands), the
-PagerDuty webhook, health and metrics."""
+PagerDuty webhook, health and metrics.
+
+`/healthz` is liveness (the process answers; restarting it would not help a sick database),
+`/readyz` readiness: 503 with the reason while the store cannot take a write
+(`bot.store.replicas.health`), so a load balancer sends PagerDuty and Slack to a replica that can.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,10 @@ from bot.intake.slack_gate import MAX_BODY_BYTES as MAX_SLACK_BODY
 from bot.intake.slack_gate import SLACK_RESPONSE_HOSTS, Refusal, check_request
 from bot.runtime import Runtime
 from bot.slack.handlers import register
-from bot.slack.publish import post_status, publish_brief
+from bot.slack.publish import post_status
+from bot.slack.storm import after_status, brief_or_join, member_status
+from bot.store.replicas.bounded import AckRecorder
+from bot.store.replicas.health import StoreHealth
 from bot.telemetry import record as telemetry
 from bot.telemetry.metrics import registry
 
@@ -65,7 +73,8 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         alert = Alert(via="pagerduty", title=incident.title or f"{name} incident", service=name,
                       triggered_at=incident.created_at or event.occurred_at, incident_id=incident.id,
                       urgency="low" if incident.urgency == "low" else "high")
-        await publish_brief(rt, alert, rt.catalog.resolve(name), channel, key=key)
+        # An alert storm (policy `storms`): one brief per window, the others reply in its thread.
+        await brief_or_join(rt, alert, rt.catalog.resolve(name), channel, key=key)
         return
     who = f" by {event.agent.summary}" if event.agent and event.agent.summary else ""
     status = event.event_type.removeprefix("incident.")
@@ -75,8 +84,10 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         log.info("%s for %s (occurred %s) is older than the stored status or has no incident: not applied",
                  event.event_type, key, event.occurred_at.isoformat())
         return
-    await post_status(rt, key, status, f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} "
-                                       f"at {event.occurred_at:%H:%M} UTC")
+    line = f"{STATUS_LINES.get(event.event_type, event.event_type)}{who} at {event.occurred_at:%H:%M} UTC"
+    if not await member_status(rt, key, status, line):
+        await post_status(rt, key, status, line)
+    await after_status(rt, key, status)
 
 
 async def _still_open(rt: Runtime, event: PagerDutyEvent, key: str) -> bool:
@@ -122,8 +133,18 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
                              now=time.time(),  # Slack signs with the wall clock, as Bolt checks it
                              response_hosts=response_hosts)
 
+    health = StoreHealth(rt.store.sessions, rt.settings.database_url)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "background_tasks": len(rt.tasks)})
+
+    async def readyz(_: Request) -> Response:
+        ready = await health.check()
+        return JSONResponse({"ok": ready.ok, "store": ready.reason}, status_code=200 if ready.ok else 503)
+
+    # The acknowledgement path's one store write, with bounded waits: a locked or stuck store
+    # answers "busy, retry" within about 2 s instead of keeping PagerDuty past its 5 s.
+    record_delivery = AckRecorder(rt.store.sessions, rt.settings.database_url, now=rt.store.clock)
 
     async def metrics(_: Request) -> Response:
         # This replica's own numbers: with several replicas, scrape each (docs/observability.md).
@@ -131,14 +152,20 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
 
     webhook = PagerDutyWebhook(
         secrets=lambda: [s.get_secret_value() for s in rt.settings.pagerduty.webhook_secrets],
-        record_delivery=rt.store.record_webhook_delivery,
+        record_delivery=record_delivery,
         on_event=lambda event: on_pagerduty_event(rt, event),
         spawn=lambda work: rt.spawn(work, name="pagerduty"),
         now=rt.now,
     )
-    return Starlette(routes=[
+    async def pagerduty(request: Request) -> Response:
+        return await webhook.handle(request)
+
+    app = Starlette(routes=[
         Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/webhooks/pagerduty", webhook.handle, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ])
+    app.state.store_health = health  # serve watches it, so a failing store is logged unpolled
+    return app

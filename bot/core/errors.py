@@ -17,7 +17,9 @@
     ├── ApprovalStateError          (bot.store.approvals) a transition the approval's state forbids
     │   └── SelfApprovalForbidden   the requester may not approve their own request
     ├── UnknownApproval             (bot.store.approvals) no approval with that id
-    └── UnknownRecord               (bot.store.repo) no such incident or brief version
+    ├── UnknownRecord               (bot.store.repo) no such incident or brief version
+    └── StoreBusy                   (bot.store.replicas.bounded) the store did not answer within
+                                    the acknowledgement's bound: the webhook answers 503, retry
 
 Outside the tree, on purpose: `sandbox.scenario.ScenarioError` (a scenario file, for the CLI's
 scenario commands and the evals), and ValueError/TypeError for programming errors.
@@ -70,3 +72,13 @@ class BudgetExceeded(IncidentBriefError):
     """A model request refused before it was made; `outcome` names the rule for the audit row."""
 
     outcome = "budget"
+
+
+class StoreBusy(IncidentBriefError):
+    """The store did not answer within the bound: locked, out of connections, unreachable or
+    refusing writes. `reason` is one redacted line, safe to put in an HTTP answer. Defined here
+    (raised by `bot.store.replicas.bounded`) so the intake can answer it without importing the store."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -152,6 +152,16 @@ class Timing(_Strict):
         return max(self.timeout_for(source, fallback) for source in TIMED_SOURCES)
 
 
+class StormRules(_Strict):
+    """Alert storms: alerts for one `group_by` key within `window_s` of the first become one
+    incident thread (later ones reply in the first one's thread instead of a new brief); at most
+    `max_concurrent_briefs` briefs are drafted at once per replica, the rest wait their turn."""
+
+    group_by: Literal["service", "off"] = "service"
+    window_s: int = Field(default=600, ge=0, le=86_400)
+    max_concurrent_briefs: int = Field(default=4, ge=1, le=64)
+
+
 class Decision(_Strict):
     tool: str
     outcome: Outcome
@@ -211,6 +221,7 @@ class Policy(_Strict):
     spend_limits: SpendLimits = Field(default_factory=SpendLimits)
     steps: StepCaps = Field(default_factory=StepCaps)
     timing: Timing = Field(default_factory=Timing)
+    storms: StormRules = Field(default_factory=StormRules)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

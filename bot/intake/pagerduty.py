@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bot.core.errors import StoreBusy
 from bot.core.keys import pagerduty_key
 from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.safejson import BadJson, loads_bounded
@@ -181,6 +182,13 @@ class PagerDutyWebhook:
         delivery = f"event:{envelope.id}"
         try:
             first_seen = await self._record(delivery)
+        except StoreBusy as exc:
+            # Nothing was recorded within the bound: PagerDuty retries a 5xx and the retry is
+            # handled afresh, inside its 5 s instead of past it.
+            log.warning("pagerduty delivery answered 503, the store is busy: %s", exc.reason)
+            response = _reject(503, f"store busy, retry: {exc.reason}", "store_busy")
+            response.headers["Retry-After"] = "5"
+            return response
         except Exception:  # the store is down: PagerDuty retries a 5xx, so nothing is lost
             log.exception("could not record pagerduty event %s", envelope.id)
             return _reject(503, "could not record the delivery (the bot's database is unavailable); "

@@ -32,6 +32,7 @@ from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
 from bot.draft.flow import brief_versions, build_brief
+from bot.intake.grouping import draft_slots
 from bot.runtime import Runtime
 from bot.slack.blocks import (
     BriefCardState,
@@ -236,24 +237,27 @@ async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, k
         connectors = rt.new_connectors()
         try:
             runner = rt.runner(brief_key=key, actor=alert.requested_by)
-            # A first brief is posted at the deadline with what is in; a brief people are already
-            # reading (a refresh, a resumed one) is replaced only by a complete one.
-            versions = (brief_versions(alert, service, runner=runner, connectors=connectors, now=rt.now(),
-                                       first_post_s=rt.policy.timing.first_post_s, drafter=rt.drafter())
-                        if previous is None else
-                        _single(build_brief(alert, service, runner=runner, connectors=connectors, now=rt.now(),
-                                            drafter=rt.drafter())))
-            async with aclosing(versions):
-                async for result in versions:
-                    try:
-                        await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger, started=started)
-                    except SlackClientError:
-                        if result.final:
-                            raise
-                        # An early version Slack refused is stored; the complete one is still worth
-                        # waiting for rather than giving up the whole brief.
-                        log.warning("Slack refused the early brief for %s; going on to the final one", key)
-                    shown = result
+            # Bounded drafting (policy storms.max_concurrent_briefs): a storm waits its turn here.
+            async with draft_slots(rt.policy.storms.max_concurrent_briefs).slot():
+                # A first brief is posted at the deadline with what is in; a brief people are
+                # already reading (a refresh, a resumed one) is replaced only by a complete one.
+                versions = (brief_versions(alert, service, runner=runner, connectors=connectors, now=rt.now(),
+                                           first_post_s=rt.policy.timing.first_post_s, drafter=rt.drafter())
+                            if previous is None else
+                            _single(build_brief(alert, service, runner=runner, connectors=connectors,
+                                                now=rt.now(), drafter=rt.drafter())))
+                async with aclosing(versions):
+                    async for result in versions:
+                        try:
+                            await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger,
+                                        started=started)
+                        except SlackClientError:
+                            if result.final:
+                                raise
+                            # An early version Slack refused is stored; the complete one is still
+                            # worth waiting for rather than giving up the whole brief.
+                            log.warning("Slack refused the early brief for %s; going on to the final one", key)
+                        shown = result
         finally:
             await connectors.aclose()
     except Exception as exc:

@@ -288,3 +288,26 @@ class CacheRow(Base):
     value: Mapped[Any] = mapped_column(json_type())
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class StormGroupRow(Base):
+    """An alert storm's open window: incidents with this group key (the channel and service)
+    triggered within the window of `opened_at` reply in the leader's thread instead of getting
+    a brief of their own (`bot.store.replicas.storms`)."""
+
+    __tablename__ = "storm_groups"
+
+    group_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    leader_key: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+
+
+class StormMemberRow(Base):
+    """An incident grouped into another's thread: its status changes reply there too."""
+
+    __tablename__ = "storm_members"
+
+    incident_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    leader_key: Mapped[str] = mapped_column(String(200), index=True)
+    group_key: Mapped[str] = mapped_column(String(300))
+    joined_at: Mapped[datetime]

@@ -164,7 +164,7 @@ def feedback(vote: str, *, incident: str, version: int) -> None:
 
 
 WEBHOOK_OUTCOMES = ("accepted", "duplicate", "recorded", "unreadable", "bad_signature", "malformed", "too_large",
-                    "not_configured", "unavailable")
+                    "not_configured", "unavailable", "store_busy")
 
 
 def webhook(source: str, outcome: str) -> None:

@@ -85,3 +85,45 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+LEADS = "this clock leads the scheduler"
+STANDS_BY = "another clock leads the scheduler: standing by"
+
+
+@dataclass
+class ClockProcess:
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def leads(self) -> bool:
+        return LEADS in self.stderr()
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@contextlib.contextmanager
+def clock_process(env_file: Path, logs: Path, *, env: dict[str, str] | None = None) -> Iterator[ClockProcess]:
+    """`incident-brief --env-file ENV_FILE clock` until the block ends, started once it has said
+    whether it leads the scheduler or stands by."""
+    environ = {key: value for key, value in os.environ.items() if not key.upper().startswith("IB_")}
+    environ.update(env or {})
+    with logs.open("wb") as stderr:
+        process = subprocess.Popen([*cli_command(), "--env-file", str(env_file), "clock"],  # our own console script
+                                   stdout=subprocess.DEVNULL, stderr=stderr, env=environ)
+        running = ClockProcess(process, logs)
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not (LEADS in running.stderr() or STANDS_BY in running.stderr()):
+                if process.poll() is not None:
+                    raise RuntimeError(f"clock exited with {process.returncode}:\n{running.stderr()}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"clock said nothing about leading in {STARTUP_TIMEOUT_S:.0f}s")
+                time.sleep(0.2)
+            yield running
+        finally:
+            _stop(process)
