@@ -83,6 +83,9 @@ HOST_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?:resolve host|resolve|lookup|host|server|connect to|dial tcp|for|to)[:\s]+'?\"?" + _HOST
                + r"(?![\w.])", re.IGNORECASE),
     re.compile(_HOST + r":\d{2,5}\b", re.IGNORECASE),
+    # A bare name ending in a common public or internal suffix ("ENOTFOUND geo.partner-api.io").
+    re.compile(r"(?<![\w./-])((?:[a-z0-9-]+\.)+(?:com|net|org|io|dev|app|cloud|internal|local|co|ai|svc))(?![\w-])",
+               re.IGNORECASE),
 )
 # The last part of a name that is a file or class, not a domain ("PriceCalculator.java").
 NOT_TLDS = {"java", "py", "go", "js", "ts", "rb", "kt", "scala", "php", "cs", "rs", "cpp", "json", "yaml", "yml",
