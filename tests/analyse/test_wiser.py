@@ -18,7 +18,8 @@ from tests.helpers.evidence import ALERT, ERRORS, SERVICE, WINDOW, deploy, event
 def test_words_split_identifiers_and_paths_and_drop_generic_and_service_words() -> None:
     found = words("NullPointerException at PriceCalculator.applyDiscount (checkout-api)", ["checkout-api", "checkout"])
     assert {"pricecalculator", "price", "calculator", "discount"} <= found
-    assert "checkout" not in found and "exception" not in found
+    assert "checkout" not in found
+    assert "exception" not in found
     assert "discount" in words("applies stacked discounts")  # light stemming
 
 
@@ -71,7 +72,8 @@ def test_a_copy_only_deploy_right_before_is_ranked_down_with_the_reason() -> Non
     assert signals.top.kind == CauseKind.UNKNOWN
     assert all(h.confidence == Confidence.LOW for h in signals.hypotheses)
     (down,) = signals.ranked_down
-    assert down.evidence_id == world[3].id and "changed only" in down.reason
+    assert down.evidence_id == world[3].id
+    assert "changed only" in down.reason
 
 
 def test_the_deploy_whose_content_names_the_symptom_beats_an_unrelated_closer_one() -> None:
@@ -88,7 +90,8 @@ def test_timing_alone_is_never_high() -> None:
     world = [*_symptom(), deploy("ddd4444", "v3.1.0", -11, pr_title="Tweak logging format",
                                  files=("src/logging/Format.java",))]
     top = analyse(ALERT, SERVICE, WINDOW, world).top
-    assert top.kind == CauseKind.DEPLOY and top.confidence == Confidence.MEDIUM
+    assert top.kind == CauseKind.DEPLOY
+    assert top.confidence == Confidence.MEDIUM
     assert "nothing it changed names what is failing" in top.reasons
 
 
@@ -116,15 +119,18 @@ def test_a_vendor_status_page_and_provider_metric_make_a_named_high_dependency()
     top = signals.top
     assert (top.kind, top.subject, top.confidence) == (CauseKind.DEPENDENCY, "Stripe", Confidence.HIGH)
     assert top.summary == "Stripe (api.stripe.com)"
-    assert world[4].id in top.evidence_ids and world[3].id in top.evidence_ids
-    assert signals.status_events[0].vendor == "Stripe" and not signals.status_events[0].resolved
+    assert world[4].id in top.evidence_ids
+    assert world[3].id in top.evidence_ids
+    assert signals.status_events[0].vendor == "Stripe"
+    assert not signals.status_events[0].resolved
     assert [d.evidence_id for d in signals.ranked_down] == [world[5].id]
 
 
 def test_a_dns_failure_names_the_host() -> None:
     world = [*_symptom()[:2], log("getaddrinfo ENOTFOUND geo.partner-api.io", 420, -9.7)]
     top = analyse(ALERT, SERVICE, WINDOW, world).top
-    assert top.kind == CauseKind.DEPENDENCY and top.subject == "geo.partner-api.io"
+    assert top.kind == CauseKind.DEPENDENCY
+    assert top.subject == "geo.partner-api.io"
     assert top.confidence in (Confidence.MEDIUM, Confidence.HIGH)
     assert any("does not resolve" in r for r in top.reasons)
 
@@ -134,7 +140,8 @@ def test_an_expired_certificate_names_the_host() -> None:
              log("x509: certificate has expired or is not yet valid: current time 2026-05-12T13:50:02Z is after "
                  "2026-05-12T13:50:00Z for auth.partner.io:443", 300, -9.9)]
     top = analyse(ALERT, SERVICE, WINDOW, world).top
-    assert top.kind == CauseKind.DEPENDENCY and top.subject == "auth.partner.io"
+    assert top.kind == CauseKind.DEPENDENCY
+    assert top.subject == "auth.partner.io"
 
 
 # --- capacity -------------------------------------------------------------------------------------
@@ -147,8 +154,10 @@ def test_database_connection_slots_at_the_ceiling_with_a_batch_job_are_capacity_
              event("CronJob nightly-reconcile started", -14, source="kubernetes")]
     signals = analyse(ALERT, SERVICE, WINDOW, world)
     top = signals.top
-    assert top.kind == CauseKind.CAPACITY and top.confidence == Confidence.HIGH
-    assert world[4].id in top.evidence_ids and "nightly-reconcile" in top.summary
+    assert top.kind == CauseKind.CAPACITY
+    assert top.confidence == Confidence.HIGH
+    assert world[4].id in top.evidence_ids
+    assert "nightly-reconcile" in top.summary
     assert all(h.kind != CauseKind.CONFIG for h in signals.hypotheses)
     assert next(c for c in signals.changes if c.evidence_id == world[4].id).kind == "batch"
 
