@@ -27,7 +27,14 @@ ALERT_AT = datetime(2026, 5, 12, 14, 1, tzinfo=UTC)
 
 
 def checkout() -> Scenario:
-    return load_scenario(bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml")
+    """The shared checkout example, its bad deploy's pull request with labels, a body and files."""
+    raw = load_scenario(bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml").model_dump(
+        mode="json", by_alias=True, exclude_none=True)
+    bad = raw["world"]["deploys"][0]
+    bad["pull_request"].update(labels=["dependencies", "pricing"],
+                               body="pricing-lib 4.2 changes how PriceCalculator applies stacked discounts.")
+    bad["files"] = ["build.gradle", "gradle.lockfile", "src/main/java/com/acme/checkout/PricingConfig.java"]
+    return parse_scenario(raw, "checkout variant")
 
 
 def window(alert_at: datetime = ALERT_AT) -> TimeWindow:
