@@ -128,7 +128,9 @@ def symptom_words(alert: Alert, service: ServiceEntry, metrics: list[MetricChang
     texts += [s.quote or "" for s in logs if s.notable and s.is_error and not s.suspicious]
     texts += [s.upstream or "" for s in logs if s.notable and not s.suspicious]
     texts += [s.host or "" for s in logs if s.notable and not s.suspicious]
-    texts += [m.query.split("{", 1)[0] for m in ([symptom] if symptom else [])]
+    # The failing metric's name and the tags that narrow it (an endpoint, a queue), not the
+    # service's or the environment's.
+    texts += [re.sub(r"\b(?:service|env|host|region):[^,}]*", "", m.query) for m in ([symptom] if symptom else [])]
     texts += [m.upstream or "" for m in metrics]
     ignore = [service.name, *service.name.replace("_", "-").split("-")]
     return words("\n".join(texts), ignore)

@@ -126,10 +126,15 @@ def _with_content(change: ChangeSignal, ev: Evidence, symptom: set[str]) -> Chan
     files = [str(p) for p in ev.data.get("files") or [] if isinstance(p, str)]
     pulls = [pr for pr in ev.data.get("pull_requests") or [] if isinstance(pr, dict)]
     labels = list(dict.fromkeys(str(label) for pr in pulls for label in pr.get("labels") or []))
-    titles = [str(pr.get("title") or "") for pr in pulls] + [str(ev.data.get("description") or ""), change.name]
+    titles = [str(pr.get("title") or "") for pr in pulls] + [str(ev.data.get("description") or "")]
     title = str(ev.ref.get("title") or ev.title)
     matched = content_match(words(change_text(ev.data, title)), symptom)
-    inert = inert_reason(files, labels, titles) if change.kind == "deploy" else None
+    # The reason is shown in the brief: only safely quoted titles and paths go into it, and text
+    # that addresses the bot is dropped (quote_untrusted returns None for it).
+    safe_titles = [q for q in (quote_untrusted(t, 60) for t in titles) if q]
+    safe_files = [q for q in (quote_untrusted(p, 80) for p in files) if q]
+    inert = inert_reason(safe_files, labels, safe_titles) if change.kind == "deploy" and len(
+        safe_files) == len(files) else None
     safe = [w for w in (quote_untrusted(m, 40) for m in matched) if w]
     return change.model_copy(update={"files": files[:20], "labels": labels[:10], "content_match": safe,
                                      "inert": None if safe and not files else inert})

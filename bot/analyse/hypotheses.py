@@ -15,7 +15,7 @@ from bot.analyse.signals import (
     RankedDown,
     StatusSignal,
 )
-from bot.analyse.vocabulary import RESOURCES, metric_upstream
+from bot.analyse.vocabulary import BATCH_DONE, RESOURCES, metric_upstream
 from bot.analyse.weights import (
     AFTER_ONSET_SLACK_MIN,
     BUSY_PATTERN_EVENTS,
@@ -133,7 +133,7 @@ def dependency_hypotheses(metrics: list[MetricChange], logs: list[LogSignal], sa
                           status: list[StatusSignal] | None = None) -> list[CauseHypothesis]:
     status = status or []
     names = {s.upstream for s in logs if s.upstream and s.notable and s.capacity_hint is None}
-    names |= {m.upstream for m in metrics if m.upstream and _resource(m.query) in (None, "cpu")}
+    names |= {m.upstream for m in metrics if m.upstream and not _at_limit(m, saturated)}
     live = [s for s in status if not s.resolved and _near(s.at, onset, STATUS_NEAR_ONSET)]
     names |= {s.vendor for s in live}
     out: list[CauseHypothesis] = []
@@ -141,7 +141,7 @@ def dependency_hypotheses(metrics: list[MetricChange], logs: list[LogSignal], sa
         # A limit reached (connection slots, a full disk) is capacity, read in `capacity_hypotheses`.
         pats = [s for s in logs if s.upstream == name and s.notable and s.capacity_hint is None]
         mets = [m for m in metrics if m.upstream == name and _near(m.onset, onset, AROUND_ONSET)
-                and _resource(m.query) in (None, "cpu")]
+                and not _at_limit(m, saturated)]
         pages = [s for s in live if s.vendor == name]
         score, ids, reasons = 0.0, [], []
         if pats:
@@ -187,6 +187,11 @@ _EXHAUSTION_LABELS = {"pool": "connection pool exhaustion", "memory": "memory ex
                       "cpu": "CPU saturation"}
 
 
+def _at_limit(metric: MetricChange, saturated: list[str]) -> bool:
+    """A pool, connection, disk or memory metric at its ceiling: capacity, not an outage."""
+    return (metric.saturated or metric.evidence_id in saturated) and _resource(metric.query) not in (None, "cpu")
+
+
 def _resource(query: str) -> str | None:
     """Which limited resource a metric measures ("pool", "memory", "disk", "cpu"), if any."""
     name = query.split("{", 1)[0]
@@ -204,7 +209,9 @@ def capacity_hypotheses(metrics: list[MetricChange], logs: list[LogSignal], satu
     from saturated metrics and exhaustion logs; a batch job running then is named with it."""
     out: list[CauseHypothesis] = []
     queries = {ev.id: str(ev.data.get("query") or "") for ev in evidence if ev.kind == EvidenceKind.METRIC}
-    batch = [c for c in changes or [] if c.kind == "batch" and _near(c.at, onset, BATCH_BEFORE_ONSET)]
+    # A job that says it finished is no longer holding anything.
+    batch = [c for c in changes or [] if c.kind == "batch" and _near(c.at, onset, BATCH_BEFORE_ONSET)
+             and not BATCH_DONE.search(c.name)]
     by_resource: dict[str, list[str]] = {}
     for mid in saturated:
         query = queries.get(mid, "")

@@ -64,16 +64,19 @@ def content_match(change_words: set[str], symptom_words: set[str]) -> list[str]:
 
 def inert_reason(files: list[str], labels: list[str], titles: list[str]) -> str | None:
     """Why a change cannot explain a failure, or None. Its files decide when GitHub listed them;
-    without files, labels such as ``documentation`` or a title such as "Update footer copy" do."""
+    without files, labels such as ``documentation`` or a title such as "Update footer copy" do.
+    The reason quotes the change's own title (``titles[0]``) so a reader recognises it."""
+    title = next((t for t in titles if t), "")
+    named = f"“{title}”: " if title else ""
     if files:
         if all(INERT_PATH.search(path) for path in files):
             shown = ", ".join(files[:2]) + (f" and {len(files) - 2} more" if len(files) > 2 else "")
-            return f"changed only docs, tests or copy ({shown})"
+            return f"changed only docs, tests or copy ({named}{shown})"
         return None
     inert_labels = [label for label in labels if label.lower() in INERT_LABELS]
     if inert_labels and len(inert_labels) == len(labels):
-        return f"changed only {inert_labels[0].lower()} (labelled {', '.join(inert_labels[:2])})"
-    title = next((t for t in titles if t and INERT_TITLE.search(t)), None)
-    if title is not None and not any(label.lower() not in INERT_LABELS for label in labels):
-        return "changed only docs or copy, by its title"
+        return f"changed only {inert_labels[0].lower()} ({named}labelled {', '.join(inert_labels[:2])})"
+    by_title = next((t for t in titles if t and INERT_TITLE.search(t)), None)
+    if by_title is not None and not any(label.lower() not in INERT_LABELS for label in labels):
+        return f"changed only docs or copy, by its title “{by_title}”"
     return None

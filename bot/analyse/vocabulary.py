@@ -27,6 +27,7 @@ UPSTREAMS: tuple[tuple[str, str], ...] = (
     (r"memcache", "Memcached"), (r"kafka", "Kafka"), (r"rabbitmq|amqp", "RabbitMQ"),
     (r"cassandra", "Cassandra"), (r"mongo", "MongoDB"), (r"dynamodb", "DynamoDB"),
     (r"zookeeper", "ZooKeeper"), (r"\betcd\b", "etcd"), (r"\bs3\b", "S3"), (r"\bsqs\b", "SQS"),
+    (r"\bconsul\b", "Consul"), (r"\bvault\b", "Vault"), (r"clickhouse", "ClickHouse"),
 )
 PORTS = {"5432": "PostgreSQL", "6379": "Redis", "9200": "Elasticsearch", "9300": "Elasticsearch",
          "9092": "Kafka", "3306": "MySQL", "27017": "MongoDB", "11211": "Memcached", "5672": "RabbitMQ"}
@@ -59,6 +60,7 @@ CONFIG_WORDS = re.compile(r"\b(?:config(?:uration)?|configmap|feature[ -]?flag|f
 # Scheduled and batch work: it competes for capacity; it does not change configuration.
 BATCH_WORDS = re.compile(r"\b(?:cron(?:job)?|batch|backfill|nightly|scheduled job|etl|re-?index(?:ing)?"
                          r"|bulk (?:import|export|load)|vacuum|reconciliation job|export job)\b", re.IGNORECASE)
+BATCH_DONE = re.compile(r"\b(?:completed|finished|succeeded|ended|done|stopped)\b", re.IGNORECASE)
 BATCH_SOURCES = {"cron", "cronjob", "airflow", "batch", "jenkins-cron", "k8s-cronjob", "argo-workflows"}
 STATUS_PAGE_SOURCES = {"statuspage", "status_page", "statuspage.io", "atlassian-statuspage"}
 STATUS_DEGRADED = re.compile(r"degraded|outage|partial|major|disruption|elevated error|increased (?:error|latency)"
@@ -208,6 +210,7 @@ GENERIC_WORDS = {
     "core", "base", "default", "config", "setting", "settings", "yaml", "json", "class", "method",
     "function", "object", "string", "number", "list", "item", "items", "user", "users", "level", "info",
     "warn", "debug", "critical", "message", "timeout", "unknown", "above", "below", "firing", "monitor",
+    "resource", "name", "hits", "as_count", "rollup",
 }
 
 # Limited resources a metric can measure, by its name: a percent of these at the ceiling is
