@@ -15,7 +15,7 @@ from bot.analyse.signals import (
     RankedDown,
     StatusSignal,
 )
-from bot.analyse.vocabulary import BATCH_DONE, RESOURCES, metric_upstream
+from bot.analyse.vocabulary import BATCH_DONE, RESOURCES, VENDOR_OF, metric_upstream
 from bot.analyse.weights import (
     AFTER_ONSET_SLACK_MIN,
     BUSY_PATTERN_EVENTS,
@@ -135,14 +135,15 @@ def dependency_hypotheses(metrics: list[MetricChange], logs: list[LogSignal], sa
     names = {s.upstream for s in logs if s.upstream and s.notable and s.capacity_hint is None}
     names |= {m.upstream for m in metrics if m.upstream and not _at_limit(m, saturated)}
     live = [s for s in status if not s.resolved and _near(s.at, onset, STATUS_NEAR_ONSET)]
-    names |= {s.vendor for s in live}
+    # A status page speaks for the vendor's managed services the evidence already names (AWS for S3).
+    names |= {s.vendor for s in live if not any(VENDOR_OF.get(n or "") == s.vendor for n in names)}
     out: list[CauseHypothesis] = []
     for name in sorted(n for n in names if n):
         # A limit reached (connection slots, a full disk) is capacity, read in `capacity_hypotheses`.
         pats = [s for s in logs if s.upstream == name and s.notable and s.capacity_hint is None]
         mets = [m for m in metrics if m.upstream == name and _near(m.onset, onset, AROUND_ONSET)
                 and not _at_limit(m, saturated)]
-        pages = [s for s in live if s.vendor == name]
+        pages = [s for s in live if s.vendor in (name, VENDOR_OF.get(name))]
         score, ids, reasons = 0.0, [], []
         if pats:
             top = max(pats, key=lambda s: s.count)

@@ -42,7 +42,8 @@ def log_signals(evidence: list[Evidence], window: TimeWindow) -> list[LogSignal]
         failure: Literal["dns", "certificate"] | None = (
             "dns" if DNS_FAILURE.search(text) else "certificate" if CERT_EXPIRED.search(text) else None)
         timeout_like = bool(TIMEOUT_LIKE.search(text))
-        host = None if suspicious else find_host(text)
+        # The raw sample first: a mined template may have cut a host at a number placeholder.
+        host = None if suspicious else (find_host(sample) or find_host(template))
         out.append(LogSignal(
             evidence_id=ev.id, quote=None if suspicious else quote_untrusted(sample or template, 110),
             status=str(ev.data.get("status") or "info"), count=count, count_before=before,

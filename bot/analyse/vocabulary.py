@@ -76,6 +76,9 @@ VENDORS: tuple[tuple[str, str], ...] = (
     (r"github\.com|githubusercontent", "GitHub"), (r"slack\.com", "Slack"), (r"zendesk", "Zendesk"),
     (r"algolia", "Algolia"), (r"mapbox", "Mapbox"), (r"contentful", "Contentful"),
 )
+CLOUD_NAMESPACE = re.compile(r"(?:aws|gcp|azure)\.", re.IGNORECASE)
+# A managed service belongs to its vendor: that vendor's status page speaks for it.
+VENDOR_OF = {"S3": "AWS", "SQS": "AWS", "DynamoDB": "AWS"}
 # Metric tags that name the far side of a call (the service tag names the caller, never these).
 PEER_TAGS = re.compile(r"(?:^|[,{\s])(?:provider|vendor|upstream|dependency|peer\.service|peer\.hostname"
                        r"|out\.host|http\.host|target|remote_service|db\.instance):([\w.\-]+)", re.IGNORECASE)
@@ -160,7 +163,9 @@ def metric_upstream(query: str) -> str | None:
     """The dependency a series belongs to, judged from its metric name, else from a tag naming
     the far side of the call (never its service tag: that is the caller)."""
     name = query.split("{", 1)[0]
-    found = find_upstream(name) or find_vendor(name)
+    # Cloud integration namespaces ("aws.elb.", "gcp.") measure our own resources, not the vendor.
+    vendor = None if CLOUD_NAMESPACE.match(name.split(":")[-1]) else find_vendor(name)
+    found = find_upstream(name) or vendor
     if found:
         return found
     peer = peer_of(query)

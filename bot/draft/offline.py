@@ -163,7 +163,7 @@ def _cause_text(hyp: CauseHypothesis, signals: Signals) -> str:
         return _change_cause(hyp, change, signals)
     if hyp.kind == CauseKind.DEPENDENCY:
         upstream_logs = [s for s in signals.log_signals if s.upstream == hyp.subject and s.notable]
-        upstream_metrics = [m for m in signals.metric_changes if m.upstream == hyp.subject]
+        upstream_metrics = [m for m in signals.metric_changes if hyp.subject and m.upstream == hyp.subject]
         failure = next((s for s in upstream_logs if s.failure), None)
         if failure is not None and failure.failure == "dns":
             bits = [f"{hyp.summary}: the name {failure.host or hyp.subject} does not resolve (DNS)"]
