@@ -14,6 +14,7 @@ import pytest
 from bot.core.models import (
     Alert,
     Brief,
+    BriefResult,
     CauseKind,
     Confidence,
     Evidence,
@@ -73,6 +74,10 @@ def _assert_fully_cited(brief: Brief, evidence: list[Evidence]) -> None:
     assert check.coverage == 1.0
 
 
+def result_by_id(result: BriefResult) -> dict[str, Evidence]:
+    return {e.id: e for e in result.evidence}
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 async def test_each_bundled_scenario_is_drafted_right_and_fully_cited(path: Path) -> None:
     scenario = load_scenario(path)
@@ -96,6 +101,19 @@ async def test_each_bundled_scenario_is_drafted_right_and_fully_cited(path: Path
     text = brief_text(raw).casefold()
     for phrase in expect.must_mention:
         assert phrase.casefold() in text
+
+    # Calibration: no cause above the scenario's ceiling, and nothing ranked that began after
+    # the onset (dated by the world's story in `expect.onset`, never read by the analyser).
+    ceiling = ["low", "medium", "high"]
+    if expect.max_confidence:
+        assert all(ceiling.index(c.confidence.value) <= ceiling.index(expect.max_confidence)
+                   for c in raw.likely_causes)
+    if expect.onset:
+        for cause in raw.likely_causes:
+            if cause.kind in (CauseKind.DEPLOY, CauseKind.CONFIG):
+                began = result_by_id(result)[cause.claim.citations[0]].timestamp
+                assert began is not None
+                assert (began - expect.onset).total_seconds() < 60, cause.claim.text
 
     # Gaps are shown as they were gathered; the ticket goes to the catalog's project.
     assert raw.gaps == result.gaps
