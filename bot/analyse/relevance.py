@@ -24,11 +24,13 @@ _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
 def stem(word: str) -> str:
-    """A light stemmer: enough that "discounts" meets "discount" and "indexes" meets "index"."""
+    """A light stemmer: enough that "discounts" meets "discount", "indexes" meets "index" and
+    "pricing" meets "price" (a final "e" goes too)."""
     for suffix in ("ing", "es", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) >= 5 else word
 
 
 def words(text: str, ignore: Iterable[str] = ()) -> set[str]:
