@@ -167,3 +167,11 @@ def test_nothing_fits_gives_an_honest_unknown() -> None:
     world = [monitor(), metric(ERRORS, [(-999, 0.3)], noise=0.2),
              deploy("eee5555", "v1.0.0", -4 * 24 * 60, pr_title="Old change")]
     assert analyse(ALERT, SERVICE, WINDOW, world).top.kind == CauseKind.UNKNOWN
+
+
+def test_a_resolved_status_page_is_no_dependency_evidence() -> None:
+    world = [*_symptom()[:2],
+             event("Stripe: Resolved - API requests", -12, source="statuspage", tags=("statuspage_page:stripe",))]
+    signals = analyse(ALERT, SERVICE, WINDOW, world)
+    assert signals.status_events[0].resolved
+    assert all(h.subject != "Stripe" for h in signals.hypotheses)
