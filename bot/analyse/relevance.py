@@ -48,12 +48,14 @@ def words(text: str, ignore: Iterable[str] = ()) -> set[str]:
 
 
 def change_text(data: dict[str, Any], title: str) -> str:
-    """Everything a deploy or config event says about what it changed, as one text."""
+    """Everything a deploy or config event says about what it changed, as one text: its title,
+    description, pull requests (title, body, labels), commit messages and changed paths."""
     parts = [title, str(data.get("description") or "")]
     for pr in data.get("pull_requests") or []:
         if isinstance(pr, dict):
             parts += [str(pr.get("title") or ""), str(pr.get("body") or "")]
             parts += [str(label) for label in pr.get("labels") or []]
+    parts += [str(c.get("message") or "") for c in data.get("commits") or [] if isinstance(c, dict)]
     parts += [str(path) for path in data.get("files") or []]
     return "\n".join(parts)
 
