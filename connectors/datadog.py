@@ -75,6 +75,9 @@ ALLOWED: tuple[tuple[str, str], ...] = (
 LOG_PAGE_LIMIT = 1000  # Datadog's maximum for one logs page
 EVENT_PAGE_LIMIT = 100
 MAX_EVENTS = 50  # events are individually cited: a flood helps nobody
+# Vendors' status pages (Statuspage integration): dependency evidence no service tag carries.
+STATUS_PAGE_QUERY = "source:statuspage"
+MAX_STATUS_EVENTS = 20
 # Error-class first, then warnings: what the log search asks for (bot.core.log_status).
 LOG_STATUSES = (*sorted(ERROR_STATUSES), *sorted(WARNING_STATUSES))
 # A dashboard can graph dozens of queries; each is one API call inside the source's time budget.
@@ -256,10 +259,21 @@ class DatadogConnector:
 
     async def list_events(self, service: str, window: TimeWindow) -> list[Evidence]:
         """Tool ``datadog.list_events``: deploys, config changes and flags tagged with the
-        service, from baseline_start to end, newest first."""
+        service, and the vendors' status-page events (Datadog's Statuspage integration posts
+        them with ``source:statuspage``, tagged with the page, never with our service), from
+        baseline_start to end, newest first."""
         tool = "datadog.list_events"
+        own_query = f"service:{service}"
+        own = await self._events(tool, own_query, window, MAX_EVENTS)
+        vendors = await self._events(tool, STATUS_PAGE_QUERY, window, MAX_STATUS_EVENTS)
+        seen = {str(item.get("id")) for item in own}
+        items = own + [item for item in vendors if str(item.get("id")) not in seen]
+        link_base = f"{self.settings.link_base}/event/explorer?" + urlencode({"query": own_query})
+        prov = provenance(tool, f"GET /api/v2/events?filter[query]={own_query} (and {STATUS_PAGE_QUERY})")
+        return [event_evidence(item, link_base, window, prov) for item in items]
+
+    async def _events(self, tool: str, query: str, window: TimeWindow, limit: int) -> list[dict[str, Any]]:
         api = EventsApi(self._api())
-        query = f"service:{service}"
         start_ms = str(int(window.baseline_start.timestamp() * 1000))
         end_ms = str(int(window.end.timestamp() * 1000))
         items: list[dict[str, Any]] = []
@@ -272,11 +286,9 @@ class DatadogConnector:
             page = _plain(await self._call(tool, partial(api.list_events, **kwargs)))
             items += page.get("data") or []
             cursor = ((page.get("meta") or {}).get("page") or {}).get("after")
-            if not cursor or len(items) >= MAX_EVENTS:
+            if not cursor or len(items) >= limit:
                 break
-        link_base = f"{self.settings.link_base}/event/explorer?" + urlencode({"query": query})
-        prov = provenance(tool, f"GET /api/v2/events?filter[query]={query}")
-        return [event_evidence(item, link_base, window, prov) for item in items[:MAX_EVENTS]]
+        return items[:limit]
 
     async def write_probe(self) -> str:
         """For ``doctor``: try a real write through the same client; return the refusal."""

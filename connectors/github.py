@@ -1,10 +1,12 @@
 """GitHub: what was deployed, when, by whom, and which commits and pull requests it shipped.
 
-Read-only at the wire: the client refuses anything but the five GETs in `RULES`. One
+Read-only at the wire: the client refuses anything but the six GETs in `RULES`. One
 `recent_deploys` call lists a repository's deployments to an environment (newest first,
 following ``Link: rel="next"`` for at most ``settings.max_pages`` pages), then for each deploy
 in the window reads its latest status, compares it with the deploy before it to find the
-commits it shipped, and looks up those commits' pull requests. A deploy whose details cannot
+commits it shipped, and looks up those commits' pull requests (title, labels, the start of the
+body) and the files they changed (``GET /pulls/{n}/files``, paged, bounded): what a change
+touched is how the analysis tells a change to the failing part from a copy edit. A deploy whose details cannot
 be read is still reported, saying what is missing; only the listing itself failing makes
 GitHub a gap.
 """
@@ -34,6 +36,7 @@ RULES = (
     ("GET", "/repos/{owner}/{repo}/compare/{basehead}"),
     ("GET", "/repos/{owner}/{repo}/commits/{sha}/pulls"),
     ("GET", "/repos/{owner}/{repo}/pulls/{number}"),
+    ("GET", "/repos/{owner}/{repo}/pulls/{number}/files"),
 )
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
            "User-Agent": "incident-brief"}
@@ -42,6 +45,15 @@ DEPLOY_LOOKBACK = timedelta(hours=24)
 PER_PAGE = 30
 MAX_PR_LOOKUPS = 8  # per deploy: the newest commits of a large deploy are the likeliest culprits
 MAX_EXCERPT_COMMITS = 4
+# What a deploy's pull requests touched, bounded: a mass rename says "everything" at 100 paths
+# as well as at 3,000 (GitHub's own cap), and the body's first lines hold its summary.
+MAX_EXCERPT_FILES = 5
+MAX_FILE_PRS = 3  # per deploy, newest PR numbers first
+FILES_PER_PAGE = 100
+MAX_FILE_PAGES = 2
+MAX_FILES = 100
+MAX_LABELS = 10
+MAX_BODY_CHARS = 500
 CONCURRENCY = 4
 WRITE_PROBE_REPO = "incident-brief/write-probe"
 
@@ -89,6 +101,14 @@ class Commit:
 
 
 @dataclass
+class Pull:
+    title: str
+    author: str | None
+    labels: list[str]
+    body: str
+
+
+@dataclass
 class Shipped:
     """What one deploy carried, as far as GitHub could tell us."""
 
@@ -97,7 +117,9 @@ class Shipped:
     compare_status: str | None = None  # ahead | behind | identical | diverged
     commits: list[Commit] = field(default_factory=list)
     total_commits: int = 0
-    pulls: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # number -> (title, author)
+    pulls: dict[int, Pull] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # paths the pull requests changed, bounded
+    files_total: int = 0  # how many GitHub listed (may exceed what is kept)
     missing: list[str] = field(default_factory=list)
     latest_as_of: datetime | None = None  # set on the newest deploy: nothing later up to then
     # Shared by every deploy of one listing: once one kind of detail read (a tool) times out or
@@ -176,7 +198,7 @@ class GitHubConnector:
         found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
         return found, f"GET {base_path(self.settings.base_url)}{first}"
 
-    def _next_page(self, response: httpx.Response) -> str | None:
+    def _next_page(self, response: httpx.Response, tool: str = "github.list_deployments") -> str | None:
         """The ``rel="next"`` link, only if it points back at the API we were configured with:
         a link elsewhere must not receive our token."""
         target = response.links.get("next", {}).get("url")
@@ -184,8 +206,7 @@ class GitHubConnector:
             return None
         url = httpx.URL(target)
         if (url.scheme, url.host, url.port) != (self._origin.scheme, self._origin.host, self._origin.port):
-            raise SourceUnavailable(SOURCE, "pagination link points to another host",
-                                    "github.list_deployments")
+            raise SourceUnavailable(SOURCE, "pagination link points to another host", tool)
         return str(url)
 
     async def _shipped(self, repo: str, dep: Deployment, previous: Deployment | None,
@@ -198,6 +219,11 @@ class GitHubConnector:
         if not head_pr_known and out.compare_status is None:
             shas.append(dep.sha)  # no compare (first deploy seen, or it failed): the head still has PRs
         await asyncio.gather(*(self._pulls(repo, sha, out) for sha in shas))
+        numbers = sorted(out.pulls, reverse=True)[:MAX_FILE_PRS]
+        listed = await asyncio.gather(*(self._pull_files(repo, n, out) for n in numbers))
+        for paths in listed:
+            out.files_total += len(paths)
+            out.files += [p for p in paths if p not in out.files][:max(MAX_FILES - len(out.files), 0)]
         return out
 
     async def _latest_status(self, repo: str, dep: Deployment, out: Shipped) -> None:
@@ -236,7 +262,33 @@ class GitHubConnector:
         for pull in found:
             number, title = pull.get("number"), pull.get("title")
             if isinstance(number, int) and isinstance(title, str):
-                out.pulls.setdefault(number, (title, _login(pull.get("user"))))
+                out.pulls.setdefault(number, Pull(title, _login(pull.get("user")), _labels(pull.get("labels")),
+                                                  _body(pull.get("body"))))
+
+    async def _pull_files(self, repo: str, number: int, out: Shipped) -> list[str]:
+        """The paths one pull request changed, following ``rel="next"`` for a few pages."""
+        url: str | None = f"/repos/{repo}/pulls/{number}/files?per_page={FILES_PER_PAGE}"
+        paths: list[str] = []
+        for _ in range(MAX_FILE_PAGES):
+            if url is None:
+                break
+            if "github.list_pull_files" in out.outage:
+                _note_missing(out, "changed files")
+                break
+            try:
+                response = await self._send(url, "github.list_pull_files", out.outage)
+                page = _parse_list(response, "github.list_pull_files")
+                url = self._next_page(response, "github.list_pull_files")
+            except WireRefused:
+                raise
+            except SourceUnavailable as exc:
+                _note_missing(out, "changed files")
+                if not _is_item_error(exc.reason):
+                    out.outage.setdefault("github.list_pull_files", exc.reason)
+                break
+            paths += [item["filename"] for item in page
+                      if isinstance(item, dict) and isinstance(item.get("filename"), str)]
+        return paths
 
     async def _enrich(self, url: str, tool: str, out: Shipped, what: str) -> Any:
         """A detail read: on failure the deploy is still reported, saying what is missing."""
@@ -265,9 +317,10 @@ class GitHubConnector:
         short = dep.sha[:7]
         title = (f"Deploy {short} to {dep.environment}" if _names_commit(dep.ref)
                  else f"Deploy {dep.ref} ({short}) to {dep.environment}")
-        pulls = [{"number": n, "title": t} for n, (t, _a) in sorted(what.pulls.items())]
+        pulls = [{"number": n, "title": p.title, "labels": p.labels, "body": p.body}
+                 for n, p in sorted(what.pulls.items())]
         authors = sorted({c.author for c in what.commits if c.author}
-                         | {a for _t, a in what.pulls.values() if a})
+                         | {p.author for p in what.pulls.values() if p.author})
         if len(pulls) == 1:
             link = f"{self.settings.link_base}/{repo}/pull/{pulls[0]['number']}"
         else:
@@ -281,7 +334,8 @@ class GitHubConnector:
             data={
                 "deployment_id": dep.id, "sha": dep.sha, "ref": dep.ref, "environment": dep.environment,
                 "creator": dep.creator, "status": what.status, "description": dep.description,
-                "pull_requests": pulls, "repo": repo, "previous_sha": what.base_sha,
+                "pull_requests": pulls, "files": list(what.files), "files_total": what.files_total,
+                "repo": repo, "previous_sha": what.base_sha,
                 "compare_status": what.compare_status, "total_commits": what.total_commits,
                 "commits": [{"sha": c.sha, "message": _first_line(c.message), "author": c.author}
                             for c in what.commits],
@@ -299,7 +353,11 @@ def _excerpt(dep: Deployment, what: Shipped) -> str:
     text += f" by {dep.creator}" if dep.creator else ""
     text += f": {dep.description}" if dep.description else ""
     if what.pulls:
-        text += " (" + "; ".join(_by(f'PR #{n} "{t}"', a) for n, (t, a) in sorted(what.pulls.items())) + ")"
+        text += " (" + "; ".join(_by(f'PR #{n} "{p.title}"', p.author) for n, p in sorted(what.pulls.items())) + ")"
+    if what.files:
+        shown = ", ".join(what.files[:MAX_EXCERPT_FILES])
+        more = what.files_total - min(len(what.files), MAX_EXCERPT_FILES)
+        text += f"; changed {shown}" + (f" and {more} more file(s)" if more > 0 else "")
     text += f". Status: {what.status or 'unknown'}."
     if what.base_sha:
         text += _compare_sentence(what, what.base_sha[:7])
@@ -367,6 +425,17 @@ def _parse_list(response: httpx.Response, tool: str) -> list[Any]:
     if not isinstance(body, list):
         raise SourceUnavailable(SOURCE, "unexpected response shape (expected a list)", tool)
     return body
+
+
+def _labels(value: Any) -> list[str]:
+    names = [item.get("name") for item in _as_list(value) if isinstance(item, dict)]
+    return [n[:50] for n in names if isinstance(n, str) and n][:MAX_LABELS]
+
+
+def _body(value: Any) -> str:
+    """The start of a PR body; template comments (``<!-- ... -->``) say nothing about the change."""
+    text = re.sub(r"<!--.*?-->", "", value, flags=re.DOTALL).strip() if isinstance(value, str) else ""
+    return text[:MAX_BODY_CHARS]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -1,9 +1,11 @@
-"""Fake GitHub REST v3: deployments, their statuses, compares, commit PRs and pulls.
+"""Fake GitHub REST v3: deployments, their statuses, compares, commit PRs, pulls and their files.
 
 Rendered from ``world.deploys``. Each repository's history is the chain of its deployed shas
 in order of first deploy; a deploy ships one commit whose message is its pull request's title
 (squash-merge style, ``Title (#812)``) followed by the deploy description, authored by the
-deploy's creator. Ids and times are derived from the world, so every run answers the same.
+deploy's creator. A pull request carries the world's ``labels`` and ``body`` (the deploy's
+description when the PR has none) and lists the deploy's ``files`` as diff entries, paged as
+GitHub pages them. Ids and times are derived from the world, so every run answers the same.
 Field names follow GitHub's REST API (``X-GitHub-Api-Version: 2022-11-28``).
 """
 
@@ -13,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp, iso
 from sandbox.scenario import Deploy
@@ -206,7 +208,8 @@ class GitHubWorld:
             "patch_url": f"{WEB_BASE}/{repo.name}/pull/{number}.patch",
             "issue_url": f"{self.api}/repos/{repo.name}/issues/{number}", "state": "closed",
             "locked": False, "title": deploy.pull_request.title, "user": _user(deploy.creator),
-            "body": deploy.description, "labels": [], "milestone": None,
+            "body": deploy.pull_request.body or deploy.description,
+            "labels": [_label(repo.name, name) for name in deploy.pull_request.labels], "milestone": None,
             "created_at": iso(deploy.created_at - PR_OPEN_LEAD), "updated_at": merged,
             "closed_at": merged, "merged_at": merged, "merge_commit_sha": deploy.sha,
             "assignee": None, "assignees": [], "requested_reviewers": [], "draft": False,
@@ -221,8 +224,32 @@ class GitHubWorld:
             out.update({"merged": True, "mergeable": None, "rebaseable": None, "mergeable_state": "unknown",
                         "merged_by": _user(deploy.creator), "comments": 0, "review_comments": 0,
                         "maintainer_can_modify": False, "commits": 1, "additions": 12, "deletions": 4,
-                        "changed_files": 2})
+                        "changed_files": len(deploy.files)})
         return out
+
+    def files(self, repo: _Repo, deploy: Deploy) -> list[dict[str, Any]]:
+        """The deploy's changed paths as ``GET /pulls/{n}/files`` diff entries (no patches:
+        nobody here reads them, and GitHub omits them for large diffs too)."""
+        out = []
+        for path in deploy.files:
+            blob = _hex("blob", repo.name, deploy.sha, path)
+            quoted = quote(path)
+            changes = 1 + int(blob[:2], 16) % 40
+            out.append({
+                "sha": blob, "filename": path, "status": "modified", "additions": changes - changes // 3,
+                "deletions": changes // 3, "changes": changes,
+                "blob_url": f"{WEB_BASE}/{repo.name}/blob/{deploy.sha}/{quoted}",
+                "raw_url": f"{WEB_BASE}/{repo.name}/raw/{deploy.sha}/{quoted}",
+                "contents_url": f"{self.api}/repos/{repo.name}/contents/{quoted}?ref={deploy.sha}",
+            })
+        return out
+
+
+def _label(repo: str, name: str) -> dict[str, Any]:
+    lid = _int_id("label", repo, name)
+    return {"id": lid, "node_id": _node_id("LA", lid % 10**10),
+            "url": f"https://api.github.com/repos/{repo}/labels/{quote(name)}", "name": name,
+            "description": None, "color": _hex("color", name)[:6], "default": False}
 
 
 def commit_message(deploy: Deploy) -> str:
@@ -348,5 +375,15 @@ def build(ctx: SandboxContext) -> SystemApp:
         if repo is None or not deploys:
             return not_found()
         return Reply(world.pull(repo, deploys[0], full=True), provenance=[d.id for d in deploys if d.id])
+
+    @app.route("GET", "/repos/{owner}/{repo}/pulls/{number}/files", "github.list_pull_files")
+    async def pull_files(req: SandboxRequest) -> Reply:
+        repo = world.repo(req)
+        number = req.path_params["number"]
+        deploys = repo.deploys_with_pr(int(number)) if repo and number.isdigit() else []
+        if repo is None or not deploys:
+            return not_found()
+        page, headers = paginate(req, world.api, world.files(repo, deploys[0]))
+        return Reply(page, headers=headers, provenance=[d.id for d in deploys if d.id])
 
     return app

@@ -6,11 +6,16 @@
 - the incident **onset**: the earliest metric level change or new error pattern inside the
   incident window, else the alert time;
 - metric **level changes** (`bot.core.changepoint`), log patterns that are **new** or
-  **spiking**, **deploys and config events** ranked by how shortly they landed before the
-  onset, **dependency** and **capacity/traffic** signals, the best-matching **runbook**;
-- ranked `CauseHypothesis` entries (`bot.analyse.hypotheses`). The first one is the answer;
-  it is ``unknown`` whenever no hypothesis reaches medium confidence, so a deploy from days ago
-  or a flag flipped hours before never becomes "the cause" for want of anything better.
+  **spiking** (with the host they name and whether it is a DNS or certificate failure),
+  **deploys, config changes and batch jobs** weighed by how shortly they landed before the
+  onset *and* by whether what they touched names the symptom (`bot.analyse.relevance`),
+  **vendor status-page events**, **dependency** and **capacity/traffic** signals, the
+  best-matching **runbook**;
+- ranked `CauseHypothesis` entries (`bot.analyse.hypotheses`), each with its `reasons`. The
+  first one is the answer; it is ``unknown`` whenever no hypothesis reaches medium confidence,
+  so a deploy from days ago or a flag flipped hours before never becomes "the cause" for want
+  of anything better. Nothing that began after the onset is ranked: such changes, and changes
+  that touched only docs or copy, are listed in `Signals.ranked_down` with the reason.
 
 Everything here is pure (no I/O, no clock). Evidence text is untrusted (`bot.core.untrusted`):
 text that reads like instructions to the bot is never quoted and never used to name a cause.
@@ -23,7 +28,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from bot.analyse.changes import change_signals
+from bot.analyse.changes import change_signals, status_signals
 from bot.analyse.hypotheses import (
     capacity_hypotheses,
     change_hypotheses,
@@ -33,6 +38,7 @@ from bot.analyse.hypotheses import (
 )
 from bot.analyse.logs import log_signals
 from bot.analyse.metrics import metric_signals
+from bot.analyse.relevance import words
 from bot.analyse.runbooks import best_runbook
 from bot.analyse.signals import LogSignal, MetricChange, MetricRole, Signals
 from bot.core.changepoint import ONSET_SLACK
@@ -88,12 +94,15 @@ def analyse(alert: Alert, service: ServiceEntry, window: TimeWindow, evidence: l
     logs = log_signals(evidence, window)
     onset, basis, onset_ids = onset_of(window, metrics, logs)
     symptom = symptom_of(alert, evidence, metrics)
-    changes = change_signals(evidence, onset)
+    changes = change_signals(evidence, onset, symptom_words(alert, service, metrics, logs, symptom))
+    status = status_signals(evidence)
     symptom_seen = bool([m for m in metrics if m.upstream is None]) or any(
         s.notable and s.is_error and not s.suspicious for s in logs)
-    candidates = (change_hypotheses(changes, metrics, logs, symptom_seen)
-                  + dependency_hypotheses(metrics, logs, saturated, onset, symptom)
-                  + capacity_hypotheses(metrics, logs, saturated, onset, evidence)
+    basis_phrase = {"metric": "the symptom began", "log": "the errors began", "alert": "the alert"}[basis]
+    change_hyps, ranked_down = change_hypotheses(changes, metrics, logs, symptom_seen, basis_phrase)
+    candidates = (change_hyps
+                  + dependency_hypotheses(metrics, logs, saturated, onset, symptom, status)
+                  + capacity_hypotheses(metrics, logs, saturated, onset, evidence, changes)
                   + traffic_hypotheses(metrics, onset, symptom, changes))
     checked = [ev.id for ev in evidence if ev.kind in (EvidenceKind.MONITOR, EvidenceKind.INCIDENT)]
     metric_ids = [ev.id for ev in evidence if ev.kind == EvidenceKind.METRIC]
@@ -106,4 +115,22 @@ def analyse(alert: Alert, service: ServiceEntry, window: TimeWindow, evidence: l
         runbook=best_runbook(evidence, alert, service),
         hypotheses=rank(candidates, checked),
         suspicious_evidence=[s.evidence_id for s in logs if s.suspicious],
+        status_events=status, ranked_down=ranked_down,
     )
+
+
+def symptom_words(alert: Alert, service: ServiceEntry, metrics: list[MetricChange],
+                  logs: list[LogSignal], symptom: MetricChange | None) -> set[str]:
+    """What is failing, as words a change's content can be compared with: the new or spiking
+    error text, the failing metric's name, the dependencies and hosts involved, the alert's
+    title. The service's own name is left out (every change and every error carries it)."""
+    texts = [alert.title]
+    texts += [s.quote or "" for s in logs if s.notable and s.is_error and not s.suspicious]
+    texts += [s.upstream or "" for s in logs if s.notable and not s.suspicious]
+    texts += [s.host or "" for s in logs if s.notable and not s.suspicious]
+    # The failing metric's name and the tags that narrow it (an endpoint, a queue), not the
+    # service's or the environment's.
+    texts += [re.sub(r"\b(?:service|env|host|region):[^,}]*", "", m.query) for m in ([symptom] if symptom else [])]
+    texts += [m.upstream or "" for m in metrics]
+    ignore = [service.name, *service.name.replace("_", "-").split("-")]
+    return words("\n".join(texts), ignore)

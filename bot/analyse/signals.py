@@ -11,8 +11,8 @@ from bot.analyse.vocabulary import ERROR_STATUSES, MetricRole
 from bot.analyse.weights import MIN_PATTERN_COUNT, SPIKE_RATIO
 from bot.core.models import CauseKind, Confidence
 
-__all__ = ["CauseHypothesis", "ChangeSignal", "LogSignal", "MetricChange", "MetricRole", "RunbookMatch",
-           "Signals"]
+__all__ = ["CauseHypothesis", "ChangeSignal", "LogSignal", "MetricChange", "MetricRole", "RankedDown",
+           "RunbookMatch", "Signals", "StatusSignal"]
 
 
 class _Frozen(BaseModel):
@@ -45,9 +45,11 @@ class LogSignal(_Frozen):
     is_new: bool
     spike_ratio: float | None
     suspicious: bool  # reads like instructions to the bot: counted, never quoted or trusted
-    upstream: str | None
+    upstream: str | None  # the dependency it blames: a technology, a vendor or a host
     timeout_like: bool
-    capacity_hint: Literal["pool", "memory", "threads"] | None
+    capacity_hint: Literal["pool", "memory", "threads", "disk"] | None
+    host: str | None = None  # the outside host the line names (a URL's host; never its path)
+    failure: Literal["dns", "certificate"] | None = None  # the name does not resolve / cert expired
 
     @property
     def is_error(self) -> bool:
@@ -62,10 +64,11 @@ class LogSignal(_Frozen):
 
 
 class ChangeSignal(_Frozen):
-    """A deploy or config event and how well its timing fits the onset."""
+    """A deploy, config or batch-job event: how well its timing fits the onset, and what it
+    touched against what is failing."""
 
     evidence_id: str
-    kind: Literal["deploy", "config"]
+    kind: Literal["deploy", "config", "batch"]
     at: datetime
     name: str  # e.g. "v2.3.1 (9f1c2ab)" or the event title, already quoted safely
     detail: str | None  # deploy description / PR titles, quoted safely
@@ -74,6 +77,23 @@ class ChangeSignal(_Frozen):
     proximity: float  # 1.0 within 30 min before the onset ... 0.0 after it or days before
     previous_id: str | None = None  # the deploy it replaced, for "compare A against B"
     failed: bool = False
+    files: list[str] = Field(default_factory=list)  # paths it changed (bounded, as GitHub listed them)
+    labels: list[str] = Field(default_factory=list)  # its pull requests' labels
+    # Words its files, PR titles, labels, body and description share with the symptom (the error
+    # text, the failing metric, the dependencies involved): content that points at the failure.
+    content_match: list[str] = Field(default_factory=list)
+    inert: str | None = None  # why its content cannot explain a failure ("changed only docs: README.md")
+
+
+class StatusSignal(_Frozen):
+    """A vendor's status-page event (Datadog's Statuspage integration): first-class evidence that
+    a provider is degraded, independent of what our own logs say."""
+
+    evidence_id: str
+    vendor: str
+    at: datetime
+    title: str  # quoted safely
+    resolved: bool
 
 
 class RunbookMatch(_Frozen):
@@ -90,6 +110,20 @@ class CauseHypothesis(_Frozen):
     summary: str  # short safe phrase naming the suspect
     evidence_ids: list[str]
     subject: str | None = None  # change evidence id, upstream name, metric id or capacity hint
+    # Why it ranks where it does, one short safe phrase per piece of evidence for or against
+    # ("landed 1 min before the onset", "its files touch PriceCalculator, named in the errors").
+    # The LLM path gets these as evidence to cite; the offline brief renders them.
+    reasons: list[str] = Field(default_factory=list)
+    at: datetime | None = None  # when the suspect began (a change's time), never after the onset
+
+
+class RankedDown(_Frozen):
+    """A suspect set aside, and why: said in the brief so a reader need not wonder."""
+
+    evidence_id: str
+    kind: CauseKind
+    name: str  # e.g. "deploy v2.4.2 (a1b2c3d)", already quoted safely
+    reason: str  # e.g. "changed only footer copy", "landed 2 min after the errors began"
 
 
 class Signals(_Frozen):
@@ -106,6 +140,8 @@ class Signals(_Frozen):
     runbook: RunbookMatch | None
     hypotheses: list[CauseHypothesis] = Field(min_length=1)
     suspicious_evidence: list[str] = Field(default_factory=list)
+    status_events: list[StatusSignal] = Field(default_factory=list)
+    ranked_down: list[RankedDown] = Field(default_factory=list)
 
     @property
     def top(self) -> CauseHypothesis:

@@ -28,7 +28,9 @@ LISTED = 0.3  # weaker leads are still listed (as low confidence), never promote
 
 # --- timing: how strongly a change's landing time suggests it caused the onset ---------------
 
-AFTER_ONSET_SLACK_MIN = 2.0  # metric points are a minute apart: a change 2 min "after" may be first
+# A change this many minutes or more after the onset came too late to cause it. One minute of
+# slack: metric points are a minute apart, so a step dated 13:58 may have begun at 13:57:30.
+AFTER_ONSET_SLACK_MIN = 1.0
 # (minutes before the onset at most, score): a change in the half hour before is the usual
 # suspect; hours before it is a lead; more than a day before, no longer one.
 PROXIMITY: tuple[tuple[float, float], ...] = (
@@ -55,6 +57,13 @@ class ChangeWeights:
     no_symptom_factor: float = 0.5
     # A deployment that failed usually left the old version serving: less likely the cause.
     failed_factor: float = 0.6
+    # What it changed names what is failing (a file, an identifier, the dependency): content
+    # agreeing with timing is what "high" needs.
+    content_matches: float = 0.15
+    # Timing alone (nothing it changed names the symptom) stays below "high" (calibration).
+    timing_only_cap: float = 0.75
+    # It changed only docs, tests or copy: it cannot break a running service; listed low at most.
+    inert_factor: float = 0.3
     errors_follow_within_min: float = 30
     metric_follows_within_min: float = 30
 
@@ -74,6 +83,11 @@ class DependencyWeights:
     metrics_lead_symptom: float = 0.1  # they moved before (or with) the service's symptom
     # Timeouts to something the logs do not name: worth listing, rarely the answer alone.
     unnamed_timeouts: float = 0.35
+    # The errors say the name does not resolve or the certificate expired: the failure is named.
+    dns_or_certificate: float = 0.2
+    # The vendor's own status page says it is degraded near the onset: independent confirmation.
+    status_page: float = 0.2
+    status_page_alone: float = 0.3  # no log or metric of ours involves it: a lead, listed low
     unnamed_near_onset: float = 0.1
 
 
@@ -83,8 +97,10 @@ class CapacityWeights:
 
     saturated_metric: float = 0.45  # one of the service's own percent metrics at the limit
     saturated_moved: float = 0.2  # and it stepped near the onset
-    exhaustion_logs: float = 0.45  # logs saying a pool, memory or threads ran out
+    exhaustion_logs: float = 0.45  # logs saying a pool, memory, threads or a disk ran out
     exhaustion_near_onset: float = 0.1
+    both: float = 0.3  # the metric at its ceiling and the logs saying so: timing and content agree
+    batch_job: float = 0.05  # a batch job running then explains what consumed it
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from bot.core.models import (
     Brief,
     CauseKind,
     Claim,
+    Confidence,
     DraftInfo,
     Evidence,
     EvidenceKind,
@@ -162,12 +163,21 @@ def _cause_text(hyp: CauseHypothesis, signals: Signals) -> str:
         return _change_cause(hyp, change, signals)
     if hyp.kind == CauseKind.DEPENDENCY:
         upstream_logs = [s for s in signals.log_signals if s.upstream == hyp.subject and s.notable]
-        upstream_metrics = [m for m in signals.metric_changes if m.upstream == hyp.subject]
-        bits = [f"{hyp.summary} is degraded"]
+        upstream_metrics = [m for m in signals.metric_changes if hyp.subject and m.upstream == hyp.subject]
+        failure = next((s for s in upstream_logs if s.failure), None)
+        if failure is not None and failure.failure == "dns":
+            bits = [f"{hyp.summary}: the name {failure.host or hyp.subject} does not resolve (DNS)"]
+        elif failure is not None:
+            bits = [f"{hyp.summary}: the TLS certificate of {failure.host or hyp.subject} has expired"]
+        else:
+            bits = [f"{hyp.summary} is degraded"]
         if upstream_metrics:
             bits.append(_movement(upstream_metrics[0]))
         if upstream_logs:
             bits.append(_log_phrase(upstream_logs[0]))
+        page = next((p for p in signals.status_events if p.evidence_id in hyp.evidence_ids), None)
+        if page is not None:
+            bits.append(f"{page.vendor}'s status page at {_hhmm(page.at)}: “{page.title}”")
         return "; ".join(bits) + "."
     if hyp.kind == CauseKind.TRAFFIC:
         metric = next((m for m in signals.metric_changes if m.evidence_id == hyp.subject), None)
@@ -175,7 +185,11 @@ def _cause_text(hyp: CauseHypothesis, signals: Signals) -> str:
     if hyp.kind == CauseKind.CAPACITY:
         hot = [m for m in signals.metric_changes if m.evidence_id in hyp.evidence_ids]
         pats = [s for s in signals.log_signals if s.evidence_id in hyp.evidence_ids]
-        detail = _movement(hot[0]) if hot else (_log_phrase(pats[0]) if pats else "")
+        bits = [_movement(m) for m in hot[:1]] + [_log_phrase(p) for p in pats[:1]]
+        if not hot:
+            ceiling = [m for m in signals.saturated_metrics if m in hyp.evidence_ids]
+            bits += ["a limit metric at its ceiling"] if ceiling else []
+        detail = "; ".join(bits)
         return f"Capacity: {hyp.summary}" + (f"; {detail}." if detail else ".")
     what = "the alert" if signals.onset_basis == "alert" else "the change"
     return ("No clear cause yet: no deploy, config change, dependency, capacity or traffic signal "
@@ -195,6 +209,12 @@ def _change_cause(hyp: CauseHypothesis, change: ChangeSignal, signals: Signals) 
         text += f"; then {_log_phrase(followers[0])}"
     if change.detail:
         text += f". It shipped: {change.detail}"
+    if change.content_match and change.inert is None:
+        text += f". What it changed names {', '.join(change.content_match[:3])}, as the symptom does"
+    elif change.inert is not None:
+        text += f". Ranked down: it {change.inert}"
+    elif hyp.confidence != Confidence.HIGH and change.files:
+        text += ". Nothing it changed names what is failing, so timing alone points at it"
     return text.rstrip(".") + "."
 
 
@@ -209,14 +229,23 @@ def _causes(signals: Signals) -> list[LikelyCause]:
 def _timeline(alert: Alert, signals: Signals, evidence: list[Evidence]) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
     suspects = {h.subject for h in signals.hypotheses}
+    set_aside = {r.evidence_id: r.reason for r in signals.ranked_down}
     for change in signals.changes:
-        # The timeline is the incident's last hours; an older change appears only as a suspect.
-        if change.evidence_id not in suspects and not 0 <= change.minutes_before_onset <= TIMELINE_HOURS * 60:
+        # The timeline is the incident's last hours; an older change appears only as a suspect,
+        # a later one only when it was set aside (so the reader sees why it is not the cause).
+        if (change.evidence_id not in suspects and change.evidence_id not in set_aside
+                and not 0 <= change.minutes_before_onset <= TIMELINE_HOURS * 60):
             continue
-        label = f"Deploy {change.name}" if change.kind == "deploy" else f"Config change “{change.name}”"
+        label = {"deploy": f"Deploy {change.name}", "config": f"Config change “{change.name}”",
+                 "batch": f"Batch job “{change.name}”"}[change.kind]
         if change.environment and change.kind == "deploy":
             label += f" to {change.environment}"
+        if change.evidence_id in set_aside:
+            label += f"; ranked down: {set_aside[change.evidence_id]}"
         entries.append(TimelineEntry(at=change.at, claim=Claim(text=label + ".", citations=[change.evidence_id])))
+    for page in signals.status_events[:1]:
+        entries.append(TimelineEntry(at=page.at, claim=Claim(
+            text=f"{page.vendor} status page: “{page.title}”.", citations=[page.evidence_id])))
     own = [m for m in signals.metric_changes if m.upstream is None]
     for metric in ([signals.symptom] if signals.symptom else own[:1]):
         entries.append(TimelineEntry(at=metric.onset, claim=Claim(text=_sentence(_movement(metric)) + ".",

@@ -219,6 +219,19 @@ async def test_events_carry_ids_tags_and_source(sandbox: Sandbox) -> None:
     assert first.provenance == ("flag",)
 
 
+async def test_vendor_status_page_events_arrive_without_a_service_tag() -> None:
+    scen = load_scenario(bundled_scenarios_dir() / "payments-copy-deploy-stripe-degraded.yaml")
+    with Sandbox(scen, systems=["datadog"]) as sb:
+        async with connector(sb) as dd:
+            events = await dd.list_events("payments-api", window_for("2026-09-03T15:08:00Z", "2026-09-03T15:15:00Z"))
+        queries = [r.query["filter[query]"] for r in sb.recorder.requests("datadog", tool="datadog.list_events")]
+    assert queries == [["service:payments-api"], ["source:statuspage"]]
+    [status] = events
+    assert status.ref["title"] == "Stripe: Degraded performance - API requests"
+    assert status.data["source"] == "statuspage"
+    assert "statuspage_page:stripe" in status.data["tags"]
+
+
 # --- pagination ---------------------------------------------------------------------------
 
 

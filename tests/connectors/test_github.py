@@ -27,7 +27,14 @@ ALERT_AT = datetime(2026, 5, 12, 14, 1, tzinfo=UTC)
 
 
 def checkout() -> Scenario:
-    return load_scenario(bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml")
+    """The shared checkout example, its bad deploy's pull request with labels, a body and files."""
+    raw = load_scenario(bundled_scenarios_dir() / "checkout-5xx-after-deploy.yaml").model_dump(
+        mode="json", by_alias=True, exclude_none=True)
+    bad = raw["world"]["deploys"][0]
+    bad["pull_request"].update(labels=["dependencies", "pricing"],
+                               body="pricing-lib 4.2 changes how PriceCalculator applies stacked discounts.")
+    bad["files"] = ["build.gradle", "gradle.lockfile", "src/main/java/com/acme/checkout/PricingConfig.java"]
+    return parse_scenario(raw, "checkout variant")
 
 
 def window(alert_at: datetime = ALERT_AT) -> TimeWindow:
@@ -88,7 +95,13 @@ async def test_checkout_bad_deploy_carries_its_pr_and_what_it_shipped() -> None:
     bad = evidence[0]
     assert bad.kind is EvidenceKind.DEPLOY
     assert bad.ref == {"sha": "9f1c2ab", "deployment_id": str(deployment_id(scen.world.deploys[0]))}
-    assert bad.data["pull_requests"] == [{"number": 812, "title": "Bump pricing-lib to 4.2"}]
+    assert bad.data["pull_requests"] == [{
+        "number": 812, "title": "Bump pricing-lib to 4.2", "labels": ["dependencies", "pricing"],
+        "body": "pricing-lib 4.2 changes how PriceCalculator applies stacked discounts."}]
+    assert bad.data["files"] == ["build.gradle", "gradle.lockfile",
+                                 "src/main/java/com/acme/checkout/PricingConfig.java"]
+    assert bad.data["files_total"] == 3
+    assert "changed build.gradle, gradle.lockfile" in bad.excerpt
     assert bad.data["status"] == "success"
     assert bad.data["creator"] == "dev-ana"
     assert bad.data["previous_sha"] == "77aa010"
@@ -106,14 +119,16 @@ async def test_checkout_bad_deploy_carries_its_pr_and_what_it_shipped() -> None:
         "GET /repos/acme/checkout-api/deployments?environment=production")
 
     previous = evidence[1]
-    assert previous.data["pull_requests"] == [{"number": 805, "title": "Gift card validation"}]
+    assert previous.data["pull_requests"] == [{"number": 805, "title": "Gift card validation", "labels": [],
+                                               "body": "Add gift-card validation"}]
+    assert previous.data["files"] == []
     assert previous.data["previous_sha"] is None  # nothing older to compare against
     assert "No later deploy" not in previous.excerpt
     assert "No later deploy" in bad.excerpt
 
     tools = {r.tool for r in recorded}
     assert tools == {"github.list_deployments", "github.list_deployment_statuses", "github.compare",
-                     "github.list_commit_pulls"}
+                     "github.list_commit_pulls", "github.list_pull_files"}
     assert all(r.method == "GET" and r.status == 200 for r in recorded)
     assert {p for r in recorded for p in r.provenance} == {"bad-deploy", "old-deploy"}
     assert writes == []
@@ -292,7 +307,7 @@ async def test_a_failing_detail_read_keeps_the_deploy_and_says_what_is_missing()
     assert "commits" in newest.data["missing"]
     assert "Not available from GitHub: commits" in newest.excerpt
     # The head commit's PR is still looked up when the compare fails.
-    assert newest.data["pull_requests"] == [{"number": 102, "title": "PR 2"}]
+    assert [(p["number"], p["title"]) for p in newest.data["pull_requests"]] == [(102, "PR 2")]
 
 
 @pytest.mark.asyncio
@@ -335,3 +350,29 @@ async def test_allowlist_respects_an_enterprise_base_path() -> None:
     assert response.request.url.path == "/api/v3/repos/acme/checkout-api/deployments"
 
 
+
+
+@pytest.mark.asyncio
+async def test_changed_files_are_paged_and_bounded() -> None:
+    deploys = hourly_deploys(1)
+    deploys[0]["files"] = [f"src/module_{i:03d}.py" for i in range(250)]
+    deploys[0]["pull_request"]["labels"] = ["refactor"]
+    with Sandbox(scenario(deploys), systems=["github"]) as sb:
+        evidence = await deploys_for(sb, REPO, window())
+        paths = [r.path for r in sb.recorder.requests("github") if r.tool == "github.list_pull_files"]
+    (only,) = evidence
+    # Two pages of 100 are read (MAX_FILE_PAGES), the rest is counted as unread, never fetched.
+    assert len(paths) == 2
+    assert only.data["files"] == [f"src/module_{i:03d}.py" for i in range(100)]
+    assert only.data["files_total"] == 200
+    assert only.data["pull_requests"][0]["labels"] == ["refactor"]
+    assert "and 195 more file(s)" in only.excerpt
+
+
+@pytest.mark.asyncio
+async def test_a_failing_files_read_keeps_the_deploy_and_says_so() -> None:
+    with Sandbox(scenario(hourly_deploys(2), {"github.list_pull_files": "http_500"}), systems=["github"]) as sb:
+        evidence = await deploys_for(sb, REPO, window(), max_retries=0)
+    assert len(evidence) == 2
+    assert all("changed files" in e.data["missing"] for e in evidence)
+    assert evidence[0].data["pull_requests"][0]["title"] == "PR 1"

@@ -26,6 +26,7 @@ def answers(pulls: object) -> list[Canned]:
         Canned("GET", rf"{REPO}/compare/[0-9a-f]+\.\.\.[0-9a-f]+", fixture("github", "compare_default.json")),
         Canned("GET", rf"{REPO}/commits/[0-9a-f]+/pulls", pulls),
         Canned("GET", rf"{REPO}/pulls/\d+", fixture("github", "pull_3370.json")),
+        Canned("GET", rf"{REPO}/pulls/\d+/files", fixture("github", "pull_31_files.json")),
     ]
 
 
@@ -49,7 +50,15 @@ async def test_recorded_deployments_whose_ref_is_the_full_sha_get_a_short_title(
     assert newest.data["ref"] == SHA  # the full ref is kept in the data, only the title is short
     assert (newest.data["creator"], newest.data["status"], newest.data["environment"]) == ("jacquev6", "queued", "test")
     assert newest.excerpt.startswith("743f5a5 deployed to test at 11:44 UTC on 2020-08-26 by jacquev6: ")
-    assert newest.data["pull_requests"] == [{"number": 1431, "title": "Add support for list user projects"}]
+    pull = newest.data["pull_requests"][0]
+    assert (pull["number"], pull["title"], pull["labels"]) == (1431, "Add support for list user projects", [])
+    assert pull["body"].startswith("Implements list user project part of https://github.com/PyGithub/")
+    # The files of its pull request, in GitHub's order, read from the recorded diff entries.
+    assert newest.data["files_total"] == 45
+    assert newest.data["files"][:2] == ["codegen/templates/GithubObject.py", "src/github/AuthenticatedUser.py"]
+    assert newest.data["files"][-1] == "test/ReplayData/IssueEvent.setUp.txt"
+    assert "changed codegen/templates/GithubObject.py, src/github/AuthenticatedUser.py" in newest.excerpt
+    assert any(p.endswith("/pulls/1431/files") for p in paths)
     assert newest.data["compare_status"] == "ahead"
     assert newest.data["total_commits"] == 7
     assert [c["sha"][:8] for c in newest.data["commits"]] == [
@@ -69,5 +78,9 @@ async def test_a_squash_merge_without_an_indexed_association_is_found_by_its_num
     found, paths = await deploys([])  # GitHub has not associated the commits with PRs yet
     newest = found[0]
     assert any(p.endswith("/pulls/698") for p in paths)  # "(#698)" in the head commit's message
-    assert {"number": 3370, "title": "Bump actions/setup-python from 5 to 6"} in newest.data["pull_requests"]
+    pull = next(p for p in newest.data["pull_requests"] if p["number"] == 3370)
+    assert pull["title"] == "Bump actions/setup-python from 5 to 6"
+    assert pull["labels"] == ["dependencies", "github_actions"]  # label objects read down to their names
+    assert pull["body"].startswith("Bumps [actions/setup-python](https://github.com/actions/setup-python) from 5 to 6.")
+    assert len(pull["body"]) <= 500  # a long body is cut, not carried whole
     assert "dependabot[bot]" in newest.data["authors"]

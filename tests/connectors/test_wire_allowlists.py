@@ -99,6 +99,7 @@ GITHUB = WireCase(
         ("GET", f"{_REPO}/compare/aaa111...bbb222"),
         ("GET", f"{_REPO}/commits/bbb222/pulls"),
         ("GET", f"{_REPO}/pulls/7"),
+        ("GET", f"{_REPO}/pulls/7/files"),
     }),
     other_paths=(
         _REPO, f"{_REPO}/deployments/1", f"{_REPO}/deployments/1/statuses/2", f"{_REPO}/dispatches",

@@ -227,7 +227,7 @@ def _planted(raw: dict[str, Any]) -> list[str]:
     """The values a scenario says must never reach a brief that are secrets or PII."""
     expect = raw.get("expect") or {}
     return [v for v in expect.get("must_not_mention", [])
-            if re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", v) or v.startswith(("sk-", "xox", "ghp_", "AKIA"))]
+            if re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", v) or v.startswith(("sk-", "sk_", "xox", "ghp_", "AKIA"))]
 
 
 def test_search_injection_planted_values_are_masked() -> None:
@@ -245,11 +245,14 @@ def test_search_injection_planted_values_are_masked() -> None:
 def test_scenarios_only_planted_values_change(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     planted = _planted(raw)
+    # Other values the scenario forbids (a password after "password=", a bearer token, a phone
+    # number): their texts may change; the no_planted_secrets scorer checks the brief for them.
+    declared = [v for v in (raw.get("expect") or {}).get("must_not_mention", []) if v not in planted]
     for text in json_strings(raw, keys=False):
         out = redact(text)
         if any(p in text for p in planted):
             assert not any(p in out for p in planted)
-        else:
+        elif not any(v in text for v in declared):
             assert out == text, f"{path.name}: over-redacted {text!r} -> {out!r}"
 
 

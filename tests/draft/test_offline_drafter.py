@@ -14,6 +14,7 @@ import pytest
 from bot.core.models import (
     Alert,
     Brief,
+    BriefResult,
     CauseKind,
     Confidence,
     Evidence,
@@ -37,6 +38,7 @@ from tests.helpers.evidence import (
     WINDOW,
     bad_deploy_world,
     deploy,
+    event,
     log,
     metric,
     monitor,
@@ -73,6 +75,10 @@ def _assert_fully_cited(brief: Brief, evidence: list[Evidence]) -> None:
     assert check.coverage == 1.0
 
 
+def result_by_id(result: BriefResult) -> dict[str, Evidence]:
+    return {e.id: e for e in result.evidence}
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 async def test_each_bundled_scenario_is_drafted_right_and_fully_cited(path: Path) -> None:
     scenario = load_scenario(path)
@@ -96,6 +102,19 @@ async def test_each_bundled_scenario_is_drafted_right_and_fully_cited(path: Path
     text = brief_text(raw).casefold()
     for phrase in expect.must_mention:
         assert phrase.casefold() in text
+
+    # Calibration: no cause above the scenario's ceiling, and nothing ranked that began after
+    # the onset (dated by the world's story in `expect.onset`, never read by the analyser).
+    ceiling = ["low", "medium", "high"]
+    if expect.max_confidence:
+        assert all(ceiling.index(c.confidence.value) <= ceiling.index(expect.max_confidence)
+                   for c in raw.likely_causes)
+    if expect.onset:
+        for cause in raw.likely_causes:
+            if cause.kind in (CauseKind.DEPLOY, CauseKind.CONFIG):
+                began = result_by_id(result)[cause.claim.citations[0]].timestamp
+                assert began is not None
+                assert (began - expect.onset).total_seconds() < 60, cause.claim.text
 
     # Gaps are shown as they were gathered; the ticket goes to the catalog's project.
     assert raw.gaps == result.gaps
@@ -209,3 +228,24 @@ def test_rollback_goes_back_past_a_failed_deployment() -> None:
 def test_drafting_is_deterministic() -> None:
     world = bad_deploy_world()
     assert draft_offline(ALERT, SERVICE, WINDOW, world, []) == draft_offline(ALERT, SERVICE, WINDOW, world, [])
+
+
+def test_a_ranked_down_change_and_a_status_page_are_said_in_the_brief() -> None:
+    timeout = "PaymentProviderTimeout: POST https://api.stripe.com/v1/payment_intents timed out"
+    world = [monitor(), metric(ERRORS, [(-999, 0.3), (-10, 6.0)]), log(timeout, 900, -9.8),
+             event("Stripe: Degraded performance - API requests", -8, source="statuspage",
+                   tags=("statuspage_page:stripe",)),
+             deploy("c0ffee1", "v2.4.2", -21, pr_title="Update footer copy", files=("web/locales/en/footer.json",)),
+             event("Feature flag fast-pay enabled for 100% of users", -8, source="launchdarkly")]
+    brief = draft_offline(ALERT, SERVICE, WINDOW, world, [])
+    _assert_fully_cited(brief, world)
+    top = brief.likely_causes[0]
+    assert top.kind == CauseKind.DEPENDENCY
+    assert "Stripe (api.stripe.com)" in top.claim.text
+    assert "status page" in top.claim.text
+    assert world[3].id in top.claim.citations
+    by_cite = {entry.claim.citations[0]: entry.claim.text for entry in brief.timeline}
+    assert "ranked down: changed only docs, tests or copy (“Update footer copy”" in by_cite[world[4].id]
+    assert "ranked down: landed 2 min after the symptom began" in by_cite[world[5].id]
+    # Neither set-aside change is offered as a cause.
+    assert not {world[4].id, world[5].id} & {c.claim.citations[0] for c in brief.likely_causes}

@@ -70,22 +70,24 @@ def log(sample: str, count: int, first_seen: float, *, count_before: int = 0, st
 
 
 def deploy(sha: str, ref: str, minute: float, *, env: str = "production", status: str = "success",
-           description: str = "", pr_title: str = "") -> Evidence:
-    prs = [{"number": 800 + len(sha), "title": pr_title}] if pr_title else []
+           description: str = "", pr_title: str = "", files: tuple[str, ...] = (),
+           labels: tuple[str, ...] = (), body: str = "") -> Evidence:
+    prs = [{"number": 800 + len(sha), "title": pr_title, "labels": list(labels), "body": body}] if pr_title else []
     return Evidence(
         id=evidence_id(EvidenceKind.DEPLOY, sha), kind=EvidenceKind.DEPLOY, source=Source.GITHUB,
         title=f"Deploy {ref} ({sha}) to {env}", excerpt=description, timestamp=at(minute),
         provenance=_provenance(Source.GITHUB, "deployments"), ref={"sha": sha, "deployment_id": str(len(sha))},
         data={"deployment_id": len(sha), "sha": sha, "ref": ref, "environment": env, "creator": "dev",
-              "status": status, "description": description, "pull_requests": prs})
+              "status": status, "description": description, "pull_requests": prs, "files": list(files),
+              "files_total": len(files)})
 
 
-def event(title: str, minute: float, *, source: str) -> Evidence:
+def event(title: str, minute: float, *, source: str, tags: tuple[str, ...] = ("service:checkout-api",)) -> Evidence:
     return Evidence(
         id=evidence_id(EvidenceKind.EVENT, title), kind=EvidenceKind.EVENT, source=Source.DATADOG,
         title=f"Event: {title}", excerpt=title, timestamp=at(minute), provenance=_provenance(Source.DATADOG, "events"),
         ref={"event_id": title[:8], "title": title},
-        data={"event_id": title[:8], "tags": ["service:checkout-api", f"source:{source}"], "source": source})
+        data={"event_id": title[:8], "tags": [*tags, f"source:{source}"], "source": source})
 
 
 def runbook(title: str, body: str, *, labels: tuple[str, ...] = ("checkout-api", "runbook")) -> Evidence:
@@ -112,7 +114,8 @@ def bad_deploy_world() -> list[Evidence]:
         metric(LATENCY, [(-999, 0.21)]),
         log("NullPointerException at PriceCalculator.applyDiscount(PriceCalculator.java:88)", 340, -1.8),
         event("Feature flag new-checkout-ui enabled for 10% of users", -180, source="launchdarkly"),
-        deploy("9f1c2ab", "v2.3.1", -3, description="Bump pricing-lib 4.1 -> 4.2", pr_title="Bump pricing-lib"),
+        deploy("9f1c2ab", "v2.3.1", -3, description="Bump pricing-lib 4.1 -> 4.2", pr_title="Bump pricing-lib",
+               files=("build.gradle", "src/main/java/com/acme/checkout/PriceCalculator.java")),
         deploy("77aa010", "v2.3.0", -22 * 60, description="Gift card validation"),
         runbook("checkout-api: elevated 5xx", "1. Check the deploys of the last hour.\n"
                 "2. If a deploy lines up with the error spike, roll back: `deployctl rollback checkout-api`.\n"

@@ -128,6 +128,8 @@ def sandbox_answers(sc: Scenario, sb: Sandbox) -> Iterator[tuple[str, str, str, 
             repo = next(d.repo for d in world.deploys if d.pull_request and d.pull_request.number == number)
             yield "github", "rest", "GET /repos/{owner}/{repo}/pulls/{pull_number}", http.get(
                 f"{base}/repos/{repo}/pulls/{number}", headers=gh).json()
+            yield "github", "rest", "GET /repos/{owner}/{repo}/pulls/{pull_number}/files", http.get(
+                f"{base}/repos/{repo}/pulls/{number}/files", headers=gh).json()
 
         pd = {"Authorization": f"Token token={token}", "Accept": "application/vnd.pagerduty+json;version=2"}
         base = sb.url("pagerduty")
