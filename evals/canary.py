@@ -32,6 +32,7 @@ from evals.runner import (
     run_suite_async,
 )
 from evals.runner import _parser as suite_parser
+from evals.thresholds import LLM_THRESHOLDS
 from sandbox.scenario import Scenario
 
 _NOT_MADE = ("cache_hit", "budget", "step_cap")
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
     try:
         from bot.core.config import Settings
 
-        thresholds = load_thresholds(args.thresholds).for_set("dev")
+        thresholds = load_thresholds(args.thresholds or LLM_THRESHOLDS).for_set("dev")
         llm = Settings().llm
         chosen = candidates(llm, args.candidate)
         result = asyncio.run(compare(args.scenarios, llm, chosen, thresholds=thresholds,

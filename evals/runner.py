@@ -36,6 +36,7 @@ from evals.thresholds import (
     EvalInputError,
     GateThresholds,
     Thresholds,
+    default_thresholds,
     load_thresholds,
 )
 from sandbox.scenario import Scenario, ScenarioError, bundled_scenarios_dir, load_scenario
@@ -263,7 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-heldout", action="store_true", help="run the development set only")
     parser.add_argument("--drafter", choices=["offline", "llm"], default="offline")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="write the JSON report here")
-    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="thresholds TOML")
+    parser.add_argument("--thresholds", type=Path, default=None,
+                        help="thresholds TOML (default: evals/thresholds.toml, thresholds-llm.toml for --drafter llm)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="scenarios run at once")
     parser.add_argument("--compare", nargs=2, type=Path, default=None, metavar=("BASE", "NEW"),
                         help="compare two JSON reports instead of running the suite")
@@ -290,7 +292,7 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
     if heldout is not None:
         sets.append(("heldout", heldout))
     try:
-        thresholds = load_thresholds(args.thresholds)
+        thresholds = load_thresholds(args.thresholds or default_thresholds(args.drafter))
         report = run_eval(sets, args.drafter, thresholds=thresholds, max_concurrency=args.concurrency)
     except EvalInputError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)

@@ -27,6 +27,12 @@ from typing import Any
 from evals.scorers import SCORER_NAMES
 
 DEFAULT_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+# The LLM path gates the guarantees any model must keep, not the simulated model's answers.
+LLM_THRESHOLDS = Path(__file__).resolve().parent / "thresholds-llm.toml"
+
+
+def default_thresholds(drafter: str) -> Path:
+    return LLM_THRESHOLDS if drafter == "llm" else DEFAULT_THRESHOLDS
 SET_NAMES = ("dev", "heldout")  # in the order they are run, printed and reported
 SET_TITLES = {"dev": "development set", "heldout": "held-out set"}
 
