@@ -4,7 +4,7 @@ No provider is reachable here, so this server plays one. It reads the evidence b
 quoted into the prompt (``<<<EVIDENCE id=... kind=... source=... at=...>>>``) and answers in the
 provider's wire format, usage included, with a cited brief built from those blocks (building
 on the offline analysis's first candidate, a block of kind ``analysis``, when the prompt has
-one, as a model that reads its prompt would): through
+one that names a cause, as a model that reads its prompt would): through
 the structured-output tool when the request offers one (pydantic-ai's ``final_result``),
 else as JSON text.
 
@@ -148,7 +148,9 @@ def build_brief(text: str) -> dict[str, Any]:
     symptoms = [b for b in blocks if b.kind in {"monitor", "metric", "log_pattern", "incident"}] or blocks
     headline = _claim(f"{service}: {alert_title}", [b.id for b in symptoms[:2]])
     impact = _claim(f"Observed: {symptoms[0].title}", [symptoms[0].id])
-    cause = _analysed_cause(analysis[0]) if analysis else _likely_cause(blocks, alert_at)
+    cause = _analysed_cause(analysis[0]) if analysis else None
+    if cause is None or cause["kind"] == "unknown":  # no answer to build on: read the blocks itself
+        cause = _likely_cause(blocks, alert_at)
     dated = sorted(((b.at, b) for b in blocks if b.at is not None), key=lambda pair: pair[0])
     timeline = [{"at": at.isoformat(), "claim": _claim(f"{b.kind.replace('_', ' ')}: {b.title}", [b.id])}
                 for at, b in dated[:5]]
