@@ -26,7 +26,7 @@ pytest: setup
 # model, each against its thresholds AND against the last main's report in evals/baseline/
 # (a scenario that passed a scorer and now fails it fails the build). Every step runs, so one
 # failure does not hide another; the fresh reports are left in $(EVAL_OUT) for CI to keep.
-EVAL_OUT := build/evals
+EVAL_OUT := .eval-reports
 evals: setup
 	@rm -rf $(EVAL_OUT) && mkdir -p $(EVAL_OUT); status=0; \
 	for drafter in offline llm; do \
