@@ -7,7 +7,8 @@ A **regression** is, with the tolerance X (default 0):
 - a scenario that ran in BASE and crashed in NEW, or that is missing from NEW (a scenario
   removed on purpose means refreshing the baseline, `make eval-baseline`);
 - a scorer whose mean over a set fell by more than X (a ratio scorer can lose ground on
-  scenarios that were already failing it).
+  scenarios that were already failing it). Means are taken over the scenarios both reports
+  hold, so a scenario added (failing or not) moves no mean.
 Scenarios new in NEW and every improvement are listed but never fail the compare. Reports of
 version 1 (one set, before the held-out set) read as a development set.
 """
@@ -31,7 +32,6 @@ Key = tuple[str, str]  # (set, scenario id)
 class LoadedReport:
     path: Path
     drafter: str
-    means: dict[str, dict[str, float | None]]  # set -> scorer -> mean
     scenarios: dict[Key, dict[str, Any]]
 
 
@@ -43,7 +43,7 @@ class Comparison:
     regressions: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
     added: list[Key] = field(default_factory=list)
-    mean_rows: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
+    mean_rows: list[tuple[str, str, float, float]] = field(default_factory=list)  # set, scorer, base, new
 
     @property
     def regressed(self) -> bool:
@@ -60,15 +60,14 @@ def load_report(path: Path) -> LoadedReport:
     if not isinstance(raw, dict) or raw.get("version") not in (1, 2) or not isinstance(raw.get("scenarios"), list):
         raise EvalInputError(f"{path}: not an eval report (expected the JSON of `incident-brief eval --json`)")
     try:
-        if raw["version"] == 1:
-            means = {"dev": {name: s.get("mean") for name, s in raw["scorers"].items()}}
-        else:
-            means = {name: {scorer: s.get("mean") for scorer, s in summary["scorers"].items()}
-                     for name, summary in raw["sets"].items()}
-        scenarios = {(case.get("set", "dev"), case["id"]): case for case in raw["scenarios"]}
+        scenarios = {(str(case.get("set", "dev")), str(case["id"])): case for case in raw["scenarios"]}
+        for case in scenarios.values():
+            scores = case.get("scores", {})
+            if not isinstance(scores, dict) or not all(isinstance(v, dict) for v in scores.values()):
+                raise TypeError("scores")
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvalInputError(f"{path}: malformed eval report: missing or wrong {exc}") from exc
-    return LoadedReport(path=path, drafter=str(raw.get("drafter", "?")), means=means, scenarios=scenarios)
+    return LoadedReport(path=path, drafter=str(raw.get("drafter", "?")), scenarios=scenarios)
 
 
 def _value(score: dict[str, Any]) -> float | None:
@@ -78,6 +77,7 @@ def _value(score: dict[str, Any]) -> float | None:
 
 def compare(base: LoadedReport, new: LoadedReport, tolerance: float = 0.0) -> Comparison:
     out = Comparison(base, new, tolerance)
+    paired: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (set, scorer) -> values on both sides
     for key, before in base.scenarios.items():
         label = f"{key[0]}/{key[1]}"
         after = new.scenarios.get(key)
@@ -92,19 +92,23 @@ def compare(base: LoadedReport, new: LoadedReport, tolerance: float = 0.0) -> Co
             old_value, new_value = _value(was), None if now is None else _value(now)
             if old_value is None or new_value is None or now is None:
                 continue  # not applicable on one side: the scenario's expectations changed
+            paired.setdefault((key[0], name), []).append((old_value, new_value))
             drop = old_value - new_value
             if was.get("passed") and not now.get("passed") and drop > tolerance:
                 out.regressions.append(f"{label} · {name}: passed -> failed ({now.get('reason', '')})")
             elif not was.get("passed") and now.get("passed"):
                 out.improvements.append(f"{label} · {name}: failed -> passed")
     out.added = sorted(set(new.scenarios) - set(base.scenarios))
-    for set_name in _ordered(set(base.means) | set(new.means)):
-        old_means, new_means = base.means.get(set_name, {}), new.means.get(set_name, {})
-        for scorer in dict.fromkeys([*old_means, *new_means]):
-            before_mean, after_mean = old_means.get(scorer), new_means.get(scorer)
+    for set_name in _ordered({name for name, _scorer in paired}):
+        for (where, scorer), pairs in paired.items():
+            if where != set_name:
+                continue
+            before_mean = sum(b for b, _a in pairs) / len(pairs)
+            after_mean = sum(a for _b, a in pairs) / len(pairs)
             out.mean_rows.append((set_name, scorer, before_mean, after_mean))
-            if before_mean is not None and after_mean is not None and before_mean - after_mean > tolerance:
-                out.regressions.append(f"{set_name} · {scorer}: mean {before_mean:.3f} -> {after_mean:.3f}")
+            if before_mean - after_mean > tolerance:
+                out.regressions.append(f"{set_name} · {scorer}: mean {before_mean:.3f} -> {after_mean:.3f} "
+                                       f"over {len(pairs)} scenario(s) in both")
     return out
 
 
@@ -113,16 +117,16 @@ def _ordered(names: set[str]) -> list[str]:
 
 
 def render(result: Comparison, console: Console) -> None:
-    table = Table(title=f"Eval compare · {result.base.path.name} → {result.new.path.name}")
+    table = Table(title=f"Eval compare · {result.base.path.name} → {result.new.path.name} "
+                        "(means over the scenarios in both)")
     for column, justify in (("set", "left"), ("scorer", "left"), ("base", "right"), ("new", "right"),
                             ("change", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for set_name, scorer, before, after in result.mean_rows:
-        change = "–" if before is None or after is None else f"{after - before:+.3f}"
-        if before is not None and after is not None and before - after > result.tolerance:
+        change = f"{after - before:+.3f}"
+        if before - after > result.tolerance:
             change = f"[red]{change}[/red]"
-        table.add_row(set_name, scorer, "–" if before is None else f"{before:.3f}",
-                      "–" if after is None else f"{after:.3f}", change)
+        table.add_row(set_name, scorer, f"{before:.3f}", f"{after:.3f}", change)
     console.print(table)
     if result.base.drafter != result.new.drafter:
         console.print(f"[yellow]note[/yellow]: drafters differ ({result.base.drafter} vs {result.new.drafter})")

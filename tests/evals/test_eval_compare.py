@@ -117,6 +117,17 @@ def test_improvements_and_new_scenarios_pass_the_compare(tmp_path: Path) -> None
     assert "+ new scenario dev/third" in text
 
 
+def test_a_new_failing_scenario_moves_no_mean_and_is_no_regression(tmp_path: Path) -> None:
+    base = write(report_of(tmp_path / "a"), tmp_path / "base.json")
+    sets = two_sets(tmp_path / "b")
+    (Path(sets[0][1]) / "third.yaml").write_text(yaml.safe_dump(renamed(checkout_doc(), "third")))
+    new = write(run_eval(sets, thresholds=GATE, task=wrong_for("third")), tmp_path / "new.json")
+    assert not json.loads(new.read_text())["sets"]["dev"]["passed"], "the new scenario fails the gate..."
+    code, text = run_main("--compare", str(base), str(new))
+    assert code == 0, text  # ...which is the gate's business, not the compare's
+    assert "+ new scenario dev/third" in text
+
+
 def test_a_removed_scenario_is_a_regression(tmp_path: Path) -> None:
     base = write(run_eval(two_sets(tmp_path / "a"), thresholds=GATE, task=wrong_for()), tmp_path / "base.json")
     sets = two_sets(tmp_path / "b")
@@ -164,7 +175,9 @@ def test_compare_reads_a_version_1_report_as_the_development_set(tmp_path: Path)
 @pytest.mark.parametrize(("content", "named"), [
     ("{", "not valid JSON"),
     ('{"version": 7, "scenarios": []}', "not an eval report"),
-    ('{"version": 2, "scenarios": [{"id": "x"}]}', "malformed eval report"),
+    ('{"version": 2, "scenarios": [{"set": "dev"}]}', "malformed eval report"),
+    ('{"version": 2, "scenarios": [{"id": "x", "scores": []}]}', "malformed eval report"),
+    ('{"version": 2, "scenarios": [{"id": "x", "scores": {"claims_cited": 1}}]}', "malformed eval report"),
 ])
 def test_a_report_that_does_not_load_is_bad_input(tmp_path: Path, content: str, named: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
