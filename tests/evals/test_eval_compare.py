@@ -201,3 +201,18 @@ def test_the_committed_baseline_loads_and_names_both_sets() -> None:
     assert {c["id"] for c in data["scenarios"] if c["set"] == "heldout"} == held_ids
     assert {c["id"] for c in data["scenarios"] if c["set"] == "dev"} <= dev_ids | held_ids
     assert all(not Path(c["path"]).is_absolute() for c in data["scenarios"]), "no machine's checkout path"
+
+
+def test_the_cli_command_compares_and_exits_1_on_a_regression(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.app.cli import app
+
+    base = write(report_of(tmp_path / "a"), tmp_path / "base.json")
+    new = write(report_of(tmp_path / "b", "held-two"), tmp_path / "new.json")
+    runner = CliRunner()
+    regressed = runner.invoke(app, ["eval", "--compare", str(base), str(new)])
+    assert regressed.exit_code == 1, regressed.output
+    assert "heldout/held-two" in regressed.output
+    tolerated = runner.invoke(app, ["eval", "--compare", str(base), str(base), "--tolerance", "0.1"])
+    assert tolerated.exit_code == 0, tolerated.output
