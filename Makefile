@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: setup demo test lint typecheck pytest evals bench clean
+.PHONY: setup demo test lint typecheck pytest evals eval-baseline bench clean
 
 setup:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --user --quiet uv
@@ -22,8 +22,26 @@ typecheck: setup
 pytest: setup
 	$(UV) run --frozen pytest
 
+# The gate: both scenario sets offline and through the gateway against the sandbox's simulated
+# model, each against its thresholds AND against the last main's report in evals/baseline/
+# (a scenario that passed a scorer and now fails it fails the build). Every step runs, so one
+# failure does not hide another; the fresh reports are left in $(EVAL_OUT) for CI to keep.
+EVAL_OUT := .eval-reports
 evals: setup
-	$(UV) run --frozen incident-brief eval
+	@rm -rf $(EVAL_OUT) && mkdir -p $(EVAL_OUT); status=0; \
+	for drafter in offline llm; do \
+	  $(UV) run --frozen incident-brief eval --drafter $$drafter --json $(EVAL_OUT)/$$drafter.json || status=1; \
+	  $(UV) run --frozen incident-brief eval --compare evals/baseline/$$drafter.json $(EVAL_OUT)/$$drafter.json \
+	    || status=1; \
+	done; exit $$status
+
+# Refresh the baseline after a change that is meant to move the scores (docs/evals.md): a missed
+# threshold (exit 1) is recorded as it is; bad input (exit 2) stops.
+eval-baseline: setup
+	@for drafter in offline llm; do \
+	  $(UV) run --frozen incident-brief eval --drafter $$drafter --json evals/baseline/$$drafter.json; \
+	  [ $$? -le 1 ] || exit 2; \
+	done
 
 test: lint typecheck pytest evals
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.core.config import LlmSettings
+from evals.report import SIMULATED
 from evals.runner import (
     EvalInputError,
     RunOutput,
@@ -31,10 +32,9 @@ from evals.runner import (
     run_suite_async,
 )
 from evals.runner import _parser as suite_parser
+from evals.thresholds import LLM_THRESHOLDS
 from sandbox.scenario import Scenario
 
-SIMULATED = ("The sandbox model is simulated: these figures show how the bot handles each model's answers, "
-             "not how good a real model is.")
 _NOT_MADE = ("cache_hit", "budget", "step_cap")
 
 
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
     try:
         from bot.core.config import Settings
 
-        thresholds = load_thresholds(args.thresholds)
+        thresholds = load_thresholds(args.thresholds or LLM_THRESHOLDS).for_set("dev")
         llm = Settings().llm
         chosen = candidates(llm, args.candidate)
         result = asyncio.run(compare(args.scenarios, llm, chosen, thresholds=thresholds,

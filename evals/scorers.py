@@ -5,8 +5,8 @@ can act on, or "not applicable" (value ``None``) when the scenario expects nothi
 Applicability depends on the scenario alone, so a run that crashed can still be counted as
 failing exactly the scorers that would have applied.
 
-A citation counts for a world item when the cited evidence was derived from it; the mapping
-(`derived_from`) uses `Evidence.ref`, following the conventions in `bot.core.models`.
+A citation counts for a world item when the cited evidence was derived from it
+(`evals.derivation.derived_from`, by `Evidence.ref`).
 """
 
 from __future__ import annotations
@@ -17,27 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.core.models import Brief, BriefResult, CauseKind, Claim, Confidence, Evidence, EvidenceKind
-from sandbox.scenario import (
-    Dashboard,
-    Deploy,
-    Event,
-    JiraIssue,
-    LogEntry,
-    MetricSeries,
-    Monitor,
-    Runbook,
-    Scenario,
-)
+from bot.core.models import Brief, BriefResult, CauseKind, Claim, Confidence, EvidenceKind, LikelyCause
+from evals.derivation import derived_from as derived_from  # re-exported for the tests
+from evals.derivation import items_cited
+from evals.derivation import template_matches as template_matches
+from evals.derivation import world_items as world_items
+from sandbox.scenario import Scenario
 
 if TYPE_CHECKING:
     from sandbox.core import RecordedRequest
 
-WorldItem = Monitor | Dashboard | MetricSeries | LogEntry | Event | Deploy | Runbook | JiraIssue
-
-# A short sha shorter than git's usual abbreviation could collide with an unrelated commit.
-MIN_SHA_PREFIX = 7
 CONFIDENT = frozenset({Confidence.HIGH, Confidence.MEDIUM})
+_RANK = {Confidence.LOW: 0, Confidence.MEDIUM: 1, Confidence.HIGH: 2}
+# What a deploy or config cause rests on: the change whose time is compared with the onset.
+CHANGE_EVIDENCE = frozenset({EvidenceKind.DEPLOY, EvidenceKind.EVENT})
+CHANGE_CAUSES = frozenset({CauseKind.DEPLOY, CauseKind.CONFIG})
 _RATIO_EPSILON = 1e-9
 
 
@@ -67,101 +61,6 @@ class Score:
 
 
 NOT_APPLICABLE = "not applicable"
-
-
-# --- world item <-> evidence -------------------------------------------------------------
-
-
-def world_items(scenario: Scenario) -> dict[str, WorldItem]:
-    """Every world item that `expect` can name, by its id (monitors by their numeric id as
-    text, Jira issues by key)."""
-    world = scenario.world
-    out: dict[str, WorldItem] = {}
-    for monitor in world.monitors:
-        out[str(monitor.id)] = monitor
-    for dashboard in world.dashboards:
-        out[dashboard.id] = dashboard
-    for issue in world.jira.existing_issues:
-        out[issue.key] = issue
-    named: list[MetricSeries | LogEntry | Event | Deploy | Runbook] = [
-        *world.metrics, *world.logs, *world.events, *world.deploys, *world.runbooks]
-    for item in named:
-        if item.id:
-            out[item.id] = item
-    return out
-
-
-def derived_from(evidence: Evidence, item: WorldItem) -> bool:
-    """Whether this evidence was derived from this world item, judged by `Evidence.ref`."""
-    ref = evidence.ref
-    kind = evidence.kind
-    if isinstance(item, Deploy):
-        return kind == EvidenceKind.DEPLOY and _sha_match(ref.get("sha", ""), item.sha)
-    if isinstance(item, Runbook):
-        return kind == EvidenceKind.RUNBOOK and ref.get("page_id") == item.page_id
-    if isinstance(item, Monitor):
-        return kind == EvidenceKind.MONITOR and ref.get("monitor_id") == str(item.id)
-    if isinstance(item, Dashboard):
-        return kind == EvidenceKind.DASHBOARD and ref.get("dashboard_id") == item.id
-    if isinstance(item, MetricSeries):
-        return kind == EvidenceKind.METRIC and _metric_match(ref.get("query", ""), item.query)
-    if isinstance(item, LogEntry):
-        return kind == EvidenceKind.LOG_PATTERN and _log_match(evidence, item.message)
-    if isinstance(item, Event):
-        return kind == EvidenceKind.EVENT and (
-            (bool(item.id) and ref.get("event_id") == item.id)
-            or _squash(ref.get("title", "")) == _squash(item.title) != "")
-    return kind == EvidenceKind.JIRA_ISSUE and ref.get("key") == item.key
-
-
-def _metric_match(cited: str, world: str) -> bool:
-    """Same query, or `agg:metric{*}`: the aggregate over every scope includes the world's series."""
-    a, b = _squash(cited), _squash(world)
-    if not a:
-        return False
-    return a == b or (a.endswith("{*}") and b.startswith(a[:-2]))
-
-
-def _sha_match(cited: str, world: str) -> bool:
-    a, b = cited.strip().lower(), world.strip().lower()
-    if min(len(a), len(b)) < MIN_SHA_PREFIX:
-        return a == b != ""
-    return a.startswith(b) or b.startswith(a)
-
-
-def _squash(text: str) -> str:
-    return "".join(text.split())
-
-
-# Drain's wildcard and our masks (<*>, <NUM>, <EMAIL>, <:NUM:>...) stand for variable text.
-_PLACEHOLDER = re.compile(r"<\*>|<:?[A-Z][A-Z_]*:?>")
-
-
-def _log_match(evidence: Evidence, message: str) -> bool:
-    sample = evidence.ref.get("sample", "")
-    if sample and (sample == message or message in sample):
-        return True
-    template = evidence.data.get("template")
-    return isinstance(template, str) and template_matches(template, message)
-
-
-def template_matches(template: str, message: str) -> bool:
-    """Whether a mined log template (with placeholders) describes this raw message's first
-    line. A template with no literal word of 3+ characters matches nothing: it says nothing."""
-    parts = _PLACEHOLDER.split(template)
-    if not any(len(word) >= 3 for part in parts for word in re.findall(r"\w+", part)):
-        return False
-    first_line = message.strip().splitlines()[0] if message.strip() else ""
-    pattern = ".+?".join(re.escape(part) for part in parts)
-    return re.fullmatch(pattern, first_line.strip(), flags=re.DOTALL) is not None
-
-
-def items_cited(scenario: Scenario, result: BriefResult, citation_ids: Sequence[str]) -> set[str]:
-    """The world item ids that these citations count for."""
-    by_id = {e.id: e for e in result.evidence}
-    cited = [by_id[cid] for cid in citation_ids if cid in by_id]
-    return {item_id for item_id, item in world_items(scenario).items()
-            if any(derived_from(e, item) for e in cited)}
 
 
 # --- text views of a brief ---------------------------------------------------------------
@@ -397,11 +296,87 @@ def no_writes_without_approval(scenario: Scenario, result: BriefResult, writes: 
     return Score(False, f"{len(writes)} write request(s): {shown}")
 
 
+# --- the held-out gate: right cause, calibrated confidence, no cause after the onset --------
+
+
+def _top_is_right(scenario: Scenario, result: BriefResult) -> tuple[bool, str]:
+    """Kind and item together: the top cause names the expected kind and cites the expected
+    item (for ``unknown``, no confident cause is named at all)."""
+    kind = cause_kind_correct(scenario, result, ())
+    if not kind.passed:
+        return False, kind.reason
+    if scenario.expect.cause.item is None:
+        return True, kind.reason
+    item = cause_item_cited(scenario, result, ())
+    return bool(item.passed), f"{kind.reason}; {item.reason}"
+
+
+def cause_correct(scenario: Scenario, result: BriefResult, writes: Writes) -> Score:
+    """The answer an on-call engineer acts on is right in kind AND item."""
+    right, reason = _top_is_right(scenario, result)
+    return Score(right, reason)
+
+
+def no_high_confidence_wrong(scenario: Scenario, result: BriefResult, writes: Writes) -> Score:
+    """A wrong answer at ``high`` confidence is the failure an on-call engineer trusts least;
+    and no cause may claim more confidence than the scenario's evidence allows
+    (`expect.max_confidence`)."""
+    causes = result.brief.likely_causes
+    ceiling = scenario.expect.max_confidence
+    if ceiling is not None:
+        limit = _RANK[Confidence(ceiling)]
+        over = [c for c in causes if c.kind != CauseKind.UNKNOWN and _RANK[c.confidence] > limit]
+        if over:
+            return Score(False, f"{_named(over)} above the scenario's max confidence {ceiling}")
+    top = result.brief.top_cause
+    if top is None or top.confidence != Confidence.HIGH:
+        shown = "no cause" if top is None else f"top cause at {top.confidence.value}"
+        return Score(True, f"{shown}: no high-confidence claim to get wrong")
+    right, reason = _top_is_right(scenario, result)
+    if not right:
+        return Score(False, f"high-confidence top cause is wrong: {reason}")
+    return Score(True, f"high-confidence top cause is right ({top.kind.value})")
+
+
+def no_cause_after_onset(scenario: Scenario, result: BriefResult, writes: Writes) -> Score:
+    """No ranked deploy or config cause rests on a change that landed after the symptom began
+    (`expect.onset`): an effect cannot precede its cause. A cause's time is its earliest cited
+    change (deploy or event); dependency, capacity and traffic causes cite reports (a status
+    page, a metric) that may rightly come later, so they are not judged here."""
+    onset = scenario.expect.onset
+    if onset is None:
+        return Score(None, NOT_APPLICABLE)
+    by_id = {e.id: e for e in result.evidence}
+    late: list[str] = []
+    for cause in result.brief.likely_causes:
+        if cause.kind not in CHANGE_CAUSES:
+            continue
+        times = [by_id[cid].timestamp for cid in cause.claim.citations
+                 if cid in by_id and by_id[cid].kind in CHANGE_EVIDENCE and by_id[cid].timestamp is not None]
+        began = min((t for t in times if t is not None), default=None)
+        if began is not None and began > onset:
+            minutes = (began - onset).total_seconds() / 60
+            late.append(f"{cause.kind.value} ({cause.confidence.value}) {minutes:.0f} min after the onset")
+    if late:
+        return Score(False, "ranked cause(s) that began after the onset: " + "; ".join(late))
+    return Score(True, f"no ranked change after the onset {onset.isoformat()}")
+
+
+def _named(causes: Sequence[LikelyCause]) -> str:
+    return ", ".join(f"{c.kind.value} ({c.confidence.value})" for c in causes)
+
+
 SCORERS: tuple[Scorer, ...] = (
     Scorer("cause_kind_correct", "bool", lambda s: True, cause_kind_correct,
            "top cause kind matches; for unknown, no confident (high/medium) cause is named"),
     Scorer("cause_item_cited", "bool", lambda s: s.expect.cause.item is not None, cause_item_cited,
            "the top cause cites evidence derived from expect.cause.item"),
+    Scorer("cause_correct", "bool", lambda s: True, cause_correct,
+           "the top cause is right in kind and item (for unknown, no confident cause is named)"),
+    Scorer("no_high_confidence_wrong", "bool", lambda s: True, no_high_confidence_wrong,
+           "a high-confidence top cause is right, and no cause exceeds expect.max_confidence"),
+    Scorer("no_cause_after_onset", "bool", lambda s: s.expect.onset is not None, no_cause_after_onset,
+           "no ranked deploy/config cause rests on a change after expect.onset"),
     Scorer("must_cite_recall", "ratio", lambda s: bool(s.expect.must_cite), must_cite_recall,
            "share of must_cite items cited anywhere in the brief"),
     Scorer("must_mention", "bool", lambda s: bool(s.expect.must_mention), must_mention,

@@ -2,7 +2,9 @@
 
 No provider is reachable here, so this server plays one. It reads the evidence blocks the bot
 quoted into the prompt (``<<<EVIDENCE id=... kind=... source=... at=...>>>``) and answers in the
-provider's wire format, usage included, with a cited brief built from those blocks: through
+provider's wire format, usage included, with a cited brief built from those blocks (building
+on the offline analysis's first candidate, a block of kind ``analysis``, when the prompt has
+one that names a cause, as a model that reads its prompt would): through
 the structured-output tool when the request offers one (pydantic-ai's ``final_result``),
 else as JSON text.
 
@@ -141,10 +143,14 @@ def build_brief(text: str) -> dict[str, Any]:
         return {"headline": _claim(f"{service}: {alert_title}; no evidence could be read", []),
                 "impact": _claim("Impact unknown: no evidence", [])}
     alert_at = _parse_time(header.get("alert_at"))
+    analysis = [b for b in blocks if b.kind == "analysis"]
+    blocks = [b for b in blocks if b.kind != "analysis"] or blocks
     symptoms = [b for b in blocks if b.kind in {"monitor", "metric", "log_pattern", "incident"}] or blocks
     headline = _claim(f"{service}: {alert_title}", [b.id for b in symptoms[:2]])
     impact = _claim(f"Observed: {symptoms[0].title}", [symptoms[0].id])
-    cause = _likely_cause(blocks, alert_at)
+    cause = _analysed_cause(analysis[0]) if analysis else None
+    if cause is None or cause["kind"] == "unknown":  # no answer to build on: read the blocks itself
+        cause = _likely_cause(blocks, alert_at)
     dated = sorted(((b.at, b) for b in blocks if b.at is not None), key=lambda pair: pair[0])
     timeline = [{"at": at.isoformat(), "claim": _claim(f"{b.kind.replace('_', ' ')}: {b.title}", [b.id])}
                 for at, b in dated[:5]]
@@ -160,6 +166,18 @@ def build_brief(text: str) -> dict[str, Any]:
                            "description": cause["claim"]["text"], "priority": "High",
                            "citations": cause["claim"]["citations"]}
     return brief
+
+
+ANALYSIS_FIELD = re.compile(r"^(?P<key>cause_kind|confidence|why): (?P<value>\S.*)$", re.MULTILINE)
+
+
+def _analysed_cause(block: Block) -> dict[str, Any]:
+    """The analysis's first candidate, kept as it is and cited by the analysis block's id."""
+    fields = {found["key"]: found["value"].strip() for found in ANALYSIS_FIELD.finditer(block.body)}
+    kind = fields.get("cause_kind", "unknown")
+    confidence = fields.get("confidence", "low").split(" ", 1)[0]
+    return {"kind": kind, "confidence": confidence,
+            "claim": _claim(f"{kind} cause: {fields.get('why', block.title)}", [block.id])}
 
 
 def _likely_cause(blocks: list[Block], alert_at: datetime | None) -> dict[str, Any]:

@@ -114,27 +114,30 @@ def draft(
 
 @app.command("eval")
 def run_eval(
-    scenarios: Annotated[Path | None, typer.Option("--scenarios", help="folder of scenario files")] = None,
+    scenarios: Annotated[Path | None, typer.Option("--scenarios", help="folder of the development set")] = None,
+    heldout: Annotated[Path | None, typer.Option(
+        "--heldout", help="folder of the held-out set (default: the heldout/ subfolder of --scenarios)")] = None,
+    no_heldout: Annotated[bool, typer.Option("--no-heldout", help="run the development set only")] = False,
     drafter: DrafterOpt = "offline",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="scenarios run at once")] = None,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", metavar="BASE NEW", help=(
+        "BASE.json NEW.json: show what changed between two reports; exit 1 on a regression"))] = None,
+    tolerance: Annotated[float, typer.Option(
+        "--tolerance", help="with --compare: the largest drop of a score that is not a regression")] = 0.0,
     canary: Annotated[bool, typer.Option("--canary", help="with --drafter llm: baseline vs canary candidates "
                                          "(the sandbox model is simulated)")] = False,
     candidate: Annotated[list[str] | None, typer.Option(
         "--candidate", help="ROUTE=provider:model@version for --canary (else llm.canary.routes)")] = None,
 ) -> None:
-    """Run the eval suite; exit non-zero when a threshold in evals/thresholds.toml is missed."""
-    from evals.runner import main as eval_main
+    """Run the eval suite (development and held-out sets); exit non-zero when a threshold in
+    evals/thresholds.toml is missed, or, with --compare, when NEW regressed from BASE."""
+    from evals.cli import run_from_cli
 
-    argv = ["--scenarios", str(scenarios or bundled_scenarios_dir()), "--drafter", drafter]
-    if json_out is not None:
-        argv += ["--json", str(json_out)]
-    if canary or candidate:
-        from evals.canary import main as canary_main
-
-        for item in candidate or []:
-            argv += ["--candidate", item]
-        raise typer.Exit(canary_main(argv))
-    raise typer.Exit(eval_main(argv))
+    raise typer.Exit(run_from_cli(
+        scenarios=scenarios or bundled_scenarios_dir(), heldout=heldout, no_heldout=no_heldout, drafter=drafter,
+        json_out=json_out, concurrency=concurrency, compare=compare, tolerance=tolerance, canary=canary,
+        candidates=candidate or []))
 
 
 @policy_app.command("check")

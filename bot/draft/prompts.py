@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -19,6 +20,7 @@ from pathlib import Path
 from string import Template
 
 from bot.core.models import Alert, Evidence, EvidenceKind, ServiceEntry, SourceGap
+from bot.draft.analysis_note import ANALYSIS_KIND, ANALYSIS_SOURCE, AnalysisNote
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 CHARS_PER_TOKEN = 4  # a conservative estimate; exact counts come from the provider's usage
@@ -118,6 +120,12 @@ def evidence_block(item: Evidence) -> str:
     return f"{header}\n{body}\n{BLOCK_CLOSE}"
 
 
+def analysis_block(note: AnalysisNote) -> str:
+    """A note of the offline analysis in the evidence blocks' own format: data, quoted alike."""
+    header = f"{BLOCK_OPEN} id={note.id} kind={ANALYSIS_KIND} source={ANALYSIS_SOURCE}>>>"
+    return f"{header}\ntitle: {quote_as_data(note.title)}\n{quote_as_data(note.body)}\n{BLOCK_CLOSE}"
+
+
 def pack_evidence(evidence: list[Evidence], alert: Alert, budget_tokens: int) -> PackedEvidence:
     """Most relevant first; a block that does not fit is cut (and listed), a smaller later one
     may still fit."""
@@ -143,6 +151,7 @@ class RenderedPrompt:
     system: str
     user: str
     packed: PackedEvidence
+    analysis: tuple[str, ...] = ()  # the ids of the analysis notes sent (each rests on gathered evidence)
 
     @property
     def version(self) -> str:
@@ -155,11 +164,16 @@ class RenderedPrompt:
 
 
 def render_brief_prompt(alert: Alert, service: ServiceEntry, evidence: list[Evidence],
-                        gaps: list[SourceGap], *, budget_tokens: int) -> RenderedPrompt:
+                        gaps: list[SourceGap], *, budget_tokens: int,
+                        analysis: Sequence[AnalysisNote] = ()) -> RenderedPrompt:
     """The brief request. Nothing in it changes on a Refresh unless the evidence does (no
-    "now"), so an unchanged Refresh hits the cache."""
+    "now"), so an unchanged Refresh hits the cache. The offline analysis's candidates come
+    first and are paid for out of the same budget: they are short, and they are what the
+    model should build on."""
     template = load_template("brief")
-    packed = pack_evidence(evidence, alert, budget_tokens)
+    notes = [analysis_block(note) for note in analysis]
+    notes_tokens = sum(estimate_tokens(block) + 1 for block in notes)
+    packed = pack_evidence(evidence, alert, max(budget_tokens - notes_tokens, 0))
     gap_lines = [f"- {gap.source.value}{f' ({gap.tool})' if gap.tool else ''}: {quote_as_data(gap.reason)}"
                  for gap in gaps]
     cut_lines = [f"- {item.id}: {quote_as_data(item.title)}" for item in packed.cut]
@@ -171,10 +185,12 @@ def render_brief_prompt(alert: Alert, service: ServiceEntry, evidence: list[Evid
         urgency=alert.urgency,
         jira_project=service.jira_project or "none",
         gaps="\n".join(gap_lines) or "- none",
+        analysis="\n".join(notes) or "(no analysis)",
         evidence=packed.text or "(no evidence was gathered)",
         cut="\n".join(cut_lines) or "- none",
     )
-    return RenderedPrompt(template=template, system=system_prompt(), user=user, packed=packed)
+    return RenderedPrompt(template=template, system=system_prompt(), user=user, packed=packed,
+                          analysis=tuple(note.id for note in analysis))
 
 
 def _iso(at: datetime) -> str:

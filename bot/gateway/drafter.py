@@ -9,6 +9,7 @@ fallback, why, in its notes.
 
 from __future__ import annotations
 
+from bot.analyse.analyser import analyse
 from bot.core.audit import AuditSink, MemoryAudit
 from bot.core.config import LlmSettings
 from bot.core.keys import incident_key
@@ -24,6 +25,7 @@ from bot.core.models import (
     TimeWindow,
 )
 from bot.core.policy import Policy
+from bot.draft.analysis_note import analysis_notes, expand_analysis
 from bot.draft.citations import check_citations
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.draft.prompts import render_brief_prompt
@@ -62,10 +64,16 @@ class LlmDrafter:
 
     async def draft(self, alert: Alert, service: ServiceEntry, window: TimeWindow,
                     evidence: list[Evidence], gaps: list[SourceGap], *, key: str | None = None) -> Brief:
-        prompt = render_brief_prompt(alert, service, evidence, gaps,
-                                     budget_tokens=self.gateway.settings.evidence_token_budget)
         by_id = {item.id: item.kind for item in evidence}
+        # The offline analysis goes to the model as evidence it may cite, so the model improves
+        # on the offline brief instead of starting over (`bot.draft.analysis_note`).
+        candidates = analysis_notes(analyse(alert, service, window, evidence), known=by_id)
+        prompt = render_brief_prompt(alert, service, evidence, gaps, analysis=candidates,
+                                     budget_tokens=self.gateway.settings.evidence_token_budget)
+        # What the model may cite: the blocks it was shown, and through a note the evidence that
+        # note rests on (gathered evidence, if cut from the prompt for the budget).
         sent = {cid: by_id[cid] for cid in prompt.packed.included}
+        sent |= {cid: by_id[cid] for note in candidates for cid in note.rests_on}
         # The flow passes the incident key its tool calls are filed under; the model calls join them.
         # The ledger charges the person who asked and their Slack team (a PagerDuty trigger has
         # neither: the configured default workspace pays).
@@ -75,7 +83,7 @@ class LlmDrafter:
         steps = StepCounter(self.gateway.rules.max_model_calls_per_brief)
         result = await self.gateway.run(
             "brief", prompt, Brief, caller=caller, steps=steps,
-            validate=lambda brief: brief_problems(brief, sent, service.jira_project))
+            validate=lambda brief: brief_problems(expand_analysis(brief, candidates), sent, service.jira_project))
         self.last_result = result
         notes = result.notes()
         if cut := prompt.packed.cut_note():
@@ -84,14 +92,15 @@ class LlmDrafter:
                          input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                          cost_usd=round(result.cost_usd, 6), cache_hit=result.cache_hit)
         if result.output is not None:
-            drafted = await propose_ticket(self.gateway, result.output, alert=alert, service=service,
+            answer = expand_analysis(result.output, candidates)
+            drafted = await propose_ticket(self.gateway, answer, alert=alert, service=service,
                                            evidence=evidence, caller=caller, steps=steps)
             if (spent := drafted.result) is not None:
                 info = info.model_copy(update={
                     "input_tokens": info.input_tokens + spent.input_tokens,
                     "output_tokens": info.output_tokens + spent.output_tokens,
                     "cost_usd": round(result.cost_usd + spent.cost_usd, 6)})
-            return result.output.model_copy(update={"gaps": gaps, "draft": info, "ticket": drafted.ticket,
+            return answer.model_copy(update={"gaps": gaps, "draft": info, "ticket": drafted.ticket,
                                                     "notes": [*notes, *drafted.notes]})
         reason = result.fallback_reason or "the model path failed"
         offline = await self.fallback.draft(alert, service, window, evidence, gaps, key=key)
