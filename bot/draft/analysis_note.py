@@ -2,9 +2,10 @@
 block of its own, with an id the model may cite, so a model builds on the analyser's answer
 (and its reasons) instead of starting over.
 
-`analysis_notes` is the one place the analysis is rendered for the model: when the analysis
-result grows (the candidates' reasons for being ranked up or down), only this function
-changes. The notes are data like every evidence block: quoted between the same delimiters,
+`analysis_notes` is the one place the analysis is rendered for the model: each candidate with
+its reasons for and against and when it began, and on the first note the suspects the analyser
+ranked down with why ("changed only footer copy", "landed 2 min after the errors began").
+The notes are data like every evidence block: quoted between the same delimiters,
 with text that came from evidence already made safe by the analyser and quoted again here.
 
 A citation of a note stands for the evidence that candidate rests on: the gateway's citation
@@ -26,6 +27,7 @@ from bot.core.models import Brief, Claim
 ANALYSIS_KIND = "analysis"
 ANALYSIS_SOURCE = "analyser"
 MAX_NOTES = 3  # the candidates a person would read; the rest are the analyser's long tail
+MAX_RANKED_DOWN = 5  # suspects set aside, listed on the first note with the reason
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,17 @@ def analysis_notes(signals: Signals, known: Collection[str]) -> list[AnalysisNot
             f"cause_kind: {hypothesis.kind.value}",
             f"confidence: {hypothesis.confidence.value} (score {hypothesis.score:.2f})",
             f"why: {hypothesis.summary}",
+            *(f"reason: {reason}" for reason in hypothesis.reasons),
+            *([f"began: {_iso(hypothesis.at)}"] if hypothesis.at is not None else []),
             f"incident onset: {_iso(signals.onset)} (dated by the {signals.onset_basis})",
             f"rests on evidence: {', '.join(rests_on) or 'none'}",
         ]
         if rank > 1:
             lines.append(f"ranked below candidate 1 ({ranked[0].kind.value}, {ranked[0].confidence.value})")
+        if rank == 1:
+            # The suspects set aside, and why, so a model does not put them back without cause.
+            lines += [f"ranked down: {down.name} ({down.kind.value}): {down.reason}"
+                      for down in signals.ranked_down[:MAX_RANKED_DOWN]]
         notes.append(AnalysisNote(
             id=note_id(hypothesis, rank), rank=rank,
             title=f"offline analysis, candidate {rank} of {len(ranked)}: {hypothesis.kind.value} cause, "

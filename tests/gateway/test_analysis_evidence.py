@@ -12,6 +12,7 @@ import pytest
 from pydantic_ai import models
 
 from bot.analyse.analyser import analyse
+from bot.analyse.signals import RankedDown
 from bot.core.models import Brief, CauseKind, Claim, Confidence, LikelyCause, TicketProposal
 from bot.draft.analysis_note import analysis_notes, expand_analysis
 from bot.draft.citations import check_citations
@@ -125,3 +126,17 @@ async def test_the_simulated_model_builds_on_the_analysis_over_http(checkout: Sc
     assert deploy_ids & set(top.claim.citations)
     body = json.loads(sent[0].body)
     assert body["model"], "an OpenAI-style request went to the sandbox model"
+
+
+def test_the_top_note_carries_the_reasons_and_the_suspects_ranked_down() -> None:
+    """The model gets why a candidate ranks where it does, and which suspects were set aside
+    and why, so it improves on the analysis instead of putting a harmless change back on top."""
+    top = NOTES[0]
+    for reason in SIGNALS.hypotheses[0].reasons:
+        assert f"reason: {reason}" in top.body
+    flagged = SIGNALS.model_copy(update={"ranked_down": [
+        RankedDown(evidence_id=DEPLOY.id, kind=CauseKind.DEPLOY, name="deploy v2.4.2",
+                   reason="changed only footer copy")]})
+    (first, *rest) = analysis_notes(flagged, known=BY_ID)
+    assert "ranked down: deploy v2.4.2 (deploy): changed only footer copy" in first.body
+    assert all("ranked down" not in note.body for note in rest), "said once, on the first note"
