@@ -7,6 +7,7 @@ Both are told the incident key, so a model call's audit row is filed with the to
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from bot.analyse.analyser import analyse
@@ -24,6 +25,14 @@ class Drafter(Protocol):
 class OfflineDrafter:
     async def draft(self, alert: Alert, service: ServiceEntry, window: TimeWindow,
                     evidence: list[Evidence], gaps: list[SourceGap], *, key: str | None = None) -> Brief:
+        # Pure CPU work (the analysis and the writing) off the event loop: the process that
+        # drafts also acknowledges webhooks, and a storm's drafting would otherwise hold their
+        # answers for the length of each analysis (bench/reports/storm.md).
+        return await asyncio.to_thread(self._draft, alert, service, window, evidence, gaps, key)
+
+    @staticmethod
+    def _draft(alert: Alert, service: ServiceEntry, window: TimeWindow, evidence: list[Evidence],
+               gaps: list[SourceGap], key: str | None) -> Brief:
         # No model is called, so nothing to audit; the analysis is its own span.
         with span("analyse", **{"incident.key": key}):
             signals = analyse(alert, service, window, evidence)

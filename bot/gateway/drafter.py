@@ -9,6 +9,8 @@ fallback, why, in its notes.
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.analyse.analyser import analyse
 from bot.core.audit import AuditSink, MemoryAudit
 from bot.core.config import LlmSettings
@@ -67,7 +69,9 @@ class LlmDrafter:
         by_id = {item.id: item.kind for item in evidence}
         # The offline analysis goes to the model as evidence it may cite, so the model improves
         # on the offline brief instead of starting over (`bot.draft.analysis_note`).
-        candidates = analysis_notes(analyse(alert, service, window, evidence), known=by_id)
+        # The analysis is CPU work: off the event loop that also acknowledges webhooks.
+        signals = await asyncio.to_thread(analyse, alert, service, window, evidence)
+        candidates = analysis_notes(signals, known=by_id)
         prompt = render_brief_prompt(alert, service, evidence, gaps, analysis=candidates,
                                      budget_tokens=self.gateway.settings.evidence_token_budget)
         # What the model may cite: the blocks it was shown, and through a note the evidence that
