@@ -25,7 +25,7 @@ from sandbox.people import wait_for
 from sandbox.scenario import Scenario
 from sandbox.slack import APPROVER, OUTSIDER
 from tests.helpers.scenarios import with_faults
-from tests.helpers.slack_app import Harness, running_bot
+from tests.helpers.slack_app import Harness, page, running_bot
 
 REQUESTER = "U0ONCALL1"
 
@@ -36,13 +36,6 @@ async def bot(checkout: Scenario, tmp_path: Path, request: pytest.FixtureRequest
     async with running_bot(scenario, tmp_path / "hardening.db", policy=default_policy()) as running:
         yield running
 
-
-async def _page(h: Harness, scenario: Scenario) -> Any:
-    body, headers = build_webhook(scenario, "incident.triggered")
-    assert (await send_webhook(f"{h.url}/webhooks/pagerduty", body, headers)).status_code == 202
-    message = await wait_for(h.brief_message, "the brief in Slack")
-    await h.rt.idle()
-    return message
 
 
 def _button_value(message: Any) -> str:
@@ -86,7 +79,7 @@ def _creates(h: Harness) -> list[Any]:
 async def test_an_edited_ticket_then_a_stale_click_files_one_ticket(bot: Harness, checkout: Scenario) -> None:
     """Finding 1: the edit no longer changes the approval's identity, so the original button
     (a stale client) finds the filed ticket instead of opening a fresh approval."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     value = _button_value(message)
     await _click(bot, REQUESTER, message.channel, message.ts, value)
     await _click(bot, REQUESTER, message.channel, message.ts, value)  # a second modal, before filing
@@ -109,7 +102,7 @@ async def test_a_forged_submit_files_nothing_and_does_not_count(bot: Harness, ch
     """Finding 6: a view_submission from someone outside the approver groups, replaying a real
     modal, is refused in the modal, files nothing and adds no approver to a two-person quorum."""
     bot.rt.policy = default_policy().model_copy(update={"approvals": {"jira.create_issue": "two_person"}})
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message))
     view = await _modal(bot, 0)
     await _submit(bot, view, REQUESTER)
@@ -123,7 +116,7 @@ async def test_a_forged_submit_files_nothing_and_does_not_count(bot: Harness, ch
 
 async def test_an_approver_removed_after_opening_the_modal_cannot_file(bot: Harness, checkout: Scenario) -> None:
     """Finding 6: the group is read again at submit time."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     await _click(bot, APPROVER, message.channel, message.ts, _button_value(message))
     view = await _modal(bot, 0)
     for group in bot.sb.system("slack").usergroups.values():
@@ -137,7 +130,7 @@ async def test_a_forged_button_value_or_metadata_never_touches_another_card(bot:
                                                                             checkout: Scenario) -> None:
     """Finding 7: a button value naming this incident, clicked on another message, is refused;
     a modal whose metadata points elsewhere still updates only the incident's own card."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     value = _button_value(message)
     await _click(bot, REQUESTER, message.channel, "1700000000.000001", value)
     note = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the refusal")
@@ -158,7 +151,7 @@ async def test_a_forged_button_value_or_metadata_never_touches_another_card(bot:
 async def test_status_changes_apply_in_the_order_they_happened(bot: Harness, checkout: Scenario) -> None:
     """Finding 8: an "acknowledged" that happened before "resolved" but arrives after it does
     not set the status back, nor post a second reply."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     resolved = build_webhook(checkout, "incident.resolved", occurred_at=checkout.now)
     acked = build_webhook(checkout, "incident.acknowledged", occurred_at=checkout.now - timedelta(minutes=3))
     for body, headers in (resolved, acked):
@@ -192,7 +185,7 @@ def views_fail(checkout: Scenario) -> Scenario:
 @pytest.mark.parametrize("bot", [pytest.param("views_fail", id="views.open-500")], indirect=True)
 async def test_a_views_open_failure_is_told_to_the_clicker(bot: Harness, checkout: Scenario) -> None:
     """Finding 10: the click said nothing when the modal could not open."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message))
     note = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the ephemeral")
     assert "could not open the ticket form" in note[0].lower()
@@ -202,7 +195,7 @@ async def test_a_views_open_failure_is_told_to_the_clicker(bot: Harness, checkou
 async def test_no_ticket_after_the_incident_is_resolved(bot: Harness, checkout: Scenario) -> None:
     """Finding 10: a modal opened before the resolve files nothing after it; a click on the old
     card is refused with the reason; the card loses its ticket button."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     value = _button_value(message)
     await _click(bot, REQUESTER, message.channel, message.ts, value)
     view = await _modal(bot, 0)
@@ -246,7 +239,7 @@ async def test_a_click_when_the_database_is_gone_is_answered(bot: Harness, check
                                                              tmp_path: Path) -> None:
     """Finding 10: the store cannot be opened (its file vanished with its directory); a click
     on the card is answered with what failed instead of nothing."""
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     engine = create_engine_for(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}")
     bot.rt.store = Store(session_factory(engine), clock=bot.rt.store.clock)
     try:
@@ -263,7 +256,7 @@ async def test_a_second_approver_sees_and_approves_the_first_approvers_edit(bot:
     approver's modal shows the edited text, and their unedited submit files it (it used to
     show the brief's text and revert the edit, dropping the first approval)."""
     bot.rt.policy = default_policy().model_copy(update={"approvals": {"jira.create_issue": "two_person"}})
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     value = _button_value(message)
     await _click(bot, REQUESTER, message.channel, message.ts, value)
     first = await _modal(bot, 0)

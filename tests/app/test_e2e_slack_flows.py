@@ -18,7 +18,7 @@ from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import wait_for
 from sandbox.scenario import Scenario
 from tests.helpers.scenarios import with_faults
-from tests.helpers.slack_app import Harness, running_bot
+from tests.helpers.slack_app import Harness, page, running_bot
 
 
 @pytest.fixture
@@ -27,13 +27,6 @@ async def bot(checkout: Scenario, tmp_path: Path, request: pytest.FixtureRequest
     async with running_bot(scenario, tmp_path / "flows.db", policy=default_policy()) as running:
         yield running
 
-
-async def _page(h: Harness, scenario: Scenario) -> object:
-    body, headers = build_webhook(scenario, "incident.triggered")
-    assert (await send_webhook(f"{h.url}/webhooks/pagerduty", body, headers)).status_code == 202
-    message = await wait_for(h.brief_message, "the brief in Slack")
-    await h.rt.idle()
-    return message
 
 
 async def _click_create(h: Harness, message: object, user: str) -> None:
@@ -49,7 +42,7 @@ async def _click_create(h: Harness, message: object, user: str) -> None:
 
 
 async def test_an_unauthorised_approver_is_told_why_and_gets_no_modal(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0OUTSIDER")
     note = await wait_for(lambda: [e for e in slack.ephemerals if e.user == "U0OUTSIDER"] or None, "ephemeral")
@@ -60,7 +53,7 @@ async def test_an_unauthorised_approver_is_told_why_and_gets_no_modal(bot: Harne
 
 
 async def test_status_changes_reply_in_the_thread_and_update_the_header(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     body, headers = build_webhook(checkout, "incident.acknowledged")
     assert (await send_webhook(f"{bot.url}/webhooks/pagerduty", body, headers)).status_code == 202
     await asyncio.sleep(0.05)
@@ -74,7 +67,7 @@ async def test_status_changes_reply_in_the_thread_and_update_the_header(bot: Har
 
 
 async def test_refresh_in_the_thread_updates_the_same_message(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     mention = slack_sender.app_mention_body(channel=message.channel, user="U0ONCALL1",
                                             text="<@UBRIEFBOT> refresh", thread_ts=message.ts)
     assert (await bot.post_signed(mention)).status_code == 200
@@ -100,7 +93,7 @@ async def test_a_slash_command_without_a_service_asks_briefly(bot: Harness) -> N
 
 @pytest.mark.parametrize("bot", [pytest.param("rate_limited", id="slack-429")], indirect=True)
 async def test_slack_rate_limits_are_retried_after_the_delay(bot: Harness, checkout: Scenario) -> None:
-    await _page(bot, checkout)
+    await page(bot, checkout)
     attempts = bot.sb.ctx.recorder.requests("slack", path_prefix="/api/chat.postMessage")
     assert [r.status for r in attempts][:2] == [429, 200]
 
@@ -111,7 +104,7 @@ def rate_limited(checkout: Scenario) -> Scenario:
 
 
 async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     latest = await bot.rt.store.get_brief(f"pd:{checkout.alert.incident_id}")
     assert latest is not None
     proposal = latest.result.brief.ticket
@@ -155,7 +148,7 @@ async def _submit_modal(h: Harness, view: dict[str, object], user: str) -> None:
 async def test_two_person_rule_files_only_after_a_second_approver(bot: Harness, checkout: Scenario) -> None:
     bot.rt.policy = default_policy().model_copy(
         update={"approvals": {"jira.create_issue": "two_person"}})
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0ONCALL1")
     await _submit_modal(bot, await _modal(bot, 0), "U0ONCALL1")
@@ -171,7 +164,7 @@ async def test_two_person_rule_files_only_after_a_second_approver(bot: Harness, 
 
 async def test_dry_run_shows_the_exact_request_and_sends_nothing(bot: Harness, checkout: Scenario) -> None:
     bot.rt.policy = default_policy().model_copy(update={"default_mode": "dry_run"})
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0ONCALL1")
     await _submit_modal(bot, await _modal(bot, 0), "U0ONCALL1")
@@ -184,7 +177,7 @@ async def test_dry_run_shows_the_exact_request_and_sends_nothing(bot: Harness, c
 
 
 async def test_thumbs_down_asks_for_a_reason_and_stores_it(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     blocks = message.blocks
     button = next(e for b in blocks if b.get("type") == "actions" for e in b["elements"]
                   if e["action_id"] == "feedback_down")
@@ -220,7 +213,7 @@ async def test_slash_command_naming_a_service_posts_a_brief(bot: Harness) -> Non
 
 
 async def test_two_approvers_at_once_file_one_ticket(bot: Harness, checkout: Scenario) -> None:
-    message = await _page(bot, checkout)
+    message = await page(bot, checkout)
     slack = bot.sb.system("slack")
     await _click_create(bot, message, "U0ONCALL1")
     await _click_create(bot, message, "U0APPROVER")

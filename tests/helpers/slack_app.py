@@ -79,3 +79,16 @@ async def running_bot(scenario: Scenario, db_path: Path, *, policy: Policy | Non
         async with serving(build_web_app(rt)) as url:
             yield Harness(sb, rt, url, db_path)
             await rt.idle()
+
+
+async def page(h: Harness, scenario: Scenario) -> Any:
+    """Trigger the scenario's incident through the signed PagerDuty webhook and wait until its
+    brief is in Slack and the bot is idle; the brief's message."""
+    from sandbox.pagerduty import build_webhook, send_webhook
+    from sandbox.people import wait_for
+
+    body, headers = build_webhook(scenario, "incident.triggered")
+    assert (await send_webhook(f"{h.url}/webhooks/pagerduty", body, headers)).status_code == 202
+    message = await wait_for(h.brief_message, "the brief in Slack")
+    await h.rt.idle()
+    return message
