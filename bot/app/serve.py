@@ -29,6 +29,8 @@ from bot.telemetry.metrics import registry
 from bot.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("incident_brief.serve")
+# How long a stopping replica waits for briefs in flight (Kubernetes allows 30 s by default).
+SHUTDOWN_GRACE_S = 20.0
 
 
 def check_settings(settings: Settings) -> None:
@@ -73,10 +75,14 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
                                            log_level=logging.getLogger().getEffectiveLevel()))
     # Not a Runtime task (those are the briefs `idle` waits for): it lives as long as the server.
     watcher = asyncio.get_running_loop().create_task(watch(web.state.store_health), name="store-health")
+    rt.start_worker()  # briefs draft on the worker loop: this loop only verifies, dedupes and answers
     try:
         await _serve(rt, bolt, server)
     finally:
         watcher.cancel()
+        # Within a container's stop grace period; a brief cut off mid-way is finished by the
+        # clock's `finish_publishing` job (its publish state is claimed, posted or updated).
+        await rt.stop_worker(SHUTDOWN_GRACE_S)
 
 
 async def _serve(rt: Runtime, bolt: AsyncApp, server: uvicorn.Server) -> None:
