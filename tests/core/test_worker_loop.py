@@ -52,7 +52,8 @@ async def test_stop_waits_for_running_work_then_cancels_what_outlives_the_grace(
         closed.append(threading.current_thread().name)
 
     assert await worker.stop(grace_s=0.5, before_close=close) == 1
-    assert finished.is_set() and quick.result() is None
+    assert finished.is_set()
+    assert quick.result() is None
     assert isinstance(stuck.exception(), asyncio.CancelledError)
     assert closed == ["ib-worker"], "resources are closed on the worker's own loop"
     coro = forever()

@@ -23,7 +23,8 @@ async def test_each_loop_has_its_own_engine_on_the_same_database(tmp_path: Path)
     await migrate(url)
     sessions = LoopSessions.for_url(url)
     here = sessions.engine()
-    assert sessions.shareable and await _count(sessions) == 0
+    assert sessions.shareable
+    assert await _count(sessions) == 0
 
     def other_loop() -> tuple[int, bool]:
         async def run() -> tuple[int, bool]:
