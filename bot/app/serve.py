@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 
 import uvicorn
 from prometheus_client import start_http_server
@@ -31,6 +32,7 @@ from bot.telemetry.tracing import configure_tracing
 log = logging.getLogger("incident_brief.serve")
 # How long a stopping replica waits for briefs in flight (Kubernetes allows 30 s by default).
 SHUTDOWN_GRACE_S = 20.0
+ACK_SWITCH_INTERVAL_S = 0.001
 
 
 def check_settings(settings: Settings) -> None:
@@ -75,7 +77,11 @@ async def serve(rt: Runtime, host: str, port: int) -> None:
                                            log_level=logging.getLogger().getEffectiveLevel()))
     # Not a Runtime task (those are the briefs `idle` waits for): it lives as long as the server.
     watcher = asyncio.get_running_loop().create_task(watch(web.state.store_health), name="store-health")
-    rt.start_worker()  # briefs draft on the worker loop: this loop only verifies, dedupes and answers
+    if rt.start_worker():  # briefs draft on the worker loop: this loop only verifies, dedupes and answers
+        # The answering thread is I/O bound: it gives up the GIL at every socket call and waits
+        # for it again behind a drafting thread (Datadog deserialisation, analysis, charts) for up
+        # to the switch interval each time, 5 ms by default; an ack makes a dozen such calls.
+        sys.setswitchinterval(ACK_SWITCH_INTERVAL_S)
     try:
         await _serve(rt, bolt, server)
     finally:
