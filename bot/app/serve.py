@@ -8,6 +8,7 @@ uvicorn. With `slack.socket_mode` on, Slack events arrive over Socket Mode inste
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import sys
@@ -119,6 +120,10 @@ async def serve_settings(settings: Settings, host: str, port: int, catalog: Cata
     log_gaps(settings)
     rt = await build_runtime(settings, catalog=catalog)
     warm_up()
+    # Everything imported and built so far lives as long as the process: out of the collector's
+    # reach, a full (generation 2) collection, which stops every thread and so every ack, no
+    # longer walks it (the storm benchmark measured such pauses at about 330 ms; 50-320 ms after).
+    gc.freeze()
     log.info("serving on http://%s:%d (socket mode: %s)", host, port, settings.slack.socket_mode)
     await serve(rt, host, port)
 
