@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -30,10 +31,14 @@ class LoopSessions(async_sessionmaker[AsyncSession]):
     `engine` is the one the caller built; it serves the first loop that asks for a session (the
     loop that built the runtime, in practice), so nothing changes for a single-loop process."""
 
-    def __init__(self, engine: AsyncEngine, **kw: Any) -> None:
+    def __init__(self, engine: AsyncEngine, *, make_engine: Callable[[], AsyncEngine] | None = None,
+                 **kw: Any) -> None:
+        """`make_engine` builds another loop's engine (default: `create_engine_for` on the same
+        URL; a caller that set up its engine with listeners passes how it builds one)."""
         kw.setdefault("expire_on_commit", False)  # as `session_factory`: objects readable after commit
         super().__init__(engine, **kw)
         self._url: URL = engine.url
+        self._make_engine = make_engine or (lambda: create_engine_for(self._url))
         self._first: AsyncEngine | None = engine
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()  # two loops asking at once must not both take the first engine
@@ -58,7 +63,7 @@ class LoopSessions(async_sessionmaker[AsyncSession]):
                 elif not self.shareable:
                     raise RuntimeError("an in-memory SQLite store cannot be used from a second event loop")
                 else:
-                    engine = create_engine_for(self._url)
+                    engine = self._make_engine()
                 self._engines[loop] = engine
             return engine
 
