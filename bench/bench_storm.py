@@ -367,12 +367,13 @@ def summary(load: Load, outcomes: list[Outcome]) -> str:
               "thread: the policy groups by service within 10 min); briefs in model calls at once within "
               "`storms.max_concurrent_briefs` per replica."]
     if any(_pct(o.acks_ms, 0.99) >= TARGET_P99_MS for o in outcomes):
-        lines += ["", "Where a missed ack target comes from: each replica acknowledges on the same event loop that "
-                  "drafts its briefs, so a delivery waits behind whatever step of a brief holds the loop "
-                  "(`PYTHONASYNCIODEBUG=1` on a replica names them: analysis and rendering steps of 0.2-0.5 s, the "
-                  "Datadog client's first deserialisation up to 1 s, on this shared machine). The fix is to "
-                  "draft outside the acknowledging loop (a worker process or thread with its own loop and store "
-                  "engine), not a faster ack path: idle, `bench ack` answers in tens of milliseconds.", ""]
+        lines += ["", "Where a missed ack target comes from: each replica acknowledges on its serving loop and drafts "
+                  "on a worker thread's loop (`bot/core/worker_loop.py`), so no step of a brief holds an ack's loop "
+                  "any more; what still stops the answering thread is in the process: a full (generation 2) garbage "
+                  "collection stops every thread (about 330 ms measured with `gc.callbacks` on a replica; "
+                  "`gc.freeze()` after start-up takes the imports out of it), and the GIL, which a drafting thread "
+                  "holds between the answering thread's socket calls (switch interval lowered to 1 ms). Drafting "
+                  "in a process of its own is the next step. Idle, `bench ack` answers in tens of milliseconds.", ""]
     for o in outcomes:
         p99 = _pct(o.acks_ms, 0.99)
         lines.append(f"- {o.replicas} replica(s): ack p99 {p99:.1f} ms ({'met' if p99 < TARGET_P99_MS else 'missed'}); "

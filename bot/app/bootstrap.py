@@ -28,7 +28,8 @@ from bot.runtime import Runtime, slack_client, utcnow
 from bot.store.approvals import Approvals
 from bot.store.audit import StoreAudit
 from bot.store.canary import CanaryStore
-from bot.store.db import create_engine_for, migrate, session_factory
+from bot.store.db import migrate
+from bot.store.loops import LoopSessions
 from bot.store.repo import Store
 
 __all__ = ["BUNDLED_POLICY", "build_runtime", "drafter_factory", "serving"]
@@ -55,7 +56,8 @@ async def build_runtime(
     except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, bad credentials, unwritable
         raise ConfigError(f"IB_DATABASE_URL: cannot open {redact(settings.database_url)}: "
                           f"{redact(_first_line(exc))}") from exc
-    sessions = session_factory(create_engine_for(settings.database_url))
+    # Per-loop engines: `serve` acknowledges on one loop and drafts on a worker loop (bot.runtime).
+    sessions = LoopSessions.for_url(settings.database_url)
     store, canaries = Store(sessions), CanaryStore(sessions)
     log.info(describe_drafting(settings.llm))
     return Runtime(settings=settings, policy=policy, catalog=catalog, store=store,

@@ -33,29 +33,33 @@ async def run_demo(scenario: Scenario, console: Console) -> int:
         settings = sandbox.settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}")
         rt: Runtime = await build_runtime(settings, policy=load_policy(BUNDLED_POLICY),
                                           catalog=Catalog(scenario.service_entries()), now=lambda: scenario.now)
-        async with serving(build_web_app(rt)) as bot_url:
-            console.print(f"[bold]1.[/bold] {scenario.alert.via} trigger → bot at {bot_url}")
-            await trigger(scenario, sandbox, bot_url)
-            message = await wait_for(lambda: brief_message(sandbox), "the brief in Slack", timeout=45)
-            await rt.idle()
-            incident = await rt.store.latest_incident_in_channel(message.channel)
-            latest = await rt.store.get_brief(incident.key) if incident else None
-            if incident is None or latest is None:
-                raise RuntimeError("no brief was stored")
-            result = latest.result
-            console.print(f"[bold]2.[/bold] brief posted in {message.channel} (ts {message.ts}); "
-                          f"Jira writes so far: {len(sandbox.recorder.writes('jira'))}")
-            render_brief(result, console, title=f"Brief · {scenario.alert.title}")
-            await _say_how_it_was_drafted(rt, incident.key, console)
-            approver = scenario.alert.requested_by or "U0ONCALL1"
-            console.print(f"[bold]3.[/bold] {approver} clicks [i]Create Jira ticket[/i] and submits the modal")
-            await approve_ticket(sandbox, bot_url, message, approver)
-            jira = sandbox.system("jira")
-            created = await wait_for(lambda: list(jira.created) or None, "the Jira ticket")
-            await wait_for(lambda: ticket_on_card(sandbox), "the ticket key on the card")
-            await rt.idle()
-            async with httpx.AsyncClient() as client:
-                exposition = (await client.get(f"{bot_url}/metrics")).text
+        rt.start_worker()  # as `serve` runs: briefs draft on the worker loop, acks on this one
+        try:
+            async with serving(build_web_app(rt)) as bot_url:
+                console.print(f"[bold]1.[/bold] {scenario.alert.via} trigger → bot at {bot_url}")
+                await trigger(scenario, sandbox, bot_url)
+                message = await wait_for(lambda: brief_message(sandbox), "the brief in Slack", timeout=45)
+                await rt.idle()
+                incident = await rt.store.latest_incident_in_channel(message.channel)
+                latest = await rt.store.get_brief(incident.key) if incident else None
+                if incident is None or latest is None:
+                    raise RuntimeError("no brief was stored")
+                result = latest.result
+                console.print(f"[bold]2.[/bold] brief posted in {message.channel} (ts {message.ts}); "
+                              f"Jira writes so far: {len(sandbox.recorder.writes('jira'))}")
+                render_brief(result, console, title=f"Brief · {scenario.alert.title}")
+                await _say_how_it_was_drafted(rt, incident.key, console)
+                approver = scenario.alert.requested_by or "U0ONCALL1"
+                console.print(f"[bold]3.[/bold] {approver} clicks [i]Create Jira ticket[/i] and submits the modal")
+                await approve_ticket(sandbox, bot_url, message, approver)
+                jira = sandbox.system("jira")
+                created = await wait_for(lambda: list(jira.created) or None, "the Jira ticket")
+                await wait_for(lambda: ticket_on_card(sandbox), "the ticket key on the card")
+                await rt.idle()
+                async with httpx.AsyncClient() as client:
+                    exposition = (await client.get(f"{bot_url}/metrics")).text
+        finally:
+            await rt.stop_worker(grace_s=10)
         key_filed = created[0]["key"]
         console.print(f"[bold]4.[/bold] ticket filed: [bold green]{key_filed}[/bold green] "
                       f"({len(created)} ticket, {len(sandbox.recorder.writes('jira'))} Jira write) — "

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.policy import default_policy
-from bot.store.db import create_engine_for, session_factory
+from bot.store.db import create_engine_for
+from bot.store.loops import LoopSessions
 from bot.store.repo import Store
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
@@ -216,13 +218,18 @@ async def test_no_ticket_after_the_incident_is_resolved(bot: Harness, checkout: 
 async def test_an_unwritable_database_answers_a_mention_visibly(bot: Harness) -> None:
     """Finding 10: the bot's database refuses writes (SQLite ``query_only``, as a read-only
     volume would); the mention is answered in its thread with what failed, not with silence."""
-    engine = create_engine_for(f"sqlite+aiosqlite:///{bot.db_path}")
+    def read_only_engine() -> AsyncEngine:
+        engine = create_engine_for(f"sqlite+aiosqlite:///{bot.db_path}")
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _read_only(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA query_only=ON")
+        @event.listens_for(engine.sync_engine, "connect")
+        def _read_only(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA query_only=ON")
 
-    bot.rt.store = Store(session_factory(engine), clock=bot.rt.store.clock)
+        return engine
+
+    # Sessions per loop, as `serve` has them: the mention is answered on the worker loop.
+    sessions = LoopSessions(read_only_engine(), make_engine=read_only_engine)
+    bot.rt.store = Store(sessions, clock=bot.rt.store.clock)
     try:
         body = slack_sender.app_mention_body(channel="C0INCCHK", user=REQUESTER,
                                              text="<@UBRIEFBOT> brief checkout-api")
@@ -230,7 +237,7 @@ async def test_an_unwritable_database_answers_a_mention_visibly(bot: Harness) ->
         reply = await wait_for(lambda: bot.posts() or None, "the reply")
         await bot.rt.idle()
     finally:
-        await engine.dispose()
+        await sessions.dispose_loop()
     text = reply[0].json()["text"]
     assert "database cannot be written" in text
 
@@ -240,13 +247,13 @@ async def test_a_click_when_the_database_is_gone_is_answered(bot: Harness, check
     """Finding 10: the store cannot be opened (its file vanished with its directory); a click
     on the card is answered with what failed instead of nothing."""
     message = await page(bot, checkout)
-    engine = create_engine_for(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}")
-    bot.rt.store = Store(session_factory(engine), clock=bot.rt.store.clock)
+    sessions = LoopSessions.for_url(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}")
+    bot.rt.store = Store(sessions, clock=bot.rt.store.clock)
     try:
         await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message), action="brief_refresh")
         note = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the ephemeral")
     finally:
-        await engine.dispose()
+        await sessions.dispose_loop()
     assert "database is unavailable" in note[0]
 
 

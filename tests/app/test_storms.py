@@ -87,10 +87,16 @@ async def test_grouping_off_gives_each_incident_its_brief_and_drafting_stays_bou
         await asyncio.gather(*(fire(harness, incident(checkout, n)) for n in range(5)))
         await wait_for(lambda: len(briefs(harness)) == 5 or None, "five briefs", timeout=60)
         await harness.rt.idle()
-        slots = draft_slots(2)
+        # The briefs drafted on the runtime's worker loop: its slots are the ones that bound them.
+        assert harness.rt.worker is not None
+        slots = await harness.rt.worker.call(_slots_of_this_loop)
         drafted = [m for m in briefs(harness) if "drafter" in json.dumps(m.blocks)]
     assert len(drafted) == 5
     assert slots.peak == 2, "five briefs, never more than two drafted at once"
+
+
+async def _slots_of_this_loop() -> DraftSlots:
+    return draft_slots(2)
 
 
 async def test_draft_slots_bound_concurrency() -> None:

@@ -70,15 +70,20 @@ async def sandboxed_runtime(scenario: Scenario, db_path: Path, *, policy: Policy
 async def running_bot(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
                       drafter: Callable[[Sandbox, Runtime], Callable[[], Drafter]] | None = None,
                       ) -> AsyncIterator[Harness]:
-    """`sandboxed_runtime` with the web app served on a loopback port. ``drafter`` builds the
+    """`sandboxed_runtime` with the web app served on a loopback port and, as `serve` has it, background work
+    on the runtime's worker loop. ``drafter`` builds the
     runtime's drafter factory once the sandbox and the store exist (a model drafter needs
     both); the default is the offline drafter."""
     async with sandboxed_runtime(scenario, db_path, policy=policy) as (sb, rt):
         if drafter is not None:
             rt.drafter = drafter(sb, rt)
-        async with serving(build_web_app(rt)) as url:
-            yield Harness(sb, rt, url, db_path)
-            await rt.idle()
+        rt.start_worker()  # as `serve` runs: background work on the worker loop, acks on this one
+        try:
+            async with serving(build_web_app(rt)) as url:
+                yield Harness(sb, rt, url, db_path)
+                await rt.idle()
+        finally:
+            await rt.stop_worker(grace_s=30)
 
 
 async def page(h: Harness, scenario: Scenario) -> Any:
