@@ -46,7 +46,7 @@ eval-baseline: setup
 test: lint typecheck pytest evals
 
 # The planted-secret sweep over all 43 scenarios (development and held-out) with both drafters
-# (offline and the simulated model), about 10 minutes; `make test` runs a representative subset.
+# (offline and the simulated model): 86 runs, about 4-5 minutes; `make test` runs a representative subset.
 leak-sweep: setup
 	LEAK_SWEEP=full $(UV) run --frozen pytest -q tests/app/test_no_secret_leaks.py
 
