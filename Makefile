@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: setup demo test lint typecheck pytest evals eval-baseline bench clean
+.PHONY: setup demo test lint typecheck pytest evals eval-baseline bench leak-sweep clean
 
 setup:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --user --quiet uv
@@ -44,6 +44,11 @@ eval-baseline: setup
 	done
 
 test: lint typecheck pytest evals
+
+# The planted-secret sweep over all 43 scenarios (development and held-out) with both drafters
+# (offline and the simulated model): 86 runs, about 4-5 minutes; `make test` runs a representative subset.
+leak-sweep: setup
+	LEAK_SWEEP=full $(UV) run --frozen pytest -q tests/app/test_no_secret_leaks.py
 
 bench: setup
 	$(UV) run --frozen python -m bench

@@ -44,6 +44,8 @@ from pydantic import (
     model_serializer,
 )
 
+from bot.core.redaction.clip import clip
+
 EXCERPT_MAX_CHARS = 600
 
 
@@ -168,7 +170,9 @@ class Evidence(Frozen):
     def _bound_excerpt(cls, value: str) -> str:
         if len(value) <= EXCERPT_MAX_CHARS:
             return value
-        return value[: EXCERPT_MAX_CHARS - 1] + "…"
+        # Masked, then cut (`clip`): a secret cut in half here would no longer match its pattern
+        # when the tool runner masks the evidence (a Slack webhook URL cut after "/services").
+        return clip(value, EXCERPT_MAX_CHARS, one_line=False)
 
 
 class SourceGap(Frozen):

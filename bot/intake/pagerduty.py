@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse
 
 from bot.core.errors import StoreBusy
 from bot.core.keys import pagerduty_key
+from bot.core.redaction import redact_obj
 from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.safejson import BadJson, loads_bounded
 from bot.intake.signing import verify_pagerduty
@@ -114,10 +115,15 @@ def _reject(status: int, reason: str, outcome: str) -> JSONResponse:
 
 
 def parse_envelope(payload: Any) -> PagerDutyEnvelope:
-    """The v3 envelope of a delivery; `ValueError`/`ValidationError` when the body is not one."""
+    """The v3 envelope of a delivery, every string in it masked; `ValueError`/`ValidationError`
+    when the body is not one.
+
+    Masked here, whole, before anything reads a field: a title or an agent's name is later
+    embedded in longer text (a storm member's reply, "Acknowledged by ..."), where a secret cut
+    short at the end of the field ("AKIAZAKPFPF8RFQ") is no longer at the end and would pass."""
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), dict):
         raise ValueError("body must be a JSON object with an `event` object")
-    return PagerDutyEnvelope.model_validate(payload["event"])
+    return PagerDutyEnvelope.model_validate(redact_obj(payload["event"]))
 
 
 def incident_event(envelope: PagerDutyEnvelope) -> PagerDutyEvent:

@@ -53,6 +53,10 @@ class InProcessBot:
         return self._runner.run(self.client.request(method, path, content=content, headers=headers or {},
                                                     params=params))
 
+    def call(self, work: Any) -> Any:
+        """Run a coroutine on the bot's loop (a store query, say) and return its result."""
+        return self._runner.run(work)
+
     def settle(self) -> None:
         """Let background work started by earlier requests finish."""
         self._runner.run(self.rt.idle())

@@ -4,6 +4,7 @@ would silence later tests' `caplog` (a root level of ERROR) or double-wrap the r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -17,6 +18,13 @@ NAMED = (*logs.CHATTY_AT_INFO, *logs.UVICORN_LOGGERS)
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
+    with kept_logging():
+        yield
+
+
+@contextlib.contextmanager
+def kept_logging() -> Iterator[None]:
+    """The logging set-up as it is now, put back on exit (for module-scoped fixtures too)."""
     root = logging.getLogger()
     handlers, level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
     named = {name: (logger.level, logger.propagate, list(logger.handlers))

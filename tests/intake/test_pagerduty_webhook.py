@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bot.intake.pagerduty import MAX_BODY_BYTES, PagerDutyWebhook
+from bot.intake.pagerduty import MAX_BODY_BYTES, PagerDutyWebhook, parse_envelope
 from bot.intake.signing import sign_pagerduty
 from sandbox.pagerduty import build_webhook
 from sandbox.scenario import Scenario
@@ -160,3 +160,19 @@ async def test_a_store_that_cannot_record_is_a_503_pagerduty_retries(checkout: S
     assert response.status_code == 503
     assert "database" in response.json()["error"]
     assert receiver.events == []
+
+
+def test_a_delivery_is_masked_whole_before_any_field_is_read(checkout: Scenario) -> None:
+    """Issue 13 (found by the fuzz corpus sweep): a secret cut short at the end of a title or an
+    agent's name is recognisable only there; embedded later ("Also firing: <title> (PagerDuty
+    ...)", "Acknowledged by <agent> at ...") it is not. The envelope is masked field by field first."""
+    doc = json.loads(build_webhook(checkout)[0])
+    doc["event"]["data"]["title"] = "checkout: key= AKIAZAKPFPF8RFQCL"
+    doc["event"]["agent"]["summary"] = "contact ghp_Zq8Lm3Nx7Rt2"
+    envelope = parse_envelope(doc)
+    text = json.dumps(envelope.model_dump(mode="json"))
+    assert "AKIAZAKPFPF8" not in text
+    assert "ghp_Zq8Lm3Nx" not in text
+    assert "[REDACTED:" in text
+    assert envelope.id == doc["event"]["id"]  # ids, types and times are untouched
+    assert envelope.event_type == "incident.triggered"
