@@ -148,6 +148,9 @@ class SandboxContext:
     # Filled in when servers are bound: system name -> base URL (systems link to each other).
     urls: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    # Set when the sandbox stops: requests held by the ``timeout`` fault are let go then, so
+    # the servers shut down cleanly instead of having them cancelled (and logged as errors).
+    closing: threading.Event = field(default_factory=threading.Event)
 
     @property
     def now(self) -> datetime:
@@ -228,7 +231,10 @@ class SystemApp:
         client timeout. Recorded at the end, like other requests, it would never be seen (the client
         gives up first), and tests could not count the attempts that timed out."""
         self._record(sreq, reply, tool, "timeout")
-        await asyncio.sleep(TIMEOUT_FAULT_SECONDS)
+        deadline = time.monotonic() + TIMEOUT_FAULT_SECONDS
+        # Polled: `closing` is set from another thread, which an asyncio.Event does not allow.
+        while time.monotonic() < deadline and not self.ctx.closing.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         return reply
 
     def _record(self, sreq: SandboxRequest, reply: Reply, tool: str | None, fault: str | None) -> None:

@@ -147,6 +147,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        self.ctx.closing.set()  # held "timeout" requests end now, before the servers' graceful stop
         for thread in self._threads:
             thread.stop()
         for thread in self._threads:
