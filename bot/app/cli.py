@@ -168,13 +168,15 @@ def policy_check(
 def demo(
     scenario: Annotated[Path | None, typer.Option("--scenario", help="defaults to the bundled deploy regression")]
     = None,
+    model: Annotated[bool, typer.Option("--model", help="draft with the sandbox's simulated model "
+                                                        "(default: the offline drafter)")] = False,
 ) -> None:
     """Run one incident end to end in the sandbox: webhook in, brief posted, ticket approved and filed."""
     from bot.app.demo import run_demo
 
     path = scenario or bundled_scenarios_dir() / DEMO_SCENARIO
     try:
-        code = asyncio.run(run_demo(load_scenario(path), console))
+        code = asyncio.run(run_demo(load_scenario(path), console, model=model))
     except (ScenarioError, ConfigError) as exc:
         _fail(str(exc))
         return

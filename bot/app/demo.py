@@ -27,10 +27,14 @@ from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 
 
-async def run_demo(scenario: Scenario, console: Console) -> int:
+async def run_demo(scenario: Scenario, console: Console, *, model: bool = False) -> int:
+    """`model`: draft through the gateway with the sandbox's simulated model; by default the
+    offline drafter drafts, as the bot does with no model configured."""
     started = time.perf_counter()
     with Sandbox(scenario) as sandbox, tempfile.TemporaryDirectory() as tmp:
         settings = sandbox.settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}")
+        if not model:
+            settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
         rt: Runtime = await build_runtime(settings, policy=load_policy(BUNDLED_POLICY),
                                           catalog=Catalog(scenario.service_entries()), now=lambda: scenario.now)
         rt.start_worker()  # as `serve` runs: briefs draft on the worker loop, acks on this one
@@ -92,7 +96,8 @@ async def _say_how_it_was_drafted(rt: Runtime, key: str, console: Console) -> No
     """The live path's model calls and spend, as `serve` records them (the model is simulated)."""
     calls = await rt.store.list_model_calls(key)
     if not calls:
-        console.print("   drafted offline: no model is configured")
+        console.print("   drafted offline, no model involved (`incident-brief demo --model` drafts with the "
+                      "sandbox's simulated model instead)")
         return
     workspace = rt.settings.llm.workspace
     spent = await rt.store.spend_month(workspace, datetime.now(UTC).date())
