@@ -367,20 +367,22 @@ def build(ctx: SandboxContext) -> SystemApp:
         page, headers = paginate(req, world.api, pulls)
         return Reply(page, headers=headers, provenance=[deploy.id] if deploy.id and page else [])
 
-    @app.route("GET", "/repos/{owner}/{repo}/pulls/{number}", "github.get_pull")
-    async def get_pull(req: SandboxRequest) -> Reply:
+    def pull_deploys(req: SandboxRequest) -> tuple[_Repo | None, list[Deploy]]:
+        """The repository and the deploys that shipped the pull request the path names."""
         repo = world.repo(req)
         number = req.path_params["number"]
-        deploys = repo.deploys_with_pr(int(number)) if repo and number.isdigit() else []
+        return repo, (repo.deploys_with_pr(int(number)) if repo and number.isdigit() else [])
+
+    @app.route("GET", "/repos/{owner}/{repo}/pulls/{number}", "github.get_pull")
+    async def get_pull(req: SandboxRequest) -> Reply:
+        repo, deploys = pull_deploys(req)
         if repo is None or not deploys:
             return not_found()
         return Reply(world.pull(repo, deploys[0], full=True), provenance=[d.id for d in deploys if d.id])
 
     @app.route("GET", "/repos/{owner}/{repo}/pulls/{number}/files", "github.list_pull_files")
     async def pull_files(req: SandboxRequest) -> Reply:
-        repo = world.repo(req)
-        number = req.path_params["number"]
-        deploys = repo.deploys_with_pr(int(number)) if repo and number.isdigit() else []
+        repo, deploys = pull_deploys(req)
         if repo is None or not deploys:
             return not_found()
         page, headers = paginate(req, world.api, world.files(repo, deploys[0]))
