@@ -113,7 +113,7 @@ def metric_series_evidence(query: str, series: list[dict[str, Any]], window: Tim
         group = _group(item, keys)
         note = (f"group {group}, {rank} of {len(described)} groups by change" if len(described) > 1
                 else f"group {group}, the only group that answered")
-        note += f"; {rest} more groups not shown" if rest > 0 else ""
+        note += f"; {rest} more group{'s' if rest > 1 else ''} not shown" if rest > 0 else ""
         out.append(metric_evidence(query, item, window, link_base, prov, group=group, note=note,
                                    groups=len(described)))
     return out

@@ -19,6 +19,7 @@ import pytest
 
 from bot.core.config import DatadogSettings
 from bot.core.models import EvidenceKind, TimeWindow, evidence_id
+from connectors import datadog_evidence
 from connectors.datadog import LOG_STATUSES, MAX_DASHBOARD_QUERIES, DatadogConnector
 from connectors.datadog_evidence import MAX_GROUPS
 from tests.helpers.replay import FIXTURES, Canned, ReplayApp, fixture, replaying
@@ -51,8 +52,11 @@ def test_the_fixtures_cover_what_the_issue_asks() -> None:
     assert len(types) >= 10, types
     assert len(DASHBOARDS) >= 50
     assert len(METRICS) >= 5
-    # Grouped answers included: Datadog's recorded and documented answers to `... by {host}`.
-    assert sum(bool(json.loads(p.read_text()).get("group_by")) for p in METRICS) >= 3
+    # Grouped answers included: recorded and documented answers to `... by {host}`, one of them
+    # with several groups.
+    answers = [json.loads(p.read_text()) for p in METRICS]
+    assert sum(bool(a.get("group_by")) for a in answers) >= 3
+    assert any(len({tuple(s.get("tag_set") or ()) for s in a["series"]}) >= 2 for a in answers if a.get("group_by"))
 
 
 @pytest.mark.parametrize("path", MONITORS, ids=lambda p: p.stem)
@@ -135,6 +139,10 @@ def test_no_dashboard_with_a_timeseries_metric_query_reads_as_having_none() -> N
     assert missed == []
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _group_of(body: dict[str, Any], series: dict[str, Any]) -> str | None:
     """The group a recorded series stands for, read plainly: its tag set, else (Datadog's 2015
     documented answer has none) the scope's tags under the answer's group-by keys."""
@@ -147,19 +155,24 @@ def _group_of(body: dict[str, Any], series: dict[str, Any]) -> str | None:
 @pytest.mark.parametrize("path", METRICS, ids=lambda p: p.stem)
 async def test_every_recorded_metric_answer(path: Path) -> None:
     body = json.loads(path.read_text())
-    [series] = body["series"]
-    group = _group_of(body, series)
     async with datadog([Canned("GET", "/api/v1/query", body)]) as (dd, _server):
-        [metric] = await dd.query_metrics([body["query"]], WINDOW)
-    # An ungrouped answer is one item for the query; a grouped one names its group even alone.
-    assert metric.id == evidence_id(EvidenceKind.METRIC, f"{body['query']}|{group}" if group else body["query"])
-    assert metric.title == f"Metric: {body['query']}" + (f" ({group})" if group else "")
-    assert metric.data.get("group") == group
-    assert len(metric.data["points"]) == len([p for p in series["pointlist"] if p[1] is not None])
-    assert metric.data["points"][0] == [int(series["pointlist"][0][0]) // 1000, series["pointlist"][0][1]]
-    unit = (series.get("unit") or [None])[0]
-    assert metric.data["unit"] == (unit["short_name"] if unit else None)
-    assert f"exp_metric={series['metric']}" in (metric.link or "")
+        items = await dd.query_metrics([body["query"]], WINDOW)
+    assert len(items) == min(len(body["series"]), MAX_GROUPS)
+    by_group = {item.data.get("group"): item for item in items}
+    assert len(by_group) == len(items)  # no two series share an item
+    for series in body["series"]:
+        group = _group_of(body, series)
+        metric = by_group[group]
+        # An ungrouped answer is one item for the query; a grouped one names its group even alone.
+        assert metric.id == evidence_id(EvidenceKind.METRIC, f"{body['query']}|{group}" if group else body["query"])
+        # Titles stay short: a long query is cut (with "…"), the group is always named.
+        assert metric.title == f"Metric: {_cut(body['query'], 120)}" + (f" ({group})" if group else "")
+        assert metric.data.get("groups") == (len(body["series"]) if group else None)
+        assert len(metric.data["points"]) == len([p for p in series["pointlist"] if p[1] is not None])
+        assert metric.data["points"][0] == [int(series["pointlist"][0][0]) // 1000, series["pointlist"][0][1]]
+        unit = (series.get("unit") or [None])[0]
+        assert metric.data["unit"] == (unit["short_name"] if unit else None)
+        assert f"exp_metric={series['metric']}" in (metric.link or "")
 
 
 async def test_the_recorded_grouped_answer_names_its_only_group() -> None:
@@ -185,35 +198,88 @@ async def test_the_recorded_grouped_answer_names_its_only_group() -> None:
     assert "exp_scope=bar%3Abaz%2Chost%3Ago-client-test-host" in (metric.link or "")
 
 
+# A real answer with several groups: `sum:nginx.net.request_per_s{...}by{host}`, two hosts, as
+# CyberAgent's intelligent-hpa recorded it (tests/fixtures/datadog/README.md). Its three points per
+# host are 07:45:00, :10 and :15 UTC on 2020-03-31: the window puts the first before the alert.
+SEVERAL = "intelligent_hpa_grouped_by_host_two_groups.json"
+NGINX_FILTER = "ake_cluster_name:uruai2,kube_container_name:nginx,kube_deployment:nginx,kube_namespace:loadtest"
+HOST_A, HOST_B = "host:uruai2-ake-default-b-nydxadk", "host:uruai2-ake-default-b-nlmtind"
+NGINX_AT = datetime(2020, 3, 31, 7, 45, 10, tzinfo=UTC)
+NGINX_WINDOW = TimeWindow(alert_at=NGINX_AT, start=NGINX_AT - timedelta(seconds=5), end=NGINX_AT + timedelta(minutes=1),
+                          baseline_start=NGINX_AT - timedelta(minutes=5))
+
+
+async def test_a_recorded_answer_with_several_groups_gives_one_item_per_group_the_top_mover_first() -> None:
+    body = fixture("datadog", "metrics", SEVERAL)
+    query = body["query"]
+    assert query == f"sum:nginx.net.request_per_s{{{NGINX_FILTER}}}by{{host}}"
+    async with datadog([Canned("GET", "/api/v1/query", body)]) as (dd, server):
+        items = await dd.query_metrics([query], NGINX_WINDOW)
+    assert server.received[0].query["query"] == [query]
+    assert server.received[0].query["from"] == [str(int(NGINX_WINDOW.baseline_start.timestamp()))]
+    # Host A fell from 59.5 to about 43.4 requests/s (-27%), host B rose from 44.5 to about 55.7
+    # (+25%): A moved most, so it comes first; both are kept, each its own item.
+    assert [item.data["group"] for item in items] == [HOST_A, HOST_B]
+    assert [item.id for item in items] == [evidence_id(EvidenceKind.METRIC, f"{query}|{host}")
+                                           for host in (HOST_A, HOST_B)]
+    a, b = items
+    assert a.title == f"Metric: {query[:119]}… ({HOST_A})"  # a 132-character query, cut
+    assert a.excerpt == (f"[group {HOST_A}, 1 of 2 groups by change] Fell from about 59.5 req before the window "
+                         "to about 43.4 req since the alert, without a single step (peak 45 req).")
+    assert b.excerpt == (f"[group {HOST_B}, 2 of 2 groups by change] Rose from about 44.5 req before the window "
+                         "to about 55.7 req since the alert, 1.2x, without a single step (peak 59.9 req).")
+    assert a.ref == {"query": query, "group": HOST_A}
+    assert (a.data["groups"], b.data["groups"]) == (2, 2)
+    assert a.data["points"] == [[1585640700, 59.5], [1585640710, 45.05], [1585640715, 41.79]]
+    assert b.data["points"] == [[1585640700, 44.53], [1585640710, 51.45], [1585640715, 59.86]]
+    assert (a.data["before"], a.data["after"]) == (59.5, pytest.approx(43.42))
+    assert a.data["unit"] == b.data["unit"] == "req"  # the first of Datadog's unit pair, req per s
+    assert "exp_metric=nginx.net.request_per_s" in (a.link or "")
+    assert "exp_scope=ake_cluster_name%3Auruai2%2Chost%3Auruai2-ake-default-b-nydxadk%2C" in (a.link or "")
+
+
+async def test_past_the_group_cap_the_top_movers_are_kept_and_the_rest_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same recorded answer with room for one group: the one that moved most is the item, and
+    # it says the other exists rather than dropping it silently.
+    monkeypatch.setattr(datadog_evidence, "MAX_GROUPS", 1)
+    body = fixture("datadog", "metrics", SEVERAL)
+    async with datadog([Canned("GET", "/api/v1/query", body)]) as (dd, _server):
+        [item] = await dd.query_metrics([body["query"]], NGINX_WINDOW)
+    assert item.data["group"] == HOST_A
+    assert item.id == evidence_id(EvidenceKind.METRIC, f"{body['query']}|{HOST_A}")
+    assert item.excerpt.startswith(f"[group {HOST_A}, 1 of 2 groups by change; 1 more group not shown] Fell")
+    assert item.data["groups"] == 2
+
+
 def grouped(shape: dict[str, Any], points: dict[str, Any], hosts: dict[str, float]) -> dict[str, Any]:
-    """A ``... by {host}`` answer with several groups, COMPOSED: no public recording or documented
-    example of a several-group `/api/v1/query` answer exists to vendor (Datadog's recordings and
-    docs each show one group). Every field of the answer and of each group's series is laid out as
-    in Datadog's recorded grouped answer `shape` (``group_by``, per-group ``tag_set``, ``scope`` =
-    filter + group, ``expression`` with the group, ``query_index``); the points are the recorded
-    `points` answer's series, scaled per host after the alert so that some groups move."""
+    """A ``... by {host}`` answer with more groups than a brief cites, COMPOSED: the largest
+    several-group `/api/v1/query` answer published that could be found has two groups (`shape`,
+    the recorded nginx answer above). Every field of the answer and of each group's series is laid
+    out as in that recording (``group_by``, per-group ``tag_set``, ``scope`` = filter + group,
+    ``expression`` with the group, ``query_index``, ``aggr``); the metric, unit and points are the
+    recorded `points` answer's series, scaled per host after the alert so that some groups move."""
     answer = copy.deepcopy(shape)
-    [template] = answer["series"]
+    template = answer["series"][0]
     [recorded] = points["series"]
     metric = recorded["metric"]
-    answer.update(query=f"avg:{metric}{{bar:baz}}by{{host}}", from_date=points["from_date"],
+    answer.update(query=f"sum:{metric}{{{NGINX_FILTER}}}by{{host}}", from_date=points["from_date"],
                   to_date=points["to_date"], series=[])
     for host, factor in hosts.items():
         item = copy.deepcopy(template)
         pointlist = [[t, v * factor if t >= ALERT_AT.timestamp() * 1000 else v] for t, v in recorded["pointlist"]]
-        item.update(metric=metric, display_name=metric, pointlist=pointlist, length=len(pointlist),
-                    start=recorded["start"], end=recorded["end"], interval=recorded["interval"],
-                    tag_set=[f"host:{host}"], scope=f"bar:baz,host:{host}",
-                    expression=f"avg:{metric}{{bar:baz,host:{host}}}")
+        item.update(metric=metric, display_name=metric, unit=recorded["unit"], pointlist=pointlist,
+                    length=len(pointlist), start=recorded["start"], end=recorded["end"],
+                    interval=recorded["interval"], tag_set=[f"host:{host}"], scope=f"{NGINX_FILTER},host:{host}",
+                    expression=f"sum:{metric}{{{NGINX_FILTER},host:{host}}}")
         answer["series"].append(item)
     return answer
 
 
 async def test_a_grouped_query_gives_one_item_per_group_the_top_movers_first() -> None:
     hosts = {f"web-{n}": 1.0 for n in range(1, 7)} | {"db-1": 0.2, "db-2": 0.5, "cache-1": 1.3}
-    answer = grouped(fixture("datadog", "metrics", "go_client_grouped_by_host.json"), CPU_IDLE, hosts)
+    answer = grouped(fixture("datadog", "metrics", SEVERAL), CPU_IDLE, hosts)
     query = answer["query"]
-    assert query == "avg:system.cpu.idle{bar:baz}by{host}"
+    assert query == f"sum:system.cpu.idle{{{NGINX_FILTER}}}by{{host}}"
     async with datadog([Canned("GET", "/api/v1/query", answer)]) as (dd, _server):
         items = await dd.query_metrics([query], WINDOW)
     assert len(items) == MAX_GROUPS
@@ -221,11 +287,12 @@ async def test_a_grouped_query_gives_one_item_per_group_the_top_movers_first() -
     assert groups[:3] == ["host:db-1", "host:db-2", "host:cache-1"]  # the ones that moved, most first
     assert len({item.id for item in items}) == MAX_GROUPS  # one id per group, none dropped as a duplicate
     assert items[0].id == evidence_id(EvidenceKind.METRIC, f"{query}|host:db-1")
-    assert items[0].title == f"Metric: {query} (host:db-1)"
+    assert items[0].title == f"Metric: {query[:119]}… (host:db-1)"
     assert items[0].excerpt.startswith("[group host:db-1, 1 of 9 groups by change; 4 more groups not shown] Fell")
     assert all(item.data["groups"] == 9 for item in items)
     assert items[0].ref == {"query": query, "group": "host:db-1"}
-    assert "exp_scope=bar%3Abaz%2Chost%3Adb-1" in (items[0].link or "")
+    assert "exp_scope=ake_cluster_name%3Auruai2%2Ckube_container_name" in (items[0].link or "")
+    assert "%2Chost%3Adb-1" in (items[0].link or "")
 
 
 async def test_the_log_search_follows_recorded_cursors_and_asks_for_every_error_status() -> None:
