@@ -41,6 +41,7 @@ PAGE_EXPAND = "body.storage,version,space,metadata.labels"
 SEARCH_PAGE_SIZE = 25
 MAX_QUERY_WORDS = 8
 TEXT_MAX_CHARS = 4000
+NO_BODY = "(Confluence's answer carried no storage-format body: the page text could not be read)"
 _STOP_WORDS = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
     "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this",
@@ -195,6 +196,8 @@ class ConfluenceConnector:
         page_id = str(page["id"])
         storage = _dig(page, "body", "storage", "value")
         text = storage_to_text(storage if isinstance(storage, str) else "", max_chars=TEXT_MAX_CHARS)
+        # No storage body at all is not an empty page: the reader is told the text is missing.
+        excerpt = text or ("(empty page)" if isinstance(storage, str) else NO_BODY)
         labels_raw = _dig(page, "metadata", "labels", "results")
         labels = [str(lb["name"]) for lb in labels_raw if isinstance(lb, dict) and lb.get("name")] \
             if isinstance(labels_raw, list) else []
@@ -205,7 +208,7 @@ class ConfluenceConnector:
             kind=EvidenceKind.RUNBOOK,
             source=Source.CONFLUENCE,
             title=title,
-            excerpt=text or "(empty page)",
+            excerpt=excerpt,
             timestamp=_parse_time(_dig(page, "version", "when")),
             link=self._link(page, page_id),
             provenance=Provenance(

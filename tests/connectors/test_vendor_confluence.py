@@ -1,5 +1,6 @@
-"""Confluence's answers (tests/fixtures/atlassian): Cloud search pages and page bodies, replayed
-over HTTP through atlassian-python-api and the connector. Jira's are in test_vendor_jira.py."""
+"""Confluence's answers (tests/fixtures/atlassian): Cloud search pages and page bodies and a Server
+page, replayed over HTTP through atlassian-python-api and the connector. Jira's are in
+test_vendor_jira.py."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import pytest
 from bot.core.config import ConfluenceSettings
 from bot.core.errors import SourceUnavailable
 from bot.core.models import EvidenceKind, evidence_id
-from connectors.confluence import ConfluenceConnector
+from connectors.confluence import NO_BODY, PAGE_EXPAND, ConfluenceConnector
 from tests.helpers.replay import Canned, fixture, replaying
 
 SEARCH = fixture("atlassian", "confluence_cloud_search.json")
 RESEARCH = fixture("atlassian", "confluence_page_research.json")
+# A Confluence Server answer to `GET /rest/api/content/{id}` (Kelkoo's, 2021): no `/wiki` context,
+# `/display/<space>/<title>` links, the body in the `editor` representation its client asked for.
+SERVER_PAGE = fixture("atlassian", "confluence_server_page_kelkoo.json")
+SERVER_WEB = "http://confluence.corp.kelkoo.net:8090"
 # Confluence Cloud's `_links.next` on a search page: context-relative, an opaque cursor, and a
 # `start` Cloud ignores (the shape Cloud documents and sends; the cursor value is made up).
 CURSOR = "_f_MjU=_sa_WyJcdDk0NTAyOTEyMSJd"
@@ -110,3 +115,45 @@ async def test_a_next_link_to_another_host_is_not_followed() -> None:
         finally:
             await conn.aclose()
     assert all(r.path == "/wiki/rest/api/search" for r in server.received)
+
+
+async def server_runbooks(page_body: dict[str, Any]) -> tuple[list, Any]:
+    # Server serves the API at the site's root (no `/wiki`); the captured Cloud search page lists
+    # the Server page's id, the rest of the search is as recorded.
+    search = copy.deepcopy(SEARCH)
+    search["results"][0]["content"]["id"] = page_body["id"]
+    answers = [Canned("GET", "/rest/api/search", search),
+               Canned("GET", f"/rest/api/content/{page_body['id']}", page_body)]
+    async with replaying(answers) as server:
+        conn = ConfluenceConnector(ConfluenceSettings(base_url=server.base_url, web_url=SERVER_WEB,
+                                                      username="cop-doc-publisher", token="t", max_retries=0))
+        try:
+            found = await conn.find_runbooks("EN", [], "REST API with markdown")
+        finally:
+            await conn.aclose()
+    return found, server
+
+
+async def test_a_recorded_server_page_is_read_and_its_missing_body_is_said() -> None:
+    [page], server = await server_runbooks(SERVER_PAGE)
+    [fetch] = [r for r in server.received if r.path.startswith("/rest/api/content/")]
+    assert (fetch.path, fetch.query["expand"]) == ("/rest/api/content/130913238", [PAGE_EXPAND])
+    assert page.id == evidence_id(EvidenceKind.RUNBOOK, "130913238")
+    assert page.title == "TEST REST API WITH MD"
+    assert page.timestamp == datetime(2021, 5, 5, 7, 53, 12, 183000, tzinfo=UTC)  # version.when
+    assert page.link == f"{SERVER_WEB}/display/~reinharg/TEST+REST+API+WITH+MD"  # Server's webui form
+    # The answer holds `body.editor` only (that client's `expand`): the text is missing, and the
+    # runbook says so rather than calling the page empty.
+    assert "storage" not in SERVER_PAGE["body"]
+    assert page.excerpt == NO_BODY
+    assert page.data == {"page_id": "130913238", "space": "EN", "labels": [], "score": page.data["score"],
+                         "text": ""}
+    assert page.provenance.request == f"GET /rest/api/content/130913238?expand={PAGE_EXPAND}"
+
+
+async def test_a_server_page_whose_storage_body_is_empty_reads_as_empty() -> None:
+    # The same recorded answer with the storage body Confluence sends for a page with no content.
+    empty = copy.deepcopy(SERVER_PAGE)
+    empty["body"]["storage"] = {"value": "", "representation": "storage"}
+    [page], _ = await server_runbooks(empty)
+    assert page.excerpt == "(empty page)"

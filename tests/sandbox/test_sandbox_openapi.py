@@ -47,6 +47,7 @@ RECORDED = [
     ("pagerduty", "rest", "GET /incidents", PD / "rest" / "list_incidents.json"),
     ("atlassian", "confluence", "GET /wiki/rest/api/search", ATL / "confluence_cloud_search.json"),
     ("atlassian", "confluence", "GET /wiki/rest/api/content/{id}", ATL / "confluence_cloud_page.json"),
+    ("atlassian", "confluence", "GET /wiki/rest/api/content/{id}", ATL / "confluence_server_page_kelkoo.json"),
     ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_documented_search.json"),
     ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_cloud_search.json"),
     ("atlassian", "jira", "GET /rest/api/3/search", ATL / "jira_dc_search.json"),
