@@ -63,24 +63,30 @@ class GitHubSettings(ConnectorSettings):
 class ConfluenceSettings(ConnectorSettings):
     base_url: str = Field(default="https://example.atlassian.net/wiki",
                           description="your Confluence, with /wiki for Atlassian Cloud")
-    username: str = Field(default="", description="the Atlassian account the API token belongs to")
+    username: str = Field(default="", description=(
+        "the Atlassian account the API token belongs to (Cloud); empty for a Server/Data Center personal access token"))
     token: SecretStr = Field(default=SecretStr(""), description=(
         "API token of an account that can only read the runbook spaces"))
 
     @property
     def configured(self) -> bool:
-        return bool(self.token.get_secret_value() and self.username) and "example.atlassian.net" not in self.base_url
+        # A username makes it Cloud's basic auth (e-mail and API token); without one the token is a
+        # Server/Data Center personal access token, sent as a bearer token (the connector does both).
+        return bool(self.token.get_secret_value()) and "example.atlassian.net" not in self.base_url
 
 
 class JiraSettings(ConnectorSettings):
     base_url: str = Field(default="https://example.atlassian.net", description="your Jira site")
-    username: str = Field(default="", description="the Atlassian account the API token belongs to")
+    username: str = Field(default="", description=(
+        "the Atlassian account the API token belongs to (Cloud); empty for a Server/Data Center personal access token"))
     token: SecretStr = Field(default=SecretStr(""), description=(
         "API token of an account that may browse and create issues in the catalog's projects, nothing more"))
 
     @property
     def configured(self) -> bool:
-        return bool(self.token.get_secret_value() and self.username) and "example.atlassian.net" not in self.base_url
+        # A username makes it Cloud's basic auth (e-mail and API token); without one the token is a
+        # Server/Data Center personal access token, sent as a bearer token (the connector does both).
+        return bool(self.token.get_secret_value()) and "example.atlassian.net" not in self.base_url
 
 
 class PagerDutySettings(ConnectorSettings):

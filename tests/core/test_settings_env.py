@@ -128,3 +128,12 @@ def test_settings_written_as_env_come_back_the_same(tmp_path: Path) -> None:
     assert again.model_dump(mode="json") == original.model_dump(mode="json")
     assert again.slack.bot_token.get_secret_value() == "xoxb-1"
     assert "IB_DATADOG__BASE_URL" not in env, "defaults are not repeated"
+
+
+@pytest.mark.parametrize("section", ["confluence", "jira"])
+def test_a_server_personal_access_token_without_a_username_counts_as_configured(section: str) -> None:
+    # The connectors send a token without a username as a bearer token (Server/Data Center PATs).
+    settings = Settings.model_validate({section: {"base_url": "https://wiki.corp.example", "token": "pat"}})
+    assert getattr(settings, section).configured
+    unset = Settings.model_validate({section: {"base_url": "https://wiki.corp.example"}})
+    assert not getattr(unset, section).configured
