@@ -313,10 +313,13 @@ def brief_blocks(result: BriefResult, *, incident_key: str, state: BriefCardStat
     return [*blocks[: MAX_BLOCKS - 1], actions]
 
 
-def brief_fallback_text(result: BriefResult) -> str:
-    """The notification and screen-reader text for the card."""
+def brief_fallback_text(result: BriefResult, status_line: str | None = None) -> str:
+    """The notification and screen-reader text for the card: where the incident stands first,
+    once it is past triggered, so a closed incident's brief never reads as a live one."""
     brief = result.brief
     text = f"Incident brief: {escape(brief.headline.text)}"
+    if status_line:
+        text = f"{escape(status_line)} · {text}"
     if brief.top_cause:
         text += f" · likely cause ({brief.top_cause.confidence.value}): {escape(brief.top_cause.claim.text)}"
     return truncate(text, SECTION_TEXT_MAX)

@@ -193,6 +193,26 @@ async def test_a_5xx_on_the_first_post_is_resumed_by_the_redelivery_not_dropped(
         assert len(bot.top()) == 1
 
 
+async def test_a_redelivery_after_the_incident_resolved_posts_the_brief_once_as_resolved(
+        checkout: Scenario, make_bot: Any) -> None:
+    down = with_faults(checkout, errors={"slack.chat_postMessage": "http_500"})
+    async with make_bot(down) as bot:
+        with pytest.raises(SlackApiError):
+            await bot.publish()
+        resolved_at = checkout.now + timedelta(minutes=2)
+        assert await bot.rt.store.advance_incident_status(bot.key, "resolved", resolved_at)
+        bot.faults_off()
+        ts = await bot.publish()  # PagerDuty's redelivery of the trigger
+        [card] = bot.top()
+        assert card.ts == ts
+        assert card.updates == [], "no placeholder first"
+        assert "ticket_create" not in json.dumps(card.blocks)
+        status = json.dumps([b for b in card.blocks if b.get("block_id") == "status"])
+        assert f"Resolved at {resolved_at:%H:%M} UTC" in status
+        assert await bot.state() == ("final", 2, None)
+        assert await bot.publish() is None, "posted: a duplicate again"
+
+
 async def test_a_short_rate_limit_on_the_first_post_is_waited_out_by_the_client(checkout: Scenario,
                                                                                  make_bot: Any) -> None:
     limited = with_faults(checkout, errors={"slack.chat_postMessage": "http_429"}, retry_after_s=1)
