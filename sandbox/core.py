@@ -26,11 +26,11 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
-from sandbox.scenario import Scenario
+from sandbox.scenario import DEFAULT_RETRY_AFTER_S, Scenario
 
 # A sandbox "timeout" holds the request this long: far past any client timeout.
 TIMEOUT_FAULT_SECONDS = 30.0
-RETRY_AFTER_SECONDS = 1
+RETRY_AFTER_SECONDS = DEFAULT_RETRY_AFTER_S  # a 429 fault's Retry-After unless the world's faults set one
 
 
 @dataclass
@@ -220,7 +220,7 @@ class SystemApp:
             return await self.hold(sreq, route.tool, Reply({"errors": ["Gateway Timeout (sandbox fault injection)"]},
                                                            status=504)), route.tool, fault
         if fault is not None and fault != "refused":
-            return _fault_reply(fault), route.tool, fault
+            return _fault_reply(fault, faults.retry_after_s), route.tool, fault
         try:
             return await route.handler(sreq), route.tool, None
         except Exception as exc:  # a sandbox bug must look like a 500, not a hang
@@ -246,12 +246,12 @@ class SystemApp:
         ))
 
 
-def _fault_reply(fault: str) -> Reply:
+def _fault_reply(fault: str, retry_after_s: int) -> Reply:
     if fault == "http_500":
         return Reply({"errors": ["Internal Server Error (sandbox fault injection)"]}, status=500)
-    if fault == "http_429":
+    if fault in ("http_429", "http_429_persistent"):  # here every call is limited while the fault lasts
         return Reply({"errors": ["Rate limit exceeded (sandbox fault injection)"]}, status=429,
-                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+                     headers={"Retry-After": str(retry_after_s)})
     if fault == "malformed":
         return Reply('{"data": [{"truncated', content_type="application/json")
     raise ValueError(f"unknown fault {fault!r}")

@@ -22,7 +22,8 @@ from bot.core.models import Alert, ServiceEntry
 from bot.intake.catalog import CatalogEntry
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "evals" / "scenario.schema.json"
-Fault = Literal["http_500", "http_429", "timeout", "malformed", "refused"]
+Fault = Literal["http_500", "http_429", "http_429_persistent", "timeout", "malformed", "refused"]
+DEFAULT_RETRY_AFTER_S = 1  # what a 429 fault's Retry-After says unless `faults.retry_after_s` is set
 ModelBehaviour = Literal[
     "normal", "invalid_json", "schema_violation", "uncited_claims",
     "unknown_citation_ids", "obey_injection", "slow", "http_500", "omit_ticket",
@@ -135,6 +136,8 @@ class JiraWorld(_Strict):
 class Faults(_Strict):
     latency_ms: dict[str, int] = Field(default_factory=dict)
     errors: dict[str, Fault] = Field(default_factory=dict)
+    # Whole seconds, as Slack's clients read the header; tests keep it at 1 or 0 to stay fast.
+    retry_after_s: int = Field(default=DEFAULT_RETRY_AFTER_S, ge=0, le=60)
 
     def latency_for(self, tool: str) -> int:
         """Injected latency for a tool: its own entry wins over its source's."""

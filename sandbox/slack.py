@@ -20,9 +20,11 @@ Also served: the upload URLs files.getUploadURLExternal hands out (``/upload/v1/
 and response URLs (``/response/<any id>``, kept in `SlackApp.responses`); like Slack's, they
 need no token.
 
-Faults: ``http_429`` on a Slack tool (or on ``slack``) rate-limits the first call of each
-method, as Slack's per-method windows do, so a client that honours ``Retry-After`` gets
-through; ``http_500``, ``malformed`` and ``timeout`` apply to every call.
+Faults: ``http_429`` and ``http_429_persistent`` on a Slack tool (or on ``slack``) limit a
+method per token as Slack does, with the world's ``faults.retry_after_s`` in ``Retry-After``
+(`sandbox.slack_limits`): a burst that a client waiting what it is told gets through, or a
+limit that outlasts any client's retries. ``http_500``, ``malformed`` and ``timeout`` apply to
+every call.
 """
 
 from __future__ import annotations
@@ -36,13 +38,8 @@ from typing import Any
 
 from bot.slack.manifest import bot_scopes
 from sandbox.block_kit import validate_blocks, validate_view
-from sandbox.core import (
-    RETRY_AFTER_SECONDS,
-    Reply,
-    SandboxContext,
-    SandboxRequest,
-    SystemApp,
-)
+from sandbox.core import Reply, SandboxContext, SandboxRequest, SystemApp
+from sandbox.slack_limits import RateLimits
 
 TEAM_ID = "T0SANDBOX"
 TEAM_DOMAIN = "sandbox"
@@ -130,7 +127,7 @@ class SlackApp(SystemApp):
         self.files: list[UploadedFile] = []
         self.responses: list[dict[str, Any]] = []  # what was POSTed to response_urls
         self._seq = 0
-        self._rate_limited: set[str] = set()
+        self.rate_limits = RateLimits()
         requester = ctx.scenario.alert.requested_by or DEFAULT_REQUESTER
         members = list(dict.fromkeys([requester, APPROVER]))
         self.usergroups: dict[str, dict[str, Any]] = {}
@@ -171,10 +168,11 @@ class SlackApp(SystemApp):
         if latency := faults.latency_for(route.tool):
             await asyncio.sleep(latency / 1000)
         fault = faults.error_for(route.tool)
-        if fault == "http_429" and route.tool not in self._rate_limited:
-            self._rate_limited.add(route.tool)
-            return (_fail("ratelimited", status=429, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}),
-                    route.tool, fault)
+        # Limited per method and token; a pre-signed URL carries no token (and may carry a file).
+        token = "" if route.tool in _UNAUTHENTICATED else _token(sreq) or ""
+        limited = self.rate_limits.refuse(fault, route.tool, token, faults.retry_after_s)
+        if limited is not None:
+            return _fail("ratelimited", status=429, headers={"Retry-After": str(limited)}), route.tool, fault
         if fault == "http_500":
             return Reply("<html><body>Internal Server Error</body></html>", status=500,
                          content_type="text/html"), route.tool, fault
@@ -213,11 +211,17 @@ def _invalid_blocks(errors: list[str]) -> Reply:
                  response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
 
 
-def _check_auth(ctx: SandboxContext, req: SandboxRequest) -> Reply | None:
+def _token(req: SandboxRequest) -> str | None:
+    """The token a call carries: the bearer header, or a form body's ``token`` argument."""
     header = req.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     if token is None and "json" not in req.headers.get("content-type", ""):
         token = _raw_args(req).get("token")
+    return token
+
+
+def _check_auth(ctx: SandboxContext, req: SandboxRequest) -> Reply | None:
+    token = _token(req)
     if not token:
         return _fail("not_authed")
     if token != ctx.secrets.get("slack_bot_token"):

@@ -1,8 +1,9 @@
 """The `clock` process: housekeeping that must happen even when nobody clicks anything.
 
 - purge audit rows past `pii.log_retention_days` (the policy's retention promise);
-- finish approvals whose executor died between claim and create (a restart), so an approved
-  ticket is filed once and never forgotten;
+- finish approvals whose executor died between claim and create (a restart) or whose create had
+  no answer in time, so an approved ticket is filed once and never forgotten, and show the
+  outcome on the card and to the approvers (`bot.slack.ticket_flow.tell_recovered`);
 - expire approvals nobody acted on, and old webhook-delivery and cache rows;
 - finish publishing any incident stuck short of its final state (a Slack error on the post or an
   update, a process killed mid-brief), with back-off and a bound (`bot.slack.publish.finish_publishing`);
@@ -36,6 +37,7 @@ from bot.gateway.canary import judge
 from bot.runtime import Runtime
 from bot.slack.mrkdwn import escape
 from bot.slack.publish import RETRY, finish_publishing, refresh_brief
+from bot.slack.ticket_flow import tell_recovered
 from bot.store.replicas.leader import LeaderLock, leader_lock
 from bot.store.reports import Reports
 from bot.telemetry import record as telemetry
@@ -66,10 +68,16 @@ class Maintenance:
         return self._count("audit_purged", await self.rt.store.purge_audit(cutoff))
 
     async def recover_approvals(self) -> int:
-        outcomes = await recover_interrupted(self.rt, self.rt.now() - self.stuck_after)
-        for outcome in outcomes:
-            log.warning("recovered an interrupted ticket approval: %s %s", outcome.status, outcome.key or "")
-        return self._count("approvals_recovered", len(outcomes))
+        """Settle approvals cut off mid-filing or whose create had no answer in time, and show
+        each outcome on its card and to its approvers, as a live filing would."""
+        recovered = await recover_interrupted(self.rt, self.rt.now() - self.stuck_after)
+        for item in recovered:
+            log.warning("recovered an interrupted ticket approval: %s %s", item.outcome.status, item.outcome.key or "")
+            try:
+                await tell_recovered(self.rt, item)
+            except Exception:  # the ticket is recorded; a click on the stale card is told its key
+                log.exception("could not show the recovered approval %s in Slack", item.approval.id)
+        return self._count("approvals_recovered", len(recovered))
 
     async def expire_approvals(self) -> int:
         expired = await self.rt.approvals.expire_stale(self.rt.now() - self.approval_ttl)

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.models import Brief, BriefResult, Claim, Confidence, Evidence, EvidenceKind, Frozen, TicketProposal
 from bot.draft.changes import source_name
-from bot.slack.mrkdwn import escape, link, safe_url, truncate
+from bot.slack.mrkdwn import escape, link, safe_url, truncate, user_mention
 
 MAX_BLOCKS = 50
 SECTION_TEXT_MAX = 3000
@@ -213,7 +213,7 @@ def _progress(result: BriefResult) -> list[dict[str, Any]]:
 def _ticket(brief: Brief, state: BriefCardState) -> list[dict[str, Any]]:
     if state.ticket_key:
         key = link(state.ticket_url, state.ticket_key) if state.ticket_url else escape(state.ticket_key)
-        who = ", ".join(_mention(u) for u in (state.approved_by or "").split(",") if u.strip())
+        who = ", ".join(user_mention(u) for u in (state.approved_by or "").split(",") if u.strip())
         when = f" at {state.approved_at:%H:%M} UTC" if state.approved_at else ""
         text = f"🎫 Jira ticket *{key}* filed" + (f", approved by {who}" if who else "") + when
         return [_section(text, "ticket")]
@@ -222,14 +222,6 @@ def _ticket(brief: Brief, state: BriefCardState) -> list[dict[str, Any]]:
         return [_context(f"*Proposed ticket* ({escape(proposal.project)}, {escape(proposal.priority)}): "
                          f"{escape(proposal.summary)}", block_id="ticket")]
     return []
-
-
-def _mention(user_id: str) -> str:
-    """A Slack user id as a mention; anything else as text (ids come from Slack, names might not)."""
-    value = user_id.strip()
-    if value[:1] in {"U", "W"} and value.isalnum() and value.isupper():
-        return f"<@{value}>"
-    return escape(value)
 
 
 def _sources(result: BriefResult, cites: _Citations) -> list[dict[str, Any]]:
@@ -313,10 +305,13 @@ def brief_blocks(result: BriefResult, *, incident_key: str, state: BriefCardStat
     return [*blocks[: MAX_BLOCKS - 1], actions]
 
 
-def brief_fallback_text(result: BriefResult) -> str:
-    """The notification and screen-reader text for the card."""
+def brief_fallback_text(result: BriefResult, status_line: str | None = None) -> str:
+    """The notification and screen-reader text for the card: where the incident stands first,
+    once it is past triggered, so a closed incident's brief never reads as a live one."""
     brief = result.brief
     text = f"Incident brief: {escape(brief.headline.text)}"
+    if status_line:
+        text = f"{escape(status_line)} · {text}"
     if brief.top_cause:
         text += f" · likely cause ({brief.top_cause.confidence.value}): {escape(brief.top_cause.claim.text)}"
     return truncate(text, SECTION_TEXT_MAX)

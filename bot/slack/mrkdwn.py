@@ -27,6 +27,14 @@ def escape(text: str) -> str:
     return _BARE_BROADCAST.sub(lambda m: "@" + ZERO_WIDTH_JOINER + m.group(1), out)
 
 
+def user_mention(user_id: str) -> str:
+    """A Slack user id as a mention; anything else as text (ids come from Slack, names might not)."""
+    value = user_id.strip()
+    if value[:1] in {"U", "W"} and value.isalnum() and value.isupper():
+        return f"<@{value}>"
+    return escape(value)
+
+
 def safe_url(url: str | None) -> str | None:
     """The URL when it is an absolute http(s) URL that cannot break out of a ``<url|label>``."""
     if not url:

@@ -12,7 +12,9 @@ claimed → posted → updated → final. A Slack error on the post or an update
 killed mid-brief, leaves the incident short of final with a lease or back-off time; the clock
 (`finish_publishing`) takes it up again (post if never posted, re-render if the update failed,
 re-draft if no complete version was stored), a bounded number of times; a redelivery of an
-incident claimed but never posted resumes it instead of being dropped as a duplicate.
+incident claimed but never posted resumes it instead of being dropped as a duplicate. An
+incident that resolved before its brief was ever up is posted once, complete and marked
+resolved (`_post_resolved`): a record of a closed incident, never a live-looking card.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slack_sdk.errors import SlackClientError
 
@@ -32,6 +35,8 @@ from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
 from bot.draft.flow import brief_versions, build_brief
+from bot.gather.connectors import Connectors
+from bot.gather.tools import ToolRunner
 from bot.intake.grouping import draft_slots
 from bot.runtime import Runtime
 from bot.slack.blocks import (
@@ -43,6 +48,7 @@ from bot.slack.blocks import (
 )
 from bot.slack.charts import render_metric_chart
 from bot.slack.mrkdwn import escape
+from bot.store.repo import IncidentRecord
 from bot.telemetry import record as telemetry
 from bot.telemetry.tracing import span
 
@@ -116,7 +122,7 @@ async def publish_brief(rt: Runtime, alert: Alert, service: ServiceEntry, channe
             log.info("brief for %s already posted or in progress: not posting twice", key)
             return None
         log.warning("brief for %s was claimed but never posted: resuming it", key)
-    return await _post_and_brief(rt, alert, service, key, channel, thread_ts)
+    return await _post_and_brief(rt, alert, service, key, channel, thread_ts, trigger=alert.via)
 
 
 async def _resume_unposted(rt: Runtime, key: str) -> bool:
@@ -132,7 +138,10 @@ async def _resume_unposted(rt: Runtime, key: str) -> bool:
 
 
 async def _post_and_brief(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
-                          thread_ts: str | None) -> str:
+                          thread_ts: str | None, *, trigger: str) -> str:
+    incident = await rt.store.get_incident(key)
+    if incident is not None and incident.status == "resolved":
+        return await _post_resolved(rt, alert, service, incident, channel, thread_ts, trigger=trigger)
     title = redact(alert.title)
     try:
         posted = await rt.slack.chat_postMessage(channel=channel, thread_ts=thread_ts,
@@ -167,7 +176,7 @@ async def finish_publishing(rt: Runtime, key: str) -> bool:
         return False
     service = rt.catalog.resolve(alert.service)
     if not incident.message_ts:
-        await _post_and_brief(rt, alert, service, key, channel, incident.slack_thread_ts)
+        await _post_and_brief(rt, alert, service, key, channel, incident.slack_thread_ts, trigger="scheduled")
         return True
     latest = await rt.store.get_brief(key)
     if latest is not None and latest.result.final:
@@ -194,6 +203,51 @@ async def _failed(rt: Runtime, key: str, step: str, exc: BaseException) -> None:
             log.error("publishing the brief for %s failed %d times: giving up (%s)", key, attempt, step)
     except Exception:
         log.exception("could not record the failed %s of %s", step, key)
+
+
+LATE_NOTE = ("This brief could not be posted while the incident was open; it is posted now, after the "
+             "incident resolved, for the record. No ticket is filed from a resolved incident's brief.")
+
+
+async def _post_resolved(rt: Runtime, alert: Alert, service: ServiceEntry, incident: IncidentRecord, channel: str,
+                         thread_ts: str | None, *, trigger: str) -> str:
+    """The incident resolved before its brief was ever up (the first post failed, the process
+    died before posting): post the brief once, complete and marked resolved with when, with no
+    ticket button and no "gathering" placeholder, and finish. Whoever reads the channel later
+    finds a record of a closed incident, never a live-looking card, and the brief is not lost.
+    A complete brief stored by an earlier attempt (whose post failed) is posted, not drafted again."""
+    key, started = incident.key, time.perf_counter()
+    try:
+        latest = await rt.store.get_brief(key)
+        if latest is None or not latest.result.final:
+            async with _drafting(rt, alert, key) as (runner, connectors):
+                result = await build_brief(alert, service, runner=runner, connectors=connectors, now=rt.now(),
+                                           drafter=rt.drafter())
+            await rt.store.save_brief(key, result, trigger=trigger, requested_by=alert.requested_by,
+                                      latency_ms=(time.perf_counter() - started) * 1000)
+        message = await card_message(rt, key)
+        if message is None:
+            raise LookupError(f"no brief stored for {key}")
+        text, blocks = message
+        posted = await rt.slack.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+    except Exception as exc:
+        await _failed(rt, key, "post after resolve", exc)
+        raise
+    ts = str(posted["ts"])
+    await rt.store.set_incident_message(key=key, channel=channel, ts=ts, thread_ts=thread_ts)
+    await rt.store.set_publish_state(key, "final", now=rt.now())
+    log.warning("brief for %s posted after the incident resolved (%s)", key, _status_line(incident))
+    stored = await rt.store.get_brief(key)
+    if stored is not None:
+        telemetry.brief(trigger, "posted_after_resolve", incident=key, gaps=len(stored.result.gaps),
+                        drafter=stored.result.brief.draft.drafter, seconds_since_alert=_since(rt, alert),
+                        elapsed_s=time.perf_counter() - started)
+        await attach_chart(rt, stored.result, alert, channel=channel, thread_ts=ts)
+    try:  # why a brief shows up for a closed incident; the brief itself is already up
+        await rt.slack.chat_postMessage(channel=channel, thread_ts=ts, text=LATE_NOTE)
+    except Exception:
+        log.warning("could not say in its thread why the brief for %s was posted late", key, exc_info=True)
+    return ts
 
 
 async def refresh_brief(rt: Runtime, key: str, actor: str | None, *, workspace: str | None = None) -> None:
@@ -226,6 +280,20 @@ async def _single(result: Awaitable[BriefResult]) -> AsyncGenerator[BriefResult,
     yield await result
 
 
+@asynccontextmanager
+async def _drafting(rt: Runtime, alert: Alert, key: str) -> AsyncIterator[tuple[ToolRunner, Connectors]]:
+    """What a brief is drafted with: the incident's tool runner and fresh connectors (closed
+    afterwards), inside one of the policy's drafting slots (`storms.max_concurrent_briefs`:
+    a storm waits its turn here)."""
+    connectors = rt.new_connectors()
+    try:
+        runner = rt.runner(brief_key=key, actor=alert.requested_by)
+        async with draft_slots(rt.policy.storms.max_concurrent_briefs).slot():
+            yield runner, connectors
+    finally:
+        await connectors.aclose()
+
+
 async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, key: str, channel: str,
                              ts: str, trigger: str) -> None:
     started = time.perf_counter()
@@ -234,32 +302,26 @@ async def _brief_into_traced(rt: Runtime, alert: Alert, service: ServiceEntry, k
     try:
         # Built inside the try: connectors that cannot be built (a bad setting) must replace
         # the placeholder with the failure like any other, not leave "Gathering evidence…".
-        connectors = rt.new_connectors()
-        try:
-            runner = rt.runner(brief_key=key, actor=alert.requested_by)
-            # Bounded drafting (policy storms.max_concurrent_briefs): a storm waits its turn here.
-            async with draft_slots(rt.policy.storms.max_concurrent_briefs).slot():
-                # A first brief is posted at the deadline with what is in; a brief people are
-                # already reading (a refresh, a resumed one) is replaced only by a complete one.
-                versions = (brief_versions(alert, service, runner=runner, connectors=connectors, now=rt.now(),
-                                           first_post_s=rt.policy.timing.first_post_s, drafter=rt.drafter())
-                            if previous is None else
-                            _single(build_brief(alert, service, runner=runner, connectors=connectors,
-                                                now=rt.now(), drafter=rt.drafter())))
-                async with aclosing(versions):
-                    async for result in versions:
-                        try:
-                            await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger,
-                                        started=started)
-                        except SlackClientError:
-                            if result.final:
-                                raise
-                            # An early version Slack refused is stored; the complete one is still
-                            # worth waiting for rather than giving up the whole brief.
-                            log.warning("Slack refused the early brief for %s; going on to the final one", key)
-                        shown = result
-        finally:
-            await connectors.aclose()
+        async with _drafting(rt, alert, key) as (runner, connectors):
+            # A first brief is posted at the deadline with what is in; a brief people are
+            # already reading (a refresh, a resumed one) is replaced only by a complete one.
+            versions = (brief_versions(alert, service, runner=runner, connectors=connectors, now=rt.now(),
+                                       first_post_s=rt.policy.timing.first_post_s, drafter=rt.drafter())
+                        if previous is None else
+                        _single(build_brief(alert, service, runner=runner, connectors=connectors,
+                                            now=rt.now(), drafter=rt.drafter())))
+            async with aclosing(versions):
+                async for result in versions:
+                    try:
+                        await _show(rt, alert, key, channel, ts, result, shown, trigger=trigger,
+                                    started=started)
+                    except SlackClientError:
+                        if result.final:
+                            raise
+                        # An early version Slack refused is stored; the complete one is still
+                        # worth waiting for rather than giving up the whole brief.
+                        log.warning("Slack refused the early brief for %s; going on to the final one", key)
+                    shown = result
     except Exception as exc:
         telemetry.brief(trigger, "failed", incident=key, seconds_since_alert=None,
                         elapsed_s=time.perf_counter() - started)
@@ -349,21 +411,44 @@ async def post_status(rt: Runtime, key: str, status: str, status_line: str) -> N
 
 
 async def update_card(rt: Runtime, key: str, *, channel: str, ts: str, elapsed_s: float | None = None) -> None:
-    """Re-render the brief's message from what is stored: the latest brief version, the
-    incident's status and a filed ticket. Every update goes through here, so a status change
-    never hides the ticket key and a refresh never hides the status."""
+    """Re-render the brief's message from what is stored (`card_message`). Every update goes
+    through here, so a status change never hides the ticket key and a refresh never hides the
+    status."""
+    message = await card_message(rt, key, elapsed_s=elapsed_s)
+    if message is None:
+        return
+    text, blocks = message
+    await rt.slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+
+async def card_message(rt: Runtime, key: str, *,
+                       elapsed_s: float | None = None) -> tuple[str, list[dict[str, Any]]] | None:
+    """The brief's message (fallback text and blocks) from what is stored: the latest brief
+    version, the incident's status and when it happened, and a filed ticket. None before any
+    version is stored."""
     latest = await rt.store.get_brief(key)
     if latest is None:
-        return
+        return None
     incident = await rt.store.get_incident(key)
     filed = [a for a in await rt.approvals.list_for_incident(key) if a.jira_key]
     ticket = filed[-1] if filed else None
-    status = incident.status if incident is not None else None
     state = BriefCardState(
-        brief_version=latest.version, elapsed_s=elapsed_s,
-        status_line=status if status and status != "triggered" else None,
+        brief_version=latest.version, elapsed_s=elapsed_s, status_line=_status_line(incident),
         ticket_key=ticket.jira_key if ticket else None,
         approved_by=", ".join(ticket.approvers) if ticket and ticket.approvers else None,
         approved_at=(ticket.finished_at or ticket.updated_at) if ticket else None)
-    await rt.slack.chat_update(channel=channel, ts=ts, text=brief_fallback_text(latest.result),
-                               blocks=brief_blocks(latest.result, incident_key=key, state=state))
+    return (brief_fallback_text(latest.result, state.status_line),
+            brief_blocks(latest.result, incident_key=key, state=state))
+
+
+def _status_line(incident: IncidentRecord | None) -> str | None:
+    """Where the incident stands, for the card: None while triggered, else the status and, when
+    PagerDuty said, when it happened ("Resolved at 14:31 UTC")."""
+    if incident is None or not incident.status or incident.status == "triggered":
+        return None
+    at = _utc(incident.status_at) if incident.status_at else None
+    return incident.status.capitalize() + (f" at {at:%H:%M} UTC" if at else "")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

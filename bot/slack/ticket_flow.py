@@ -11,7 +11,10 @@ Every step that acts re-checks, against the store and Slack, what the request cl
   from the group after opening the modal can no longer file;
 - a resolved incident files nothing.
 
-Whatever happens, the person is told: an ephemeral message, or an error in the modal.
+Whatever happens, the person is told: an ephemeral message, or an error in the modal. When the
+clock's recovery settles a filing that was cut off or whose create had no answer in time (the
+person was told the ticket "may have been created"), the card is updated as after a live filing
+and a reply in its thread names the ticket and the approvers (`tell_recovered`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from bot.intake.slack_shapes import BlockActions, ViewSubmission, ticket_metadat
 from bot.runtime import Runtime
 from bot.slack.approvers import may_approve
 from bot.slack.blocks import JIRA_SUMMARY_MAX, dry_run_preview_blocks, ticket_description, ticket_modal
-from bot.slack.mrkdwn import escape
+from bot.slack.mrkdwn import escape, user_mention
 from bot.slack.publish import update_card
 from bot.store.approvals import ApprovalState, UnknownApproval
 from bot.store.repo import IncidentRecord
-from bot.tickets.filing import RESOLVED_REFUSAL, FileOutcome, TicketFields, approve_and_file
+from bot.tickets.filing import RESOLVED_REFUSAL, FileOutcome, Recovered, TicketFields, approve_and_file
 
 log = logging.getLogger("incident_brief.slack.tickets")
 NOT_THIS_CARD = "This button does not belong to this brief's message: nothing was done."
@@ -148,6 +151,30 @@ async def file_ticket(rt: Runtime, approval_id: str, user: str, fields: TicketFi
         await update_card(rt, approval.incident_key, channel=channel, ts=ts)
     if channel and outcome.message:
         await client.chat_postEphemeral(channel=channel, user=user, text=escape(outcome.message))
+
+
+async def tell_recovered(rt: Runtime, recovered: Recovered) -> None:
+    """Show what recovery settled where people look: a filed (or found) ticket updates the card
+    (its key shown, the button gone) and is named in the card's thread, the approvers mentioned;
+    a refusal or failure is said there too. An outcome still unknown says nothing new: the
+    person was told so at the time, and recovery looks again on its next run."""
+    approval, outcome = recovered.approval, recovered.outcome
+    incident = await rt.store.get_incident(approval.incident_key)
+    if incident is None or not incident.channel or not incident.message_ts:
+        log.warning("recovered approval %s (%s) has no card to show it on", approval.id, outcome.status)
+        return
+    who = ", ".join(user_mention(user) for user in approval.approvers or [approval.requested_by or ""] if user)
+    by = f", approved by {who}" if who else ""
+    if outcome.status in {"filed", "already_filed"} and outcome.key:
+        await update_card(rt, approval.incident_key, channel=incident.channel, ts=incident.message_ts)
+        text = (f"🎫 Jira ticket *{escape(outcome.key)}* is filed{by}. Filing was cut off or Jira answered "
+                "too late; the bot checked Jira for the ticket's label and recorded it, so nothing is filed twice.")
+    elif outcome.status in {"failed", "refused"}:
+        text = (f"The ticket{by} was not filed: {escape(outcome.message)} "
+                "Click *Create Jira ticket* on the brief to try again.")
+    else:
+        return
+    await rt.slack.chat_postMessage(channel=incident.channel, thread_ts=incident.message_ts, text=text)
 
 
 async def _tell(client: AsyncWebClient, channel: str, user: str, text: str) -> None:

@@ -56,6 +56,7 @@ class IncidentRecord(BaseModel):
     service: str
     title: str
     status: str
+    status_at: datetime | None = None  # when the status happened (PagerDuty's occurred_at), when known
     slack_channel: str | None
     slack_ts: str | None
     slack_thread_ts: str | None = None

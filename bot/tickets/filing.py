@@ -190,17 +190,28 @@ async def _after_uncertain_create(rt: Runtime, approval: Approval, reason: str) 
         "within a few minutes and files the ticket only if it is not there."))
 
 
-async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[FileOutcome]:
-    """After a restart: finish approvals whose executor died between claim and complete.
-    `execute` looks for the idempotency label in Jira first, so none is filed twice."""
-    outcomes = []
+@dataclass(frozen=True)
+class Recovered:
+    """What recovery did with one approval: the approval as it was taken up, and the outcome."""
+
+    approval: Approval
+    outcome: FileOutcome
+
+
+async def recover_interrupted(rt: Runtime, older_than: datetime) -> list[Recovered]:
+    """Finish approvals whose executor died between claim and complete (a restart), or whose
+    create had an unknown outcome (Jira did not answer in time). `execute` looks for the
+    idempotency label in Jira first, so none is filed twice. Telling people is the caller's
+    (`bot.slack.ticket_flow.tell_recovered`)."""
+    recovered = []
     for stuck in await rt.approvals.recover_stuck(older_than):
         # One atomic step: of several replicas recovering at once, exactly one gets it back.
         claimed = await rt.approvals.reclaim_stuck(stuck.id, claimed_before=older_than)
         if claimed is not None:
-            outcomes.append(outcome := await execute(rt, claimed, actor="recovery"))
+            outcome = await execute(rt, claimed, actor="recovery")
             telemetry.approval(outcome.status, approval_id=claimed.id)
-    return outcomes
+            recovered.append(Recovered(claimed, outcome))
+    return recovered
 
 
 async def _close(client: object) -> None:

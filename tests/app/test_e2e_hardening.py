@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,19 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app.clock import Maintenance
 from bot.core.policy import default_policy
+from bot.store.approvals import ApprovalState
 from bot.store.db import create_engine_for
 from bot.store.loops import LoopSessions
 from bot.store.repo import Store
+from bot.tickets import filing
 from sandbox import slack_sender
 from sandbox.pagerduty import build_webhook, send_webhook
 from sandbox.people import wait_for
 from sandbox.scenario import Scenario
 from sandbox.slack import APPROVER, OUTSIDER
+from tests.helpers.faults import quick
 from tests.helpers.scenarios import with_faults
 from tests.helpers.slack_app import Harness, page, running_bot
 
@@ -213,6 +217,42 @@ async def test_no_ticket_after_the_incident_is_resolved(bot: Harness, checkout: 
     note = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the refusal")
     assert "resolved" in note[-1].lower()
     assert _creates(bot) == []
+
+
+@pytest.fixture
+def jira_late(checkout: Scenario) -> Scenario:
+    return with_faults(checkout, latency_ms={"jira.create_issue": 1800})
+
+
+@pytest.mark.parametrize("bot", [pytest.param("jira_late", id="jira-create-late")], indirect=True)
+async def test_a_late_create_found_by_the_clocks_recovery_updates_the_card_and_names_the_ticket(
+        bot: Harness, checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 10, closed by the clock: Jira files the ticket 1.8 s after the create arrives,
+    after the bot's 1 s timeout and its quick look for the label; the person is told it "may
+    have been created". The clock's recovery finds it by its label and shows it as a live
+    filing would: the card shows the key and loses its button, and the thread names it."""
+    bot.rt.settings = bot.rt.settings.model_copy(update={"jira": quick(bot.sb, "jira", max_retries=0)})
+    monkeypatch.setattr(filing, "LANDED_CHECKS_S", (0.0, 0.2))  # over before the create lands
+    message = await page(bot, checkout)
+    await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message))
+    await _submit(bot, await _modal(bot, 0), REQUESTER)
+    told = await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the uncertain outcome")
+    assert "may have been created" in told[-1]
+    [created] = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the late create")
+    assert "ticket_create" in json.dumps(message.blocks), "nothing recorded yet: the card still has its button"
+
+    bot.rt.now = lambda: datetime.now(UTC) + timedelta(minutes=6)  # a clock run past `stuck_after`
+    clock = Maintenance(bot.rt)
+    assert await clock.recover_approvals() == 1
+    blocks = json.dumps(message.blocks)  # the sandbox's message, as updated in place
+    assert "ticket_create" not in blocks
+    assert f"Jira ticket *{created['key']}* filed" in blocks
+    replies = [m.text for m in bot.sb.system("slack").messages if m.thread_ts == message.ts]
+    assert [r for r in replies if created["key"] in r and f"<@{REQUESTER}>" in r], replies
+    [approval] = await bot.rt.approvals.list_for_incident(f"pd:{checkout.alert.incident_id}")
+    assert (approval.state, approval.jira_key) == (ApprovalState.DONE, created["key"])
+    assert len(_creates(bot)) == 1, "found by its label, not filed again"
+    assert await clock.recover_approvals() == 0
 
 
 async def test_an_unwritable_database_answers_a_mention_visibly(bot: Harness) -> None:

@@ -123,10 +123,10 @@ async def test_a_restart_between_approval_and_create_files_one_ticket(bot: Harne
                               ["incident-brief", claimed.idempotency_key])
     await writer.aclose()
     later = datetime.now(UTC) + timedelta(minutes=10)
-    outcomes = await recover_interrupted(bot.rt, later)
-    assert [o.status for o in outcomes] == ["already_filed"]
+    recovered = await recover_interrupted(bot.rt, later)
+    assert [r.outcome.status for r in recovered] == ["already_filed"]
     assert len(bot.sb.system("jira").created) == 1
-    assert (await bot.rt.approvals.get(approval.id)).jira_key == outcomes[0].key
+    assert (await bot.rt.approvals.get(approval.id)).jira_key == recovered[0].outcome.key
     del message
 
 

@@ -11,13 +11,15 @@ from urllib.parse import parse_qs
 
 import pytest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.runtime import slack_client
 from sandbox import slack_sender
 from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
+from sandbox.slack_limits import RateLimits
+from tests.helpers.scenarios import with_faults
 
 SIGNING_SECRET = "sandbox-slack-signing-secret"
 
@@ -173,26 +175,59 @@ async def test_files_upload_v2_flow(sb: Sandbox) -> None:
     assert tools[:3] == ["slack.files_getUploadURLExternal", "slack.upload", "slack.files_completeUploadExternal"]
 
 
-async def test_rate_limit_fault_is_a_429_with_retry_after_once(checkout: Scenario) -> None:
-    faults = checkout.world.faults.model_copy(update={"errors": {"slack.chat_postMessage": "http_429"}})
-    world = checkout.world.model_copy(update={"faults": faults})
-    with Sandbox(checkout.model_copy(update={"world": world}), systems=["slack"]) as sandbox:
-        plain = client(sandbox)
-        with pytest.raises(SlackApiError) as limited:
-            await plain.chat_postMessage(channel="C0INCCHK", text="first")
-        assert limited.value.response.status_code == 429
-        assert limited.value.response["error"] == "ratelimited"
-        assert limited.value.response.headers["retry-after"] == "1"
+def test_a_rate_limit_holds_per_method_and_token_until_retry_after_has_passed() -> None:
+    now = [100.0]
+    limits = RateLimits(clock=lambda: now[0])
+    post, update = "slack.chat_postMessage", "slack.chat_update"
+    assert limits.refuse("http_429", post, "xoxb-a", 3) == 3, "the burst opens the window"
+    now[0] += 1.2
+    assert limits.refuse("http_429", post, "xoxb-a", 3) == 2, "a retry inside it: the seconds left"
+    assert limits.refuse("http_429", update, "xoxb-a", 3) == 3, "another method has its own window"
+    assert limits.refuse("http_429", post, "xoxb-b", 3) == 3, "and so has another token"
+    now[0] += 1.8
+    assert limits.refuse("http_429", post, "xoxb-a", 3) is None, "the window has passed"
+    assert limits.refuse("http_429", post, "xoxb-a", 3) is None, "one burst per method and token"
+    assert limits.refuse("http_429", update, "xoxb-a", 3) == 2
+    now[0] += 3600
+    assert limits.refuse("http_429_persistent", post, "xoxb-a", 1) == 1, "persistent: refused whatever the wait"
+    assert limits.refuse("http_500", post, "xoxb-c", 1) is None
+    assert limits.refuse(None, post, "xoxb-c", 1) is None
 
-        sandbox.system("slack")._rate_limited.clear()
-        patient = client(sandbox)
-        patient.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+
+def rate_limited(checkout: Scenario, fault: str, retry_after_s: int) -> Sandbox:
+    return Sandbox(with_faults(checkout, errors={"slack.chat_postMessage": fault}, retry_after_s=retry_after_s),
+                   systems=["slack"])
+
+
+def post_statuses(sandbox: Sandbox) -> list[tuple[int, str | None]]:
+    return [(r.status, r.fault) for r in sandbox.ctx.recorder.requests("slack", tool="slack.chat_postMessage")]
+
+
+async def test_a_short_rate_limit_is_waited_out_by_the_bots_own_client(checkout: Scenario) -> None:
+    with rate_limited(checkout, "http_429", retry_after_s=1) as sandbox:
+        impatient = client(sandbox)  # no retry handler: tries again at once
+        for _ in range(2):
+            with pytest.raises(SlackApiError) as limited:
+                await impatient.chat_postMessage(channel="C0INCCHK", text="too soon")
+            assert (limited.value.response.status_code, limited.value.response["error"]) == (429, "ratelimited")
+            assert limited.value.response.headers["retry-after"] == "1"
+
+        bot = slack_client(sandbox.settings())  # as the runtime builds it: waits Retry-After, up to 3 times
         started = time.monotonic()
-        await patient.chat_postMessage(channel="C0INCCHK", text="second")
-        assert time.monotonic() - started >= 1.0, "the client waited for Retry-After"
-        statuses = [r.status for r in sandbox.ctx.recorder.requests("slack", tool="slack.chat_postMessage")]
-        assert statuses == [429, 429, 200]
-        assert [m.text for m in sandbox.system("slack").messages] == ["second"]
+        await bot.chat_postMessage(channel="C0INCCHK", text="after the window")
+        assert time.monotonic() - started >= 0.9, "the client waited for Retry-After"
+        assert post_statuses(sandbox) == [(429, "http_429")] * 3 + [(200, None)]
+        assert [m.text for m in sandbox.system("slack").messages] == ["after the window"]
+
+
+async def test_a_persistent_rate_limit_outlasts_the_bots_own_client(checkout: Scenario) -> None:
+    with rate_limited(checkout, "http_429_persistent", retry_after_s=0) as sandbox:
+        bot = slack_client(sandbox.settings())
+        with pytest.raises(SlackApiError) as limited:
+            await bot.chat_postMessage(channel="C0INCCHK", text="never")
+        assert limited.value.response.status_code == 429
+        assert post_statuses(sandbox) == [(429, "http_429_persistent")] * 4, "the first try and 3 retries"
+        assert sandbox.system("slack").messages == []
 
 
 def test_signed_headers_pass_slacks_verifier() -> None:
