@@ -32,7 +32,8 @@ from bot.core.config import (
 )
 from sandbox.core import Recorder, SandboxContext, SystemApp
 from sandbox.scenario import Scenario
-from sandbox.slack import TEAM_ID
+from sandbox.slack import TEAM_ID, SlackApp
+from sandbox.slack_socket import SocketModeServer
 
 SANDBOX_WIKI = "https://example.atlassian.net/wiki"
 SANDBOX_JIRA = "https://example.atlassian.net"
@@ -40,6 +41,7 @@ ALL_SYSTEMS = ("datadog", "github", "confluence", "jira", "pagerduty", "slack", 
 DEFAULT_SECRETS = {
     "slack_signing_secret": "sandbox-slack-signing-secret",
     "slack_bot_token": "xoxb-sandbox-token",
+    "slack_app_token": "xapp-1-sandbox-app-token",
     "pagerduty_webhook_secret": "sandbox-pagerduty-webhook-secret",
     "api_token": "sandbox-api-token",
 }
@@ -76,6 +78,8 @@ class Sandbox:
         scenario: Scenario,
         systems: Iterable[str] = ALL_SYSTEMS,
         secrets: dict[str, str] | None = None,
+        *,
+        socket_mode: bool = False,
     ) -> None:
         self.scenario = scenario
         self.recorder = Recorder()
@@ -84,6 +88,9 @@ class Sandbox:
         self._names = list(systems)
         self._threads: list[_ServerThread] = []
         self._dead_sockets: list[socket.socket] = []
+        # Slack's Socket Mode WebSocket (`sandbox.slack_socket`), and settings that use it.
+        self.socket_mode = socket_mode
+        self.socket_server: SocketModeServer | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -116,7 +123,9 @@ class Sandbox:
             "slack": SlackSettings(
                 api_base_url=urls["slack"] + "/api/",
                 bot_token=SecretStr(self.ctx.secrets["slack_bot_token"]),
-                signing_secret=SecretStr(self.ctx.secrets["slack_signing_secret"])),
+                signing_secret=SecretStr(self.ctx.secrets["slack_signing_secret"]),
+                app_token=SecretStr(self.ctx.secrets["slack_app_token"] if self.socket_mode else ""),
+                socket_mode=self.socket_mode),
             "llm": LlmSettings(
                 openai=ModelProviderSettings(base_url=urls["llm"] + "/v1", api_key=token),
                 anthropic=ModelProviderSettings(base_url=urls["llm"], api_key=token), timeout_s=10.0,
@@ -136,9 +145,13 @@ class Sandbox:
                 self._dead_sockets.append(sock)  # bound, never listening: connect is refused
             else:
                 bound[name] = sock
+        if self.socket_mode:
+            self.socket_server = SocketModeServer(self.ctx, tcp_listener()).start()
         for name, sock in bound.items():
             app = build_system(name, self.ctx)
             self.systems[name] = app
+            if isinstance(app, SlackApp):
+                app.socket_server = self.socket_server
             thread = _ServerThread(app, sock)
             thread.start()
             self._threads.append(thread)
@@ -155,6 +168,8 @@ class Sandbox:
         for sock in self._dead_sockets:
             sock.close()
         self._threads.clear()
+        if self.socket_server is not None:
+            self.socket_server.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.slack.manifest import bot_scopes
 from sandbox.block_kit import validate_blocks, validate_view
@@ -52,8 +52,15 @@ DEFAULT_REQUESTER = "U0ONCALL1"
 ONCALL_GROUP = ("S0ONCALL", "oncall")
 TEXT_MAX = 40_000
 _UNAUTHENTICATED = {"slack.upload", "slack.response_url"}  # pre-signed URLs, as at Slack
+_APP_LEVEL = {"slack.apps_connections_open"}  # called with the app-level token (xapp-), not the bot's
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+class SocketUrls(Protocol):
+    """The Socket Mode server (`sandbox.slack_socket`) as ``apps.connections.open`` sees it."""
+
+    def issue_url(self) -> str: ...
 
 
 @dataclass
@@ -140,6 +147,7 @@ class SlackApp(SystemApp):
         # What the installed bot token may do: the app was created from the manifest (tests narrow it).
         self.granted_scopes: list[str] = sorted(bot_scopes())
         self.guests: set[str] = set()  # users.info says these are guests (is_restricted)
+        self.socket_server: SocketUrls | None = None  # set when the sandbox runs Socket Mode
 
     @property
     def base_url(self) -> str:
@@ -162,7 +170,8 @@ class SlackApp(SystemApp):
             return Reply("Not Found", status=404), None, None
         route, params = matched
         sreq.path_params = params
-        if route.tool not in _UNAUTHENTICATED and (denied := _check_auth(self.ctx, sreq)) is not None:
+        if route.tool not in _UNAUTHENTICATED and (denied := _check_auth(self.ctx, sreq, app_level=route.tool
+                                                                         in _APP_LEVEL)) is not None:
             return denied, route.tool, None
         faults = self.ctx.scenario.world.faults
         if latency := faults.latency_for(route.tool):
@@ -220,11 +229,15 @@ def _token(req: SandboxRequest) -> str | None:
     return token
 
 
-def _check_auth(ctx: SandboxContext, req: SandboxRequest) -> Reply | None:
+def _check_auth(ctx: SandboxContext, req: SandboxRequest, *, app_level: bool = False) -> Reply | None:
     token = _token(req)
     if not token:
         return _fail("not_authed")
-    if token != ctx.secrets.get("slack_bot_token"):
+    bot_token, app_token = ctx.secrets.get("slack_bot_token"), ctx.secrets.get("slack_app_token")
+    expected, other = (app_token, bot_token) if app_level else (bot_token, app_token)
+    if token == other:
+        return _fail("not_allowed_token_type")
+    if token != expected:
         return _fail("invalid_auth")
     return None
 
@@ -308,6 +321,13 @@ def build(ctx: SandboxContext) -> SlackApp:
                     is_enterprise_install=False)
         reply.headers["x-oauth-scopes"] = ",".join(app.granted_scopes)  # as Slack reports a token's scopes
         return reply
+
+    @method("apps.connections.open")
+    async def connections_open(req: SandboxRequest) -> Reply:
+        # The URL of the Socket Mode server (`sandbox.slack_socket`), with a one-time ticket.
+        if app.socket_server is None:
+            return _fail("internal_error", detail="this sandbox runs no Socket Mode server")
+        return _ok(url=app.socket_server.issue_url())
 
     @method("chat.postMessage")
     async def post_message(req: SandboxRequest) -> Reply:

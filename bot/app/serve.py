@@ -25,6 +25,7 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
+from bot.slack.socket_mode import socket_mode_handler
 from bot.store.replicas.health import watch
 from bot.telemetry.events import configure_events
 from bot.telemetry.metrics import registry
@@ -96,9 +97,8 @@ async def _serve(rt: Runtime, bolt: AsyncApp, server: uvicorn.Server) -> None:
     if not rt.settings.slack.socket_mode:
         await server.serve()
         return
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    handler = AsyncSocketModeHandler(bolt, rt.settings.slack.app_token.get_secret_value())
+    # Every envelope passes the same checks as an HTTP request before Bolt sees it (`bot.slack.socket_mode`).
+    handler = socket_mode_handler(bolt, rt.settings.slack)
     await handler.connect_async()
     try:
         await server.serve()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -27,7 +26,7 @@ from bot.gather.incident_state import late_trigger_check
 from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
 from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.intake.slack_gate import MAX_BODY_BYTES as MAX_SLACK_BODY
-from bot.intake.slack_gate import SLACK_RESPONSE_HOSTS, Refusal, check_request
+from bot.intake.slack_gate import Refusal, check_request, response_hosts
 from bot.runtime import Runtime
 from bot.slack.handlers import register
 from bot.slack.publish import post_status
@@ -110,8 +109,7 @@ def _aware(value: datetime) -> datetime:
 
 def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
     handler = AsyncSlackRequestHandler(bolt or build_bolt_app(rt))
-    # Response URLs are Slack's; a Slack API base elsewhere (a proxy, the sandbox) serves them too.
-    response_hosts = SLACK_RESPONSE_HOSTS | {urlsplit(rt.settings.slack.api_base_url).hostname or "hooks.slack.com"}
+    hosts = response_hosts(rt.settings.slack.api_base_url)
 
     async def slack_events(request: Request) -> Response:
         # Size, signature, then the body (`bot.intake.slack_gate`): Bolt would parse first.
@@ -131,7 +129,7 @@ def build_web_app(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         return check_request(body, {k: request.headers.get(k, "") for k in SLACK_HEADERS},
                              secret=rt.settings.slack.signing_secret.get_secret_value(),
                              now=time.time(),  # Slack signs with the wall clock, as Bolt checks it
-                             response_hosts=response_hosts)
+                             response_hosts=hosts)
 
     health = StoreHealth(rt.store.sessions, rt.settings.database_url)
 

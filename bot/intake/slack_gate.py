@@ -162,6 +162,20 @@ def check_response_urls(body: dict[str, Any], hosts: frozenset[str]) -> None:
             raise ValueError("response_url: not a Slack response URL")
 
 
+def response_hosts(api_base_url: str) -> frozenset[str]:
+    """Slack's response URL hosts; a Slack API base elsewhere (a proxy, the sandbox) serves them too."""
+    return SLACK_RESPONSE_HOSTS | {urlsplit(api_base_url).hostname or "hooks.slack.com"}
+
+
+def check_payload(parsed: dict[str, Any], hosts: frozenset[str] = SLACK_RESPONSE_HOSTS) -> None:
+    """Raise `ValueError` (a `ValidationError` is one) when a parsed request is not one Bolt and
+    the listeners can read: the checks every Slack request passes, over HTTP (`check_request`)
+    and over Socket Mode (`bot.intake.socket_gate`)."""
+    check_bolt_envelope(parsed)
+    check_response_urls(parsed, hosts)
+    check_shape(parsed)
+
+
 def check_request(body: bytes, headers: dict[str, str], *, secret: str, now: float,
                   response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS) -> Refusal | None:
     """None when the request may go on to Bolt; otherwise the 4xx (or 503) to answer."""
@@ -173,10 +187,7 @@ def check_request(body: bytes, headers: dict[str, str], *, secret: str, now: flo
         return refused
     # Nothing in the body is read before this line.
     try:
-        parsed = read_body(body, headers.get("content-type"))
-        check_bolt_envelope(parsed)
-        check_response_urls(parsed, response_hosts)
-        check_shape(parsed)
+        check_payload(read_body(body, headers.get("content-type")), response_hosts)
     except (ValueError, ValidationError, UnicodeError) as exc:
         return Refusal(400, f"malformed Slack request: {first_error(exc)}")
     return None

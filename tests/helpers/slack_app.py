@@ -52,12 +52,13 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def sandboxed_runtime(scenario: Scenario, db_path: Path, *, policy: Policy | None = None,
-                            model: bool = False) -> AsyncIterator[tuple[Sandbox, Runtime]]:
+                            model: bool = False, socket_mode: bool = False) -> AsyncIterator[tuple[Sandbox, Runtime]]:
     """The scenario's sandbox and a runtime built as `serve` builds it, every client pointed at
     the sandbox, the store a migrated SQLite file; background work is waited for on exit.
     The sandbox's settings name its model endpoint, so `serve` would draft with the model;
-    these tests draft offline (deterministic briefs) unless `model` is set."""
-    with Sandbox(scenario) as sb:
+    these tests draft offline (deterministic briefs) unless `model` is set. With `socket_mode`
+    the sandbox also runs Slack's Socket Mode WebSocket and the settings turn Socket Mode on."""
+    with Sandbox(scenario, socket_mode=socket_mode) as sb:
         settings = sb.settings(database_url=f"sqlite+aiosqlite:///{db_path}")
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": model})})
         rt = await build_runtime(settings, policy=policy or default_policy(),

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import slack_client
-from sandbox import slack_sender
+from sandbox import slack_sender, slack_socket
 from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 from sandbox.slack_limits import RateLimits
@@ -49,6 +50,31 @@ async def test_auth_is_checked_like_slack(sb: Sandbox) -> None:
         await anonymous.chat_postMessage(channel="C0INCCHK", text="hi")
     assert missing.value.response["error"] == "not_authed"
     assert sb.system("slack").messages == []
+
+
+async def test_socket_mode_urls_need_the_app_level_token_and_work_once(checkout: Scenario) -> None:
+    with Sandbox(checkout, systems=["slack"], socket_mode=True) as sandbox:
+        server = sandbox.socket_server
+        assert server is not None
+        app_token = sandbox.ctx.secrets["slack_app_token"]
+        with pytest.raises(SlackApiError) as bot_token:
+            await client(sandbox).apps_connections_open(app_token=sandbox.ctx.secrets["slack_bot_token"])
+        assert bot_token.value.response["error"] == "not_allowed_token_type"
+        with pytest.raises(SlackApiError) as app_token_elsewhere:
+            await client(sandbox, token=app_token).auth_test()
+        assert app_token_elsewhere.value.response["error"] == "not_allowed_token_type"
+        url = (await client(sandbox).apps_connections_open(app_token=app_token))["url"]
+        assert url.startswith("ws://127.0.0.1:")
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url) as ws:
+                hello = await ws.receive_json(timeout=5)
+                assert hello["type"] == "hello"
+                await ws.send_json({"envelope_id": "e-1"})
+                await server.send(slack_socket.envelope("events_api", {"type": "event_callback"}, envelope_id="e-2"))
+                assert (await ws.receive_json(timeout=5))["envelope_id"] == "e-2"
+            with pytest.raises(aiohttp.WSServerHandshakeError):  # a ticket works once
+                await session.ws_connect(url)
+        assert server.acknowledged("e-1"), "what the app sends back is kept"
 
 
 async def test_post_update_thread_and_reaction(sb: Sandbox) -> None:
