@@ -23,7 +23,7 @@ from bot.core.settings_env import PREFIX, SettingSpec, env_text, setting_specs, 
 from bot.gateway.drafter import describe_drafting
 from bot.gateway.pricing import price_for
 from bot.gateway.refs import ModelRef
-from bot.intake.catalog import Catalog, load_catalog
+from bot.intake.catalog import Catalog, load_catalog, unpostable, unpostable_problem
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,15 @@ def catalog_feature(settings: Settings) -> tuple[Feature, Catalog | None]:
         catalog = load_catalog(settings.catalog_file)
     except ConfigError as exc:
         return Feature("Catalog", False, str(settings.catalog_file), [f"IB_CATALOG_FILE: {exc}"]), None
-    unrouted = [n for n in catalog.names() if not catalog.resolve(n).slack_channel]
-    notes = [f"{', '.join(unrouted)}: no slack_channel; PagerDuty briefs go to IB_SLACK__DEFAULT_CHANNEL"
-             ] if unrouted and not settings.slack.default_channel else []
+    return catalog_row(settings, catalog), catalog
+
+
+def catalog_row(settings: Settings, catalog: Catalog, where: str | None = None) -> Feature:
+    """The catalog as `config` shows it, and as `serve` and `clock` log it at start-up."""
+    unrouted = unpostable(catalog, settings.slack.default_channel)
+    notes = [f"IB_CATALOG_FILE: {unpostable_problem(unrouted)}"] if unrouted else []
     return Feature("Catalog", bool(len(catalog)) and not notes,
-                   f"{settings.catalog_file}: {len(catalog)} service(s)", notes), catalog
+                   f"{where or settings.catalog_file}: {len(catalog)} service(s)", notes)
 
 
 def policy_feature(settings: Settings, catalog: Catalog | None) -> tuple[Feature, Policy | None]:
@@ -178,11 +182,15 @@ def database_feature(settings: Settings) -> Feature:
     return Feature("Database", True, f"SQLite{relative}", [note])
 
 
-def features(settings: Settings) -> list[Feature]:
-    catalog_row, catalog = catalog_feature(settings)
+def features(settings: Settings, catalog: Catalog | None = None) -> list[Feature]:
+    """Every feature; `catalog`: the one in use, when it did not come from ``IB_CATALOG_FILE``."""
+    if catalog is None:
+        catalog_entry, catalog = catalog_feature(settings)
+    else:
+        catalog_entry = catalog_row(settings, catalog, where="the catalog in use")
     policy_row, _ = policy_feature(settings, catalog)
     return [slack_feature(settings), webhook_feature(settings, catalog), *connector_features(settings),
-            model_feature(settings), catalog_row, policy_row, database_feature(settings)]
+            model_feature(settings), catalog_entry, policy_row, database_feature(settings)]
 
 
 def print_report(settings: Settings, sources: Mapping[str, str], console: Console) -> None:

@@ -9,6 +9,8 @@ one allowed write (create issue) is never exercised; a different write (DELETE) 
 Slack: auth.test works, and the token has every scope of the app manifest (Slack reports a
 token's scopes in ``x-oauth-scopes``). The model: one tiny request through the gateway on the
 brief's route (`bot.gateway.probe`), its cost shown; skipped when no provider is configured.
+Channels: every catalog service has a Slack channel, its own or the default one, so no
+PagerDuty alert has nowhere to be posted.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from bot.gateway.probe import probe_model
 from bot.gather.connectors import Connectors
 from bot.gather.plan import incident_window
 from bot.gather.tools import ToolRunner
-from bot.intake.catalog import Catalog, load_catalog
+from bot.intake.catalog import Catalog, load_catalog, unpostable, unpostable_problem
 from bot.runtime import slack_client
 from bot.slack.manifest import MANIFESTS, bot_scopes, missing_scopes
 
@@ -130,9 +132,26 @@ async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: 
             _slack(settings),
             _model(settings, policy),
         ]
-        return list(await asyncio.gather(*checks))
+        return [*await asyncio.gather(*checks), channels_row(settings, catalog)]
     finally:
         await connectors.aclose()
+
+
+def channels_row(settings: Settings, catalog: Catalog) -> DoctorRow:
+    """Where PagerDuty alerts are posted: every catalog service needs a Slack channel of its own
+    or the default one, else its alerts are dropped (recorded, but never posted)."""
+    default = settings.slack.default_channel
+    if not len(catalog):
+        return DoctorRow("channels", "skipped", "no catalog: PagerDuty alerts go to "
+                         + (f"the default channel {default}" if default else "IB_SLACK__DEFAULT_CHANNEL, not set"),
+                         "n/a", "")
+    unrouted = unpostable(catalog, default)
+    if unrouted:
+        return DoctorRow("channels", "FAILED", unpostable_problem(unrouted), "n/a", "")
+    fallback = catalog.without_channel()
+    detail = f"each of {len(catalog)} service(s) has a Slack channel" + (
+        f"; {', '.join(fallback)} use the default channel {default}" if fallback else "")
+    return DoctorRow("channels", "ok", detail, "n/a", "")
 
 
 async def _skip(reason: str) -> tuple[str, str]:

@@ -150,6 +150,7 @@ def report_lines(report: TrustReport) -> list[tuple[str, str]]:
     triggers = ", ".join(f"{name} {count}" for name, count in sorted(report.by_trigger.items()))
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(report.fallback_reasons.items()))
     cost = "–" if report.cost_per_brief is None else f"${report.cost_per_brief:.4f}"
+    unposted = ", ".join(f"{name} {count}" for name, count in sorted(report.alerts_not_posted.items()))
     return [
         ("briefs", f"{report.briefs} for {report.incidents} incidents" + (f" ({triggers})" if triggers else "")),
         ("cause mix", mix or "–"),
@@ -165,6 +166,8 @@ def report_lines(report: TrustReport) -> list[tuple[str, str]]:
         ("human override", f"{_pct(report.override_rate)} of incidents: {report.tickets_edited} of "
                            f"{report.tickets_filed} tickets edited before filing, {report.tickets_rejected} "
                            f"rejected, {report.refreshed_incidents} incidents refreshed by a person"),
+        ("alerts not posted", f"{sum(report.alerts_not_posted.values())} (no Slack channel: {unposted}; see "
+                              "`incident-brief doctor`)" if unposted else "0"),
     ]
 
 

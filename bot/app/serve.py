@@ -51,9 +51,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("missing settings: " + ", ".join(missing))
 
 
-def log_gaps(settings: Settings) -> None:
-    """Say at start-up, once, what each feature still lacks (what `incident-brief config` shows)."""
-    for feature in features(settings):
+def log_gaps(settings: Settings, catalog: Catalog | None = None) -> None:
+    """Say at start-up, once, what each feature still lacks (what `incident-brief config` shows),
+    among it the catalog's services whose PagerDuty alerts would have no channel to go to."""
+    for feature in features(settings, catalog):
         for gap in feature.missing:
             log.warning("%s: %s", feature.name, gap)
 
@@ -117,7 +118,7 @@ def configure_telemetry(settings: Settings) -> None:
 async def serve_settings(settings: Settings, host: str, port: int, catalog: Catalog | None = None) -> None:
     check_settings(settings)
     configure_telemetry(settings)
-    log_gaps(settings)
+    log_gaps(settings, catalog)
     rt = await build_runtime(settings, catalog=catalog)
     warm_up()
     # Everything imported and built so far lives as long as the process: out of the collector's

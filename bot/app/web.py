@@ -20,10 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.core.audit import ALERT_NOT_POSTED, ControlRecord
 from bot.core.keys import pagerduty_key
 from bot.core.models import Alert
 from bot.gather.incident_state import late_trigger_check
 from bot.intake.bodies import BadContentLength, BodyTooLarge, read_bounded
+from bot.intake.catalog import no_channel_fix
 from bot.intake.pagerduty import PagerDutyEvent, PagerDutyWebhook, is_late
 from bot.intake.slack_gate import MAX_BODY_BYTES as MAX_SLACK_BODY
 from bot.intake.slack_gate import Refusal, check_request, response_hosts
@@ -66,8 +68,7 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
         name = service.name if service else incident.service.summary
         channel = (service.slack_channel if service else None) or rt.settings.slack.default_channel
         if not channel:
-            log.warning("no channel for PagerDuty service %s and no default channel: not posting",
-                        incident.service.id)
+            await _not_posted(rt, event, name, in_catalog=service is not None)
             return
         alert = Alert(via="pagerduty", title=incident.title or f"{name} incident", service=name,
                       triggered_at=incident.created_at or event.occurred_at, incident_id=incident.id,
@@ -87,6 +88,24 @@ async def on_pagerduty_event(rt: Runtime, event: PagerDutyEvent) -> None:
     if not await member_status(rt, key, status, line):
         await post_status(rt, key, status, line)
     await after_status(rt, key, status)
+
+
+async def _not_posted(rt: Runtime, event: PagerDutyEvent, service: str, *, in_catalog: bool) -> None:
+    """A new incident with no channel to go to (none in the catalog, no default): never silent.
+    An error naming the service and the fix, a counter, and an audit row (`control_events`,
+    kind ``alert_not_posted``) for the report and the digest; `doctor` and start-up say it before
+    any alert comes."""
+    incident = event.data
+    where = "has no slack_channel in the catalog" if in_catalog else "is not in the catalog"
+    fix = no_channel_fix(service)
+    log.error("PagerDuty incident %s was not posted: its service %s (%s) %s and IB_SLACK__DEFAULT_CHANNEL is "
+              "not set; to fix: %s", incident.id, service, incident.service.id, where, fix)
+    telemetry.alert_not_posted("no_channel", incident=pagerduty_key(incident.id), service=service)
+    await rt.store.add_control_event(ControlRecord(
+        kind=ALERT_NOT_POSTED, subject=service, actor="pagerduty-webhook",
+        detail=f"no Slack channel: the service {where} and no default channel is set; {fix}",
+        data={"reason": "no_channel", "incident_id": incident.id, "pagerduty_service_id": incident.service.id,
+              "event_id": event.id}, at=rt.store.clock()))
 
 
 async def _still_open(rt: Runtime, event: PagerDutyEvent, key: str) -> bool:

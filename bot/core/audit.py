@@ -88,9 +88,13 @@ class BriefCheckRecord(BaseModel):
         return [redact(problem) for problem in value]
 
 
+ALERT_NOT_POSTED = "alert_not_posted"  # a ControlRecord kind: an accepted alert posted nowhere
+
+
 class ControlRecord(BaseModel):
     """A decision the bot took about itself rather than an incident: a canary model switched
-    off (`kind` ``canary_switched_off``, `subject` ``route:model``), with the numbers behind it."""
+    off (`kind` ``canary_switched_off``, `subject` ``route:model``), with the numbers behind it;
+    an alert it could not post (`kind` ``alert_not_posted``, `subject` the service)."""
 
     kind: str
     subject: str
@@ -98,6 +102,17 @@ class ControlRecord(BaseModel):
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("subject", "detail")
+    @classmethod
+    def _masked_text(cls, value: str) -> str:
+        return redact(value)
+
+    @field_validator("data")
+    @classmethod
+    def _masked_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        masked: dict[str, Any] = redact_obj(value)
+        return masked
 
 
 class AuditSink(Protocol):

@@ -110,6 +110,26 @@ class Catalog:
         """The entry for a service, or a bare one (so sources with defaults still work)."""
         return self.get(name) or ServiceEntry(name=name, datadog=DatadogRef(service=name))
 
+    def without_channel(self) -> list[str]:
+        """The services with no Slack channel of their own."""
+        return [name for name, entry in sorted(self._by_name.items()) if not entry.slack_channel]
+
+
+def no_channel_fix(service: str) -> str:
+    return f"give {service} a slack_channel in the catalog, or set IB_SLACK__DEFAULT_CHANNEL"
+
+
+def unpostable(catalog: Catalog, default_channel: str | None) -> list[str]:
+    """The catalog's services whose PagerDuty alerts would have nowhere to be posted: no channel
+    of their own and no default channel to fall back on."""
+    return [] if default_channel else catalog.without_channel()
+
+
+def unpostable_problem(names: list[str]) -> str:
+    """What `doctor`, `config` and `serve` say about `unpostable` services."""
+    return (f"no Slack channel for {', '.join(names)} and no IB_SLACK__DEFAULT_CHANNEL: their PagerDuty "
+            f"alerts would not be posted ({no_channel_fix('each')})")
+
 
 def load_catalog(path: str | Path) -> Catalog:
     path = Path(path)

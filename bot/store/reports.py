@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.audit import BriefCheckRecord, ModelCallRecord, ToolCallRecord
+from bot.core.audit import ALERT_NOT_POSTED, BriefCheckRecord, ModelCallRecord, ToolCallRecord
 from bot.store.approvals import Approval, Approvals
 from bot.store.repo import FeedbackRecord, IncidentRecord, Store, user_period, workspace_period
 from bot.store.tables import (
     ApprovalRow,
     BriefCheckRow,
     BriefRow,
+    ControlEventRow,
     FeedbackRow,
     IncidentRow,
     ModelCallRow,
@@ -119,6 +120,7 @@ class TrustReport:
     tickets_rejected: int
     refreshed_incidents: int  # incidents a person asked to refresh
     overridden_incidents: int  # incidents with any of: edited or rejected ticket, refresh, thumbs-down
+    alerts_not_posted: dict[str, int]  # per service: alerts accepted but with no channel to post to
 
     @property
     def schema_pass_rate(self) -> float | None:
@@ -245,6 +247,11 @@ class Reports:
             approvals = (await session.execute(
                 select(ApprovalRow.incident_key, ApprovalRow.state, ApprovalRow.edited)
                 .where(ApprovalRow.updated_at >= since, ApprovalRow.updated_at < until))).all()
+            not_posted = (await session.execute(
+                select(ControlEventRow.subject, func.count())
+                .where(ControlEventRow.kind == ALERT_NOT_POSTED, ControlEventRow.at >= since,
+                       ControlEventRow.at < until)
+                .group_by(ControlEventRow.subject))).all()
             keys = {row.key for row in briefs}
             refreshed = set((await session.scalars(
                 select(IncidentRow.key).where(IncidentRow.key.in_(keys), IncidentRow.human_refreshes > 0)
@@ -284,6 +291,7 @@ class Reports:
             tickets_rejected=len([row for row in approvals if row.state == "rejected"]),
             refreshed_incidents=len(refreshed),
             overridden_incidents=len(keys & (edited | rejected | refreshed | down)),
+            alerts_not_posted={service: int(count) for service, count in not_posted},
         )
 
 

@@ -84,6 +84,10 @@ FEEDBACK = Counter(
 WEBHOOK_DELIVERIES = Counter(
     "incident_brief_webhook_deliveries_total", "Webhook deliveries by source and outcome",
     ["source", "outcome"], registry=registry)
+ALERTS_NOT_POSTED = Counter(
+    "incident_brief_alerts_not_posted_total",
+    "Alerts accepted but posted nowhere, by reason (no_channel: no catalog or default Slack channel)",
+    ["reason"], registry=registry)
 # Genuine (signed) PagerDuty events by type: PagerDuty's own documented set of about thirty
 # types, cut at 64 characters; an unsigned delivery never gets this far.
 PAGERDUTY_EVENTS = Counter(

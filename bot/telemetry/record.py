@@ -172,3 +172,14 @@ def webhook(source: str, outcome: str) -> None:
     metrics.WEBHOOK_DELIVERIES.labels(source=source, outcome=outcome).inc()
     annotate(outcome=outcome)
     event("webhook", source=source, outcome=outcome)
+
+
+NOT_POSTED_REASONS = ("no_channel",)
+
+
+def alert_not_posted(reason: str, *, incident: str, service: str) -> None:
+    """An alert the bot accepted and posted nowhere (`bot.app.web`): counted, never silent."""
+    reason = _bounded(reason, NOT_POSTED_REASONS)
+    metrics.ALERTS_NOT_POSTED.labels(reason=reason).inc()
+    annotate(outcome="not_posted")
+    event("alert_not_posted", incident=incident, service=service, reason=reason)

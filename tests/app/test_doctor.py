@@ -12,7 +12,9 @@ from pydantic_ai import models
 from typer.testing import CliRunner
 
 from bot.app.cli import app
-from bot.app.doctor import run_doctor
+from bot.app.doctor import channels_row, run_doctor
+from bot.core.config import Settings, SlackSettings
+from bot.core.models import ServiceEntry
 from bot.core.policy import default_policy
 from bot.intake.catalog import Catalog
 from connectors import pagerduty
@@ -35,15 +37,36 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
                                                                     "pagerduty", "jira")}
     by_name = {row.connector: row for row in rows}
     assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)",
-                            "slack", "model"}
+                            "slack", "model", "channels"}
     assert not [row for row in rows if row.failed]
-    assert all(row.write == "refused" for name, row in by_name.items() if name not in {"slack", "model"})
+    assert all(row.write == "refused" for name, row in by_name.items() if name not in {"slack", "model", "channels"})
     assert writes == {system: [] for system in writes}
     assert "every scope of manifest.yaml" in by_name["slack"].read_detail
     model = by_name["model"]
     assert model.read == "ok"
     assert model.read_detail.startswith("openai:gpt-4.1@2025-04-14 answered in ")
     assert "$0.0" in model.read_detail, "the probe's cost is shown"
+    assert (by_name["channels"].read, by_name["channels"].read_detail) == (
+        "ok", "each of 1 service(s) has a Slack channel")
+
+
+def _settings(default_channel: str | None) -> Settings:
+    return Settings(slack=SlackSettings(default_channel=default_channel))
+
+
+def test_the_channels_check_fails_naming_every_service_whose_alerts_would_not_be_posted() -> None:
+    catalog = Catalog([ServiceEntry(name="checkout-api", slack_channel="C0INCCHK"), ServiceEntry(name="search-api"),
+                       ServiceEntry(name="payments")])
+    row = channels_row(_settings(None), catalog)
+    assert row.failed
+    assert row.read_detail == ("no Slack channel for payments, search-api and no IB_SLACK__DEFAULT_CHANNEL: their "
+                               "PagerDuty alerts would not be posted (give each a slack_channel in the catalog, or "
+                               "set IB_SLACK__DEFAULT_CHANNEL)")
+    row = channels_row(_settings("C0DEFAULT"), catalog)
+    assert not row.failed
+    assert row.read_detail == ("each of 3 service(s) has a Slack channel; payments, search-api use the default "
+                               "channel C0DEFAULT")
+    assert channels_row(_settings(None), Catalog([])).read == "skipped"
 
 
 async def test_a_token_without_a_manifest_scope_fails_the_slack_check(checkout: Scenario) -> None:
@@ -111,7 +134,7 @@ async def test_without_a_catalog_reads_that_need_one_are_skipped_not_failed(chec
         rows = await run_doctor(sb.settings(catalog_file=None, policy_file=None), now=checkout.now)
     by_name = {row.connector: row for row in rows}
     assert {name for name, row in by_name.items() if row.read == "skipped"} == {"github", "pagerduty",
-                                                                                 "jira (read)"}
+                                                                                 "jira (read)", "channels"}
     assert by_name["datadog"].read == by_name["confluence"].read == by_name["slack"].read == "ok"
     assert not [row for row in rows if row.failed]
 
@@ -123,7 +146,7 @@ def test_cli_prints_the_table_for_a_bundled_scenario_by_name() -> None:
     for name in ("datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)", "slack", "model"):
         assert name in result.output
     assert result.output.count("write refused") == 6
-    assert result.output.count("read ok") == 7
+    assert result.output.count("read ok") == 8
 
 
 def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path) -> None:
@@ -135,3 +158,15 @@ def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path
     result = CliRunner().invoke(app, ["doctor", "--sandbox", str(broken)], env={"COLUMNS": "200"})
     assert result.exit_code == 1, result.output
     assert "problems with datadog" in result.output
+
+
+def test_cli_exits_non_zero_when_a_service_has_no_channel_to_post_to(checkout: Scenario, tmp_path: Path) -> None:
+    raw = json.loads(checkout.model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    raw["catalog"][0].pop("slack_channel")
+    unrouted = tmp_path / "no-channel.yaml"
+    unrouted.write_text(json.dumps(raw))
+    result = CliRunner().invoke(app, ["doctor", "--sandbox", str(unrouted)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "problems with channels" in result.output
+    assert "no Slack channel for checkout-api" in result.output

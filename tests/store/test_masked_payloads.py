@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.audit import ToolCallRecord
+from bot.core.audit import ControlRecord, ToolCallRecord
 from bot.core.models import Alert
 from bot.store.approvals import Approvals
 from bot.store.audit import StoreAudit
@@ -31,6 +31,8 @@ async def test_the_alert_title_details_and_mention_are_masked_before_they_are_st
     await StoreAudit(store).tool_call(ToolCallRecord(
         brief_key="pd:LEAK", tool="datadog.search_logs", actor=None, decision="allow", decision_reason="ok",
         outcome="error", detail=f"401 for {GH}", args={"query": f"service:checkout {EMAIL}"}))
+    await store.add_control_event(ControlRecord(kind="alert_not_posted", subject=f"svc {AWS}", actor="web",
+                                                detail=f"for {EMAIL}", data={"service": f"name {GH}"}))
     tables = await database_text(sessions)
     found = {column: leaks(text, [AWS, GH, EMAIL, "hunter2hunter2"]) for column, text in tables.items()}
     assert {column: hit for column, hit in found.items() if hit} == {}
