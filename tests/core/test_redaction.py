@@ -216,6 +216,20 @@ def test_findings_are_ordered_and_do_not_overlap() -> None:
     assert redact("token=sk_test_abcdefgh1234") == "token=[REDACTED:api_key]"
 
 
+@pytest.mark.parametrize(("text", "masked"), [
+    # Found by the fuzz sweep (tests/app/test_fuzz_secrets.py): the key's value is the first group
+    # only, and the card or phone pattern, overlapping it, was dropped, leaving the rest in clear.
+    ("password: 4539 5781 2346 7893 then retried", "password: [REDACTED:card_number] then retried"),
+    ("password: (415) 867-5309", "password: [REDACTED:phone]"),
+    # A password in a URL is not the local part of an email: the host stays readable.
+    ("https://ops:p4ssw0rd@status.example.com/x", "https://ops:[REDACTED:url_password]@status.example.com/x"),
+    ("https://jane@example.com/x", "https://[REDACTED:email]/x"),
+])
+def test_a_secret_overlapping_another_patterns_match_is_masked_whole(text: str, masked: str) -> None:
+    assert redact(text) == masked
+    assert redact(masked) == masked
+
+
 # ---------------------------------------------------------------------------------------------
 # The bundled scenarios: every planted value is caught, nothing else is touched.
 # ---------------------------------------------------------------------------------------------

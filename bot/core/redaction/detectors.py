@@ -90,6 +90,15 @@ def _not_a_timestamp(text: str, start: int, end: int) -> bool:
     return not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", window)
 
 
+_URL_USER = re.compile(r"://[^/?#\s:@]*:\Z")
+
+
+def _not_url_password(text: str, start: int, end: int) -> bool:
+    """``scheme://user:pass@host`` is a password and a host (`url_password` masks the one and
+    keeps the other), not an email ``pass@host``; an address elsewhere in a URL is one."""
+    return _URL_USER.search(text, max(0, start - 300), start) is None
+
+
 _AWS_CONTEXT = re.compile(r"(?i)\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|aws.{0,30}secret|secret.{0,30}aws")
 
 
@@ -202,7 +211,8 @@ DETECTORS: tuple[Detector, ...] = (
     # Slack mentions (<@U0ONCALL1>) put "@" in most evidence: only "@domain." spots are scanned,
     # reaching back over a local part (64 characters by RFC 5321; 128 allowed) and on over the domain.
     Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-              ("@",), candidates=re.compile(r"@[A-Za-z0-9-]+\."), lookback=128, reach=255),
+              ("@",), candidates=re.compile(r"@[A-Za-z0-9-]+\."), lookback=128, reach=255,
+              context=_not_url_password),
     Detector("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), tuple("0123456789"),
         accept=_card_like,
         gate=re.compile(r'\d\d\d\d(?:[ -]?\d){8}'), candidates=re.compile(r"\d[\d -]{11,}\d")),

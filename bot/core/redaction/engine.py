@@ -61,10 +61,29 @@ def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
     return (index > 0 and taken[index - 1][1] > start) or (index < len(taken) and taken[index][0] < end)
 
 
+def _covered(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
+    """Whether one span of `taken` (sorted, merged) holds all of start..end."""
+    index = bisect.bisect_right(taken, (start, end)) - 1
+    return index >= 0 and taken[index][1] >= end
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 def _claims(detector: Detector, text: str, lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The spans this detector masks. A rejected match (not Luhn-valid, part of a timestamp,
-    already claimed) is retried one character later rather than skipped whole: in
-    "10.0.0.1 4111 1111 1111 1111" the card pattern first matches "1 4111 ...", which fails Luhn."""
+    already wholly claimed) is retried one character later rather than skipped whole: in
+    "10.0.0.1 4111 1111 1111 1111" the card pattern first matches "1 4111 ...", which fails Luhn.
+    A match that only partly overlaps an earlier detector's claim is kept: in "password: 4539
+    5781 2346 7893" the key's value is "4539", and the card number around it must be masked
+    whole, not left as "5781 2346 7893" (`find` merges the two)."""
     spans: list[tuple[int, int]] = []
     for window_start, window_end in _windows(detector, text, lowered):
         pos = window_start
@@ -74,7 +93,7 @@ def _claims(detector: Detector, text: str, lowered: str, taken: list[tuple[int, 
                 0 <= start < end
                 and (detector.accept is None or detector.accept(match.group(detector.group)))
                 and (detector.context is None or detector.context(text, start, end))
-                and not _overlaps(start, end, taken)
+                and not _covered(start, end, taken)
                 and not _overlaps(start, end, spans)
             )
             if usable:
@@ -86,7 +105,9 @@ def _claims(detector: Detector, text: str, lowered: str, taken: list[tuple[int, 
 
 
 def find(text: str) -> list[Finding]:
-    """Non-overlapping findings, earliest first; the first detector to claim a span wins."""
+    """Non-overlapping findings, earliest first. Where detectors' matches overlap, the finding
+    covers all of them and is named by the longest (the first detector's, when as long): a
+    secret is never masked in part because another pattern claimed a piece of it first."""
     if not text:
         return []
     lowered = text.lower()
@@ -100,13 +121,30 @@ def find(text: str) -> list[Finding]:
         claimed = _claims(detector, text, lowered, taken)
         if claimed:
             found.extend(Finding(detector.kind, start, end) for start, end in claimed)
-            taken = sorted(taken + claimed)
+            taken = _merged(taken + claimed)
     # The second opinion looks only at what the own patterns left.
     for kind, start, end in second_opinion(text, lowered):
         if not _overlaps(start, end, taken):
             found.append(Finding(kind, start, end))
             bisect.insort(taken, (start, end))
-    return sorted(found, key=lambda f: f.start)
+    return _joined(found)
+
+
+def _joined(found: list[Finding]) -> list[Finding]:
+    """Overlapping findings as one, named by the longest (`found` is in detector order, and a
+    stable sort keeps the earlier detector first among equals)."""
+    out: list[Finding] = []
+    named: list[Finding] = []  # the longest finding inside each of `out`
+    for finding in sorted(found, key=lambda f: f.start):
+        if out and finding.start < out[-1].end:
+            last = out[-1]
+            if finding.end - finding.start > named[-1].end - named[-1].start:
+                named[-1] = finding
+            out[-1] = Finding(named[-1].kind, last.start, max(last.end, finding.end))
+        else:
+            out.append(finding)
+            named.append(finding)
+    return out
 
 
 def normalise(text: str) -> str:
