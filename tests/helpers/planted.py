@@ -8,8 +8,10 @@ field (that is where a clip leaves it); a whole one may sit anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from hypothesis import strategies as st
 
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -29,7 +31,11 @@ class Plant:
 
 
 def _run(alphabet: str, size: int) -> st.SearchStrategy[str]:
-    return st.text(alphabet, min_size=size, max_size=size)
+    # From random bytes, not `st.text`: that also draws string constants found in the code under
+    # test ("conversations.info" fits a base64 alphabet), and a secret holding a word of ours
+    # would be "found" wherever that word is, leaked or not. (Drawn character by character it is
+    # twice as slow: seconds over the fuzz sweep's thousands of fields.)
+    return st.binary(min_size=size, max_size=size).map(lambda raw: "".join(alphabet[b % len(alphabet)] for b in raw))
 
 
 def _luhn_digit(body: str) -> str:
@@ -145,10 +151,12 @@ def field(draw: st.DrawFn, planted: list[Plant]) -> str:
 
 class Haystack:
     """Every 12-character window of every planted material (a shorter one, an SSN, whole), found
-    in one pass per window size over each text: a substring search per piece over megabytes of
-    DEBUG logs would take minutes."""
+    in each text by a rolling hash of all its windows of that size at once (numpy), each hash
+    hit then compared as text: a lookup per position in Python took about half a minute over
+    the sweep's megabytes of DEBUG logs, a substring search per piece minutes."""
 
     PIECE = 12
+    CHUNK = 1 << 20  # characters hashed at a time: bounded memory whatever the text's size
 
     def __init__(self, planted: list[Plant]) -> None:
         self.windows: dict[int, dict[str, Plant]] = {}
@@ -158,13 +166,49 @@ class Haystack:
                 by_size = self.windows.setdefault(size, {})
                 for start in range(0, len(secret) - size + 1):
                     by_size[secret[start:start + size]] = plant
+        self.hashes = {size: np.unique(np.array([_hash(w) for w in windows], dtype=np.uint64))
+                       for size, windows in self.windows.items()}
+        # A bit per low-bits value of the planted hashes: most windows are ruled out by one lookup.
+        self.filters = {size: np.zeros(_FILTER_MASK + 1, dtype=bool) for size in self.hashes}
+        for size, known in self.hashes.items():
+            self.filters[size][known & _FILTER_MASK] = True
 
     def found(self, text: str) -> list[tuple[Plant, str]]:
         """(plant, text around it) for each distinct plant whose piece is in `text`."""
         hits: dict[int, tuple[Plant, str]] = {}
-        for size, windows in self.windows.items():
-            for at in range(len(text) - size + 1):
-                plant = windows.get(text[at:at + size])
-                if plant is not None and id(plant) not in hits:
-                    hits[id(plant)] = (plant, text[max(0, at - 80):at + 40])
+        for size, at in self._candidates(text):
+            plant = self.windows[size].get(text[at:at + size])
+            if plant is not None and id(plant) not in hits:
+                hits[id(plant)] = (plant, text[max(0, at - 80):at + 40])
         return list(hits.values())
+
+    def _candidates(self, text: str) -> Iterator[tuple[int, int]]:
+        """(size, position) of each window whose hash is a planted window's of that size: every
+        window's hash grows one character per pass, and is looked up after its size's pass."""
+        longest = max(self.windows, default=0)
+        for offset in range(0, max(len(text) - min(self.windows, default=1) + 1, 0), self.CHUNK):
+            piece = text[offset:offset + self.CHUNK + longest - 1]
+            codes = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+            rolled = np.zeros(len(codes), dtype=np.uint64)
+            for size in range(1, longest + 1):
+                # rolled[i] = hash(piece[i:i + size]); the last size-1 entries are not whole windows
+                rolled[:len(codes) - size + 1] *= _BASE
+                rolled[:len(codes) - size + 1] += codes[size - 1:]
+                if size in self.hashes:
+                    windows = rolled[:len(codes) - size + 1]
+                    maybe = np.flatnonzero(self.filters[size][windows & _FILTER_MASK])
+                    known = self.hashes[size]
+                    slots = np.minimum(np.searchsorted(known, windows[maybe]), len(known) - 1)
+                    for at in maybe[known[slots] == windows[maybe]].tolist():
+                        yield size, at + offset
+
+
+_BASE = np.uint64(1_000_003)
+_FILTER_MASK = np.uint64((1 << 24) - 1)
+
+
+def _hash(window: str) -> int:
+    value = 0
+    for char in window:
+        value = (value * 1_000_003 + ord(char)) % (1 << 64)  # numpy's uint64 arithmetic wraps the same way
+    return value
