@@ -34,10 +34,11 @@ MAX_ENVELOPE_BYTES = MAX_BODY_BYTES
 # Messages from Slack about the connection itself; the SDK acts on them (a "disconnect" makes it
 # reconnect) and they carry no envelope to acknowledge.
 CONTROL_TYPES = frozenset({"hello", "disconnect"})
-_EnvelopeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
+_ID = r"[0-9A-Za-z_.:-]{1,64}"  # Slack's are UUIDs
+_EnvelopeId = Annotated[str, StringConstraints(pattern=rf"^{_ID}$")]
 # A key in the JSON text itself: inside a string Slack escapes the quotes (\"envelope_id\"), so
 # text a person typed cannot look like one.
-_ENVELOPE_ID = re.compile(r'(?<!\\)"envelope_id"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
+_ENVELOPE_ID = re.compile(rf'(?<!\\)"envelope_id"\s*:\s*"({_ID})"')
 
 
 class SocketEnvelope(BaseModel):
@@ -57,11 +58,6 @@ class Accepted:
     """What the SDK may read: a request envelope whose payload passed every check, or a control message."""
 
     message: dict[str, Any]
-
-    @property
-    def envelope_id(self) -> str | None:
-        found = self.message.get("envelope_id")
-        return found if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)
@@ -101,7 +97,7 @@ def _size(raw: str | bytes) -> int:
 
 
 def _valid_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and _ENVELOPE_ID.fullmatch(f'"envelope_id":"{value}"') else None
+    return value if isinstance(value, str) and re.fullmatch(_ID, value) else None
 
 
 def _envelope_id_in(raw: str | bytes) -> str | None:
