@@ -78,9 +78,8 @@ async def test_socket_mode_envelopes_pass_the_gate_and_a_mention_still_drafts_a_
             hostile = _hostile()
             for text, _ in hostile:
                 await socket.send(text)
-            for _, envelope_id in hostile:
-                if envelope_id:
-                    await wait_for(lambda i=envelope_id: socket.acknowledged(i), f"the ack of {envelope_id}")
+            expected = [envelope_id for _, envelope_id in hostile if envelope_id]
+            await wait_for(lambda: all(socket.acknowledged(i) for i in expected), "the refused envelopes' acks")
             refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
             assert len(refusals) == len(hostile), refusals
             assert any("h-deep refused: malformed Socket Mode envelope: nested deeper" in r for r in refusals)
