@@ -10,11 +10,21 @@ tool arguments are masked when the record is built, so no caller can forget it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from bot.core.redaction import redact, redact_obj
+
+
+def _masked_data(value: dict[str, Any]) -> dict[str, Any]:
+    masked: dict[str, Any] = redact_obj(value)
+    return masked
+
+
+# Masked when a record is built, whoever builds it.
+MaskedText = Annotated[str, AfterValidator(redact)]
+MaskedData = Annotated[dict[str, Any], AfterValidator(_masked_data)]
 
 
 def utcnow() -> datetime:
@@ -26,24 +36,13 @@ class ToolCallRecord(BaseModel):
     tool: str
     actor: str | None
     decision: Literal["allow", "needs_approval", "deny"]
-    decision_reason: str
+    decision_reason: MaskedText
     outcome: Literal["ok", "gap", "denied", "error", "preview"]
-    detail: str = ""  # a short, redacted reason or summary
+    detail: MaskedText = ""  # a short, redacted reason or summary
     evidence_count: int = 0
     latency_ms: float = 0.0
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: MaskedData = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
-
-    @field_validator("detail", "decision_reason")
-    @classmethod
-    def _masked_text(cls, value: str) -> str:
-        return redact(value)
-
-    @field_validator("args")
-    @classmethod
-    def _masked_args(cls, value: dict[str, Any]) -> dict[str, Any]:
-        masked: dict[str, Any] = redact_obj(value)
-        return masked
 
 
 class ModelCallRecord(BaseModel):
@@ -58,14 +57,9 @@ class ModelCallRecord(BaseModel):
     latency_ms: float = 0.0
     cache_hit: bool = False
     outcome: str = "ok"  # ok | schema_error | http_error | timeout | budget | repaired ...
-    detail: str = ""
+    detail: MaskedText = ""
     arm: Literal["baseline", "canary"] | None = None  # a route with a canary model: which side served
     at: datetime = Field(default_factory=utcnow)
-
-    @field_validator("detail")
-    @classmethod
-    def _masked_text(cls, value: str) -> str:
-        return redact(value)
 
 
 class BriefCheckRecord(BaseModel):
@@ -79,13 +73,8 @@ class BriefCheckRecord(BaseModel):
     model: str | None = None
     outcome: Literal["ok", "fixed"]
     coverage: float  # share of the claims that had a valid citation
-    problems: list[str] = Field(default_factory=list)  # redacted
+    problems: list[MaskedText] = Field(default_factory=list)
     at: datetime = Field(default_factory=utcnow)
-
-    @field_validator("problems")
-    @classmethod
-    def _masked_problems(cls, value: list[str]) -> list[str]:
-        return [redact(problem) for problem in value]
 
 
 ALERT_NOT_POSTED = "alert_not_posted"  # a ControlRecord kind: an accepted alert posted nowhere
@@ -97,22 +86,11 @@ class ControlRecord(BaseModel):
     an alert it could not post (`kind` ``alert_not_posted``, `subject` the service)."""
 
     kind: str
-    subject: str
+    subject: MaskedText
     actor: str  # who decided: ``canary-watch`` for the bot itself, else the operator
-    detail: str = ""
-    data: dict[str, Any] = Field(default_factory=dict)
+    detail: MaskedText = ""
+    data: MaskedData = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
-
-    @field_validator("subject", "detail")
-    @classmethod
-    def _masked_text(cls, value: str) -> str:
-        return redact(value)
-
-    @field_validator("data")
-    @classmethod
-    def _masked_data(cls, value: dict[str, Any]) -> dict[str, Any]:
-        masked: dict[str, Any] = redact_obj(value)
-        return masked
 
 
 class AuditSink(Protocol):
