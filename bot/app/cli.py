@@ -44,6 +44,15 @@ def _options(env_file: Annotated[Path, typer.Option(
         "--env-file", help="settings file read when it exists; the environment wins over it")] = Path(".env"),
              ) -> None:
     ENV_FILE["path"] = env_file
+    _honour_columns()
+
+
+def _honour_columns() -> None:
+    """The consoles are built at import; a COLUMNS set for this invocation (a wide pager, a
+    test runner's captured output) still sets the width tables wrap at."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        console.width = err.width = int(columns)
 
 
 def _settings() -> Settings:
