@@ -8,18 +8,17 @@ import json
 import os
 import sys
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from bot.app.cli.canary import canary_app
+from bot.app.cli.common import ENV_FILE, _fail, _settings, console, err, honour_columns
 from bot.core.config import LogLevel, Settings
 from bot.core.errors import ConfigError
 from bot.core.models import BriefResult
-from bot.core.settings_env import load_settings
 from bot.telemetry.logs import configure_logging
 from sandbox.scenario import ScenarioError, bundled_scenarios_dir, load_scenario
 
@@ -27,16 +26,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Cited incident briefs in Slack, from read-only evidence.")
 policy_app = typer.Typer(no_args_is_help=True, help="Inspect an agent policy file.")
 app.add_typer(policy_app, name="policy")
-canary_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
-                         help="Canary model upgrades: the compare, and switching a candidate back on.")
 app.add_typer(canary_app, name="canary")
 sandbox_app = typer.Typer(no_args_is_help=True, help=(
     "The local sandbox on its own (fake Slack, vendors and model provider) for a bot run with "
     "`--env-file .sandbox/.env`."))
 app.add_typer(sandbox_app, name="sandbox")
-console = Console()
-err = Console(stderr=True)
-ENV_FILE = {"path": Path(".env")}  # set by the --env-file option before any command runs
 
 
 @app.callback()
@@ -44,20 +38,7 @@ def _options(env_file: Annotated[Path, typer.Option(
         "--env-file", help="settings file read when it exists; the environment wins over it")] = Path(".env"),
              ) -> None:
     ENV_FILE["path"] = env_file
-    _honour_columns()
-
-
-def _honour_columns() -> None:
-    """The consoles are built at import; a COLUMNS set for this invocation (a wide pager, a
-    test runner's captured output) still sets the width tables wrap at."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        console.width = err.width = int(columns)
-
-
-def _settings() -> Settings:
-    """The settings from the environment and the env file; a wrong one is a ConfigError line."""
-    return load_settings(ENV_FILE["path"])
+    honour_columns()
 
 
 def _log_to(settings: Settings, default_level: str) -> None:
@@ -72,13 +53,6 @@ DrafterOpt = Annotated[str, typer.Option("--drafter", help="offline (no model) o
 def brief_json(result: BriefResult) -> str:
     """The documented JSON of `draft --json`: {"brief": ..., "evidence": [...], "gaps": [...]}."""
     return json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    """One line per problem, never wrapped (a log collector or a person greps for the setting)."""
-    for line in message.splitlines() or [""]:
-        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -373,64 +347,6 @@ def report(
         _fail(str(exc))
 
 
-@canary_app.callback()
-def canary_status(ctx: typer.Context) -> None:
-    """Each configured canary against its baseline over the window, and whether it is live."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from bot.app.reports import open_reports, render_canary
-    from bot.store.canary import CanaryStore
-
-    async def run() -> None:
-        settings = _settings()
-        canary = settings.llm.canary
-        if not canary.routes:
-            console.print("no canary configured (IB_LLM__CANARY__ROUTES, see docs/observability.md)")
-            return
-        async with open_reports(settings) as reports:
-            states = CanaryStore(reports.sessions)
-            since = datetime.now(UTC) - timedelta(hours=canary.window_hours)
-            for route, candidate in canary.routes.items():
-                stats = await states.arm_stats(route, since=since, models={
-                    "canary": candidate.model, "baseline": settings.llm.routes[route]})
-                state = "switched off" if await states.switched_off(route, candidate.model) else \
-                    f"live, {candidate.share:.0%} of incidents"
-                render_canary(route, candidate.model, state, stats["baseline"], stats["canary"], console)
-            for event in await states.events():
-                console.print(f"{event.at:%Y-%m-%d %H:%M} {event.kind} {event.subject} by {event.actor}: "
-                              f"{event.detail}", markup=False, highlight=False)
-
-    try:
-        asyncio.run(run())
-    except ConfigError as exc:
-        _fail(str(exc))
-
-
-@canary_app.command("on")
-def canary_on(route: Annotated[str, typer.Argument(help="the route whose switched-off candidate comes back")],
-              by: Annotated[str, typer.Option("--by", help="who decided (for the audit row)")] = "operator") -> None:
-    """Switch a canary that was switched off back on (after fixing what made it worse)."""
-    from bot.app.reports import open_reports
-    from bot.store.canary import CanaryStore
-
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
-    candidate = settings.llm.canary.routes.get(route)
-    if candidate is None:
-        _fail(f"no canary configured for route {route!r}")
-        return
-
-    async def run() -> bool:
-        async with open_reports(settings) as reports:
-            return await CanaryStore(reports.sessions).switch_on(route, candidate.model, actor=by)
-
-    on = asyncio.run(run())
-    console.print(f"{route}: {candidate.model} " + ("switched back on" if on else "was not switched off"))
-
-
 @app.command()
 def clock() -> None:
     """Start the clock process: retention purge, approval recovery and expiry, scheduled refresh."""
@@ -503,7 +419,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
