@@ -23,7 +23,7 @@ typecheck: setup
 # two cores more than halve the wall time (each test owns its ports, tmp dir and Postgres DB).
 PYTEST_WORKERS ?= 3
 pytest: setup
-	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # The gate: both scenario sets offline and through the gateway against the sandbox's simulated
 # model, each against its thresholds AND against the last main's report in evals/baseline/
