@@ -21,9 +21,11 @@ typecheck: setup
 
 # Most tests wait on sockets and the sandbox's simulated latency, not the CPU: three workers on
 # two cores more than halve the wall time (each test owns its ports, tmp dir and Postgres DB).
+# --dist loadfile: a module runs whole on one worker, in file order (the fuzz sweeps read what
+# their module's cases left on a module-scoped bot).
 PYTEST_WORKERS ?= 3
 pytest: setup
-	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The gate: both scenario sets offline and through the gateway against the sandbox's simulated
 # model, each against its thresholds AND against the last main's report in evals/baseline/

@@ -39,8 +39,7 @@ from tests.helpers.inprocess import InProcessBot
 from tests.helpers.scenarios import checkout as load_checkout
 
 # The sweep at the end reads what the cases before it left on the module's bot: under xdist
-# the module runs on one worker, in file order (`make test` uses --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("fuzz-endpoints")
+# the module runs on one worker, in file order (`make test` uses --dist loadfile).
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
