@@ -168,6 +168,8 @@ def report_lines(report: TrustReport) -> list[tuple[str, str]]:
                            f"rejected, {report.refreshed_incidents} incidents refreshed by a person"),
         ("alerts not posted", f"{sum(report.alerts_not_posted.values())} (no Slack channel: {unposted}; see "
                               "`incident-brief doctor`)" if unposted else "0"),
+        ("briefs given up", f"{report.briefs_abandoned} (Slack refused every attempt; see `incident-brief audit`)"
+                            if report.briefs_abandoned else "0"),
     ]
 
 

@@ -78,6 +78,7 @@ class BriefCheckRecord(BaseModel):
 
 
 ALERT_NOT_POSTED = "alert_not_posted"  # a ControlRecord kind: an accepted alert posted nowhere
+BRIEF_ABANDONED = "brief_abandoned"  # a ControlRecord kind: publishing gave up after its last attempt
 
 
 class ControlRecord(BaseModel):

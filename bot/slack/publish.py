@@ -31,6 +31,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackClientError
 
+from bot.core.audit import BRIEF_ABANDONED, ControlRecord
 from bot.core.keys import incident_key
 from bot.core.models import Alert, BriefResult, Evidence, EvidenceKind, ServiceEntry, Source
 from bot.core.redaction import redact
@@ -197,12 +198,36 @@ async def _failed(rt: Runtime, key: str, step: str, exc: BaseException) -> None:
         incident = await rt.store.get_incident(key)
         attempt = incident.publish_attempts if incident is not None else 1
         now = rt.now()
-        await rt.store.publish_failed(key, redact(f"{step}: {type(exc).__name__}: {exc}")[:300],
-                                      retry_at=now + RETRY.backoff(attempt), now=now)
-        if attempt >= RETRY.max_attempts:
-            log.error("publishing the brief for %s failed %d times: giving up (%s)", key, attempt, step)
+        error = redact(f"{step}: {type(exc).__name__}: {exc}")[:300]
+        await rt.store.publish_failed(key, error, retry_at=now + RETRY.backoff(attempt), now=now)
+        if attempt >= RETRY.max_attempts and incident is not None:
+            await _gave_up(rt, incident, attempt, error)
     except Exception:
         log.exception("could not record the failed %s of %s", step, key)
+
+
+async def _gave_up(rt: Runtime, incident: IncidentRecord, attempts: int, error: str) -> None:
+    """The last attempt failed: nothing retries this brief any more, so it is never silent. An
+    ERROR log, the briefs counter (outcome ``abandoned``), an audit row for the report and the
+    digest, and a short plain-text line in the channel (a card Slack keeps refusing may still
+    leave room for one line) saying what happened and how to get a brief."""
+    key = incident.key
+    log.error("publishing the brief for %s failed %d times: giving up (%s)", key, attempts, error)
+    telemetry.brief(incident.alert.via if incident.alert else "unknown", "abandoned", incident=key,
+                    seconds_since_alert=None, elapsed_s=0.0)
+    await rt.store.add_control_event(ControlRecord(
+        kind=BRIEF_ABANDONED, subject=key, actor="publisher", detail=error,
+        data={"attempts": attempts, "service": incident.service, "channel": incident.channel}, at=rt.now()))
+    if not incident.channel:
+        return
+    text = (f":warning: I gave up on the brief for {escape(incident.title)} after {attempts} attempts "
+            f"({escape(error)}). Mention me to try again; whoever runs the bot can see every attempt with "
+            f"`incident-brief audit {key}`.")
+    try:
+        await rt.slack.chat_postMessage(channel=incident.channel, text=text,
+                                        thread_ts=incident.message_ts or incident.slack_thread_ts)
+    except Exception:
+        log.warning("could not say in %s that the brief for %s was given up", incident.channel, key, exc_info=True)
 
 
 LATE_NOTE = ("This brief could not be posted while the incident was open; it is posted now, after the "

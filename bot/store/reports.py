@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.audit import ALERT_NOT_POSTED, BriefCheckRecord, ModelCallRecord, ToolCallRecord
+from bot.core.audit import ALERT_NOT_POSTED, BRIEF_ABANDONED, BriefCheckRecord, ModelCallRecord, ToolCallRecord
 from bot.store.approvals import Approval, Approvals
 from bot.store.repo import FeedbackRecord, IncidentRecord, Store, user_period, workspace_period
 from bot.store.tables import (
@@ -121,6 +121,7 @@ class TrustReport:
     refreshed_incidents: int  # incidents a person asked to refresh
     overridden_incidents: int  # incidents with any of: edited or rejected ticket, refresh, thumbs-down
     alerts_not_posted: dict[str, int]  # per service: alerts accepted but with no channel to post to
+    briefs_abandoned: int = 0  # incidents whose publishing gave up after its last attempt
 
     @property
     def schema_pass_rate(self) -> float | None:
@@ -252,6 +253,10 @@ class Reports:
                 .where(ControlEventRow.kind == ALERT_NOT_POSTED, ControlEventRow.at >= since,
                        ControlEventRow.at < until)
                 .group_by(ControlEventRow.subject))).all()
+            abandoned = await session.scalar(
+                select(func.count(func.distinct(ControlEventRow.subject)))
+                .where(ControlEventRow.kind == BRIEF_ABANDONED, ControlEventRow.at >= since,
+                       ControlEventRow.at < until))
             keys = {row.key for row in briefs}
             refreshed = set((await session.scalars(
                 select(IncidentRow.key).where(IncidentRow.key.in_(keys), IncidentRow.human_refreshes > 0)
@@ -292,6 +297,7 @@ class Reports:
             refreshed_incidents=len(refreshed),
             overridden_incidents=len(keys & (edited | rejected | refreshed | down)),
             alerts_not_posted={service: int(count) for service, count in not_posted},
+            briefs_abandoned=int(abandoned or 0),
         )
 
 

@@ -30,12 +30,16 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app.bootstrap import build_runtime
 from bot.app.clock import Maintenance
+from bot.app.reports import report_lines
+from bot.core.audit import BRIEF_ABANDONED
 from bot.core.keys import incident_key
 from bot.core.models import Alert, ServiceEntry, Source
 from bot.core.policy import Policy, Timing, default_policy
 from bot.intake.catalog import Catalog
 from bot.runtime import Runtime
 from bot.slack.publish import RETRY, lease, publish_brief
+from bot.store.reports import Reports
+from bot.telemetry import metrics
 from sandbox.harness import scenario_service
 from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
@@ -276,6 +280,11 @@ async def test_a_failed_update_never_leaves_gathering_evidence_up(checkout: Scen
 
 
 async def test_the_clock_gives_up_after_its_bound_of_attempts(checkout: Scenario, make_bot: Any) -> None:
+    def abandoned() -> float:
+        return metrics.registry.get_sample_value(
+            "incident_brief_briefs_total", {"trigger": "pagerduty", "outcome": "abandoned"}) or 0.0
+
+    before = abandoned()
     down = with_faults(checkout, errors={"slack.chat_postMessage": "http_500"})
     async with make_bot(down) as bot:
         # The clock's bound, not the client's: without its 5xx retries (0.5 s and 1 s each
@@ -292,9 +301,43 @@ async def test_the_clock_gives_up_after_its_bound_of_attempts(checkout: Scenario
         state, attempts, error = await bot.state()
         assert (state, attempts) == ("claimed", RETRY.max_attempts)
         assert error is not None
-        assert len(bot.posts()) == RETRY.max_attempts
+        # The give-up line is one more post, refused like the rest: the audit row and the
+        # counter still say it (the report and the digest count them).
+        assert len(bot.posts()) == RETRY.max_attempts + 1
         assert await bot.rt.store.unfinished_incidents(now=bot.rt.now() + timedelta(days=1),
                                                        max_attempts=RETRY.max_attempts) == []
+        [given_up] = [e for e in await bot.rt.store.list_control_events() if e.kind == BRIEF_ABANDONED]
+        assert given_up.subject == bot.key
+        assert given_up.data["attempts"] == RETRY.max_attempts
+        assert "http_500" in given_up.detail or "500" in given_up.detail
+        assert abandoned() == before + 1
+        report = await Reports(bot.rt.store.sessions).trust_report(since=bot.rt.now() - timedelta(days=1),
+                                                 until=bot.rt.now() + timedelta(days=1))
+        assert report.briefs_abandoned == 1
+        assert ("briefs given up", "1 (Slack refused every attempt; see `incident-brief audit`)") \
+            in report_lines(report)
+
+
+async def test_a_card_slack_never_lets_the_bot_finish_ends_with_a_line_saying_so(
+        checkout: Scenario, make_bot: Any) -> None:
+    broken = with_faults(checkout, errors={"slack.chat_update": "http_500"})
+    async with make_bot(broken) as bot:
+        bot.rt.slack.retry_handlers.clear()
+        with pytest.raises(SlackApiError):
+            await bot.publish()
+        clock = Maintenance(bot.rt)
+        waited = timedelta(0)
+        for attempt in range(1, RETRY.max_attempts + 2):
+            waited += RETRY.backoff(attempt) + timedelta(seconds=1)
+            bot.later(waited)
+            await clock.finish_publishing()
+        [card] = bot.top()
+        assert block_ids(card)[0] == "placeholder"
+        [line] = [m for m in bot.sb.system("slack").messages if m.thread_ts == card.ts]
+        assert f"gave up on the brief for {checkout.alert.title}"[:60] in line.text
+        assert f"after {RETRY.max_attempts} attempts" in line.text
+        assert f"`incident-brief audit {bot.key}`" in line.text
+        assert "<!" not in line.text
 
 
 # --- a process killed mid-brief ----------------------------------------------------------------
