@@ -166,9 +166,15 @@ async def tell_recovered(rt: Runtime, recovered: Recovered) -> None:
     who = ", ".join(user_mention(user) for user in approval.approvers or [approval.requested_by or ""] if user)
     by = f", approved by {who}" if who else ""
     if outcome.status in {"filed", "already_filed"} and outcome.key:
-        await update_card(rt, approval.incident_key, channel=incident.channel, ts=incident.message_ts)
         text = (f"🎫 Jira ticket *{escape(outcome.key)}* is filed{by}. Filing was cut off or Jira answered "
                 "too late; the bot checked Jira for the ticket's label and recorded it, so nothing is filed twice.")
+        try:
+            await update_card(rt, approval.incident_key, channel=incident.channel, ts=incident.message_ts)
+        except Exception:  # the ticket is recorded either way: say it in the thread all the same
+            log.warning("could not show ticket %s on the card of %s", outcome.key, approval.incident_key,
+                        exc_info=True)
+            text += (" Slack did not let the bot update the brief, so its button may still show: a click on it "
+                     "is told this ticket and files nothing.")
     elif outcome.status in {"failed", "refused"}:
         text = (f"The ticket{by} was not filed: {escape(outcome.message)} "
                 "Click *Create Jira ticket* on the brief to try again.")

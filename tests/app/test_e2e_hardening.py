@@ -255,6 +255,28 @@ async def test_a_late_create_found_by_the_clocks_recovery_updates_the_card_and_n
     assert await clock.recover_approvals() == 0
 
 
+@pytest.mark.parametrize("bot", [pytest.param("jira_late", id="jira-create-late")], indirect=True)
+async def test_a_recovered_ticket_is_named_in_the_thread_even_when_the_card_cannot_be_updated(
+        bot: Harness, checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot.rt.settings = bot.rt.settings.model_copy(update={"jira": quick(bot.sb, "jira", max_retries=0)})
+    monkeypatch.setattr(filing, "LANDED_CHECKS_S", (0.0, 0.2))
+    message = await page(bot, checkout)
+    await _click(bot, REQUESTER, message.channel, message.ts, _button_value(message))
+    await _submit(bot, await _modal(bot, 0), REQUESTER)
+    await wait_for(lambda: _ephemerals(bot, REQUESTER) or None, "the uncertain outcome")
+    [created] = await wait_for(lambda: list(bot.sb.system("jira").created) or None, "the late create")
+
+    bot.sb.ctx.scenario = with_faults(checkout, errors={"slack.chat_update": "http_500"})  # Slack refuses edits
+    bot.rt.slack.retry_handlers.clear()
+    bot.rt.now = lambda: datetime.now(UTC) + timedelta(minutes=6)
+    assert await Maintenance(bot.rt).recover_approvals() == 1
+    replies = [m.text for m in bot.sb.system("slack").messages if m.thread_ts == message.ts]
+    [said] = [r for r in replies if created["key"] in r]
+    assert f"<@{REQUESTER}>" in said
+    assert "button may still show" in said
+    assert len(_creates(bot)) == 1
+
+
 async def test_an_unwritable_database_answers_a_mention_visibly(bot: Harness) -> None:
     """Finding 10: the bot's database refuses writes (SQLite ``query_only``, as a read-only
     volume would); the mention is answered in its thread with what failed, not with silence."""
