@@ -15,6 +15,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,10 +91,22 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[RecordedRequest] = []
+        self._arrived: Counter[tuple[str, str]] = Counter()
 
     def add(self, item: RecordedRequest) -> None:
         with self._lock:
             self._items.append(item)
+
+    def arrive(self, system: str, tool: str) -> None:
+        with self._lock:
+            self._arrived[(system, tool)] += 1
+
+    def arrivals(self, system: str, tool: str) -> int:
+        """Requests for `tool` that reached `system`, counted as each arrives (before any injected
+        latency or fault), where `requests` lists each once answered: a test can act while one is
+        still being answered (kill the client mid-create, say)."""
+        with self._lock:
+            return self._arrived[(system, tool)]
 
     def requests(
         self,
@@ -122,6 +135,7 @@ class Recorder:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._arrived.clear()
 
 
 # Tools whose wire method is POST although they only read (Datadog logs search, ...).
@@ -212,6 +226,7 @@ class SystemApp:
         sreq.path_params = params
         if self._auth is not None and (denied := self._auth(sreq)) is not None:
             return denied, route.tool, None
+        self.ctx.recorder.arrive(self.name, route.tool)
         faults = self.ctx.scenario.world.faults
         if latency := faults.latency_for(route.tool):
             await asyncio.sleep(latency / 1000)

@@ -44,11 +44,18 @@ class ServeProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost host ends it: no handler runs, nothing is flushed or
+        released but what the kernel releases. The block's SIGTERM stop then has nothing to do."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
 
 @contextlib.contextmanager
 def serve_process(env_file: Path, logs: Path, *, env: dict[str, str] | None = None) -> Iterator[ServeProcess]:
     """`incident-brief --env-file ENV_FILE serve` on a free loopback port, until the block ends
-    (then stopped with SIGTERM, as a platform stops a dyno). `logs` receives its stderr."""
+    (then stopped with SIGTERM, as a platform stops a dyno, unless `kill` ended it). `logs`
+    receives its stderr."""
     port = free_port()
     # The test run's own IB_ variables (IB_TEST_POSTGRES, a developer's settings) stay out.
     environ = {key: value for key, value in os.environ.items() if not key.upper().startswith("IB_")}
