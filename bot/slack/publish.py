@@ -201,16 +201,17 @@ async def _failed(rt: Runtime, key: str, step: str, exc: BaseException) -> None:
         error = redact(f"{step}: {type(exc).__name__}: {exc}")[:300]
         await rt.store.publish_failed(key, error, retry_at=now + RETRY.backoff(attempt), now=now)
         if attempt >= RETRY.max_attempts and incident is not None:
-            await _gave_up(rt, incident, attempt, error)
+            await _gave_up(rt, incident, attempt, error, short=f"{step}: {type(exc).__name__}")
     except Exception:
         log.exception("could not record the failed %s of %s", step, key)
 
 
-async def _gave_up(rt: Runtime, incident: IncidentRecord, attempts: int, error: str) -> None:
+async def _gave_up(rt: Runtime, incident: IncidentRecord, attempts: int, error: str, *, short: str) -> None:
     """The last attempt failed: nothing retries this brief any more, so it is never silent. An
     ERROR log, the briefs counter (outcome ``abandoned``), an audit row for the report and the
     digest, and a short plain-text line in the channel (a card Slack keeps refusing may still
-    leave room for one line) saying what happened and how to get a brief."""
+    leave room for one line) saying what happened and how to get a brief; the line names the
+    failed step and the error's type, the audit row has the (masked) message."""
     key = incident.key
     log.error("publishing the brief for %s failed %d times: giving up (%s)", key, attempts, error)
     telemetry.brief(incident.alert.via if incident.alert else "unknown", "abandoned", incident=key,
@@ -221,7 +222,7 @@ async def _gave_up(rt: Runtime, incident: IncidentRecord, attempts: int, error: 
     if not incident.channel:
         return
     text = (f":warning: I gave up on the brief for {escape(incident.title)} after {attempts} attempts "
-            f"({escape(error)}). Mention me to try again; whoever runs the bot can see every attempt with "
+            f"(last: {escape(short)}). Mention me to try again; whoever runs the bot can see every attempt with "
             f"`incident-brief audit {key}`.")
     try:
         await rt.slack.chat_postMessage(channel=incident.channel, text=text,

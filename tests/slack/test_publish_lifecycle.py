@@ -334,6 +334,8 @@ async def test_a_card_slack_never_lets_the_bot_finish_ends_with_a_line_saying_so
         assert f"gave up on the brief for {checkout.alert.title}"[:60] in line.text
         assert f"after {RETRY.max_attempts} attempts" in line.text
         assert f"`incident-brief audit {bot.key}`" in line.text
+        assert "(last: update: SlackApiError)" in line.text
+        assert "http" not in line.text, "the error's message (a URL) stays in the audit row"
         assert "<!" not in line.text
 
 
