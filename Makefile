@@ -52,10 +52,9 @@ eval-baseline: setup
 	  [ $$? -le 1 ] || exit 2; \
 	done
 
-# The tests and the eval gate run side by side (each mostly waits on sockets and simulated
-# latency); --output-sync prints each one's output whole when it ends. Either failing fails.
-test: lint typecheck
-	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest evals
+# The eval gate runs after the tests, never beside them: on a saturated machine a scenario's
+# source can run past its timeout and the brief loses that evidence (tried: one regression).
+test: lint typecheck pytest evals
 
 # The planted-secret sweep over all 43 scenarios (development and held-out) with both drafters
 # (offline and the simulated model): 86 runs, about 4-5 minutes; `make test` runs a representative subset.
