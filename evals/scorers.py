@@ -184,7 +184,11 @@ def gaps_reported(scenario: Scenario, result: BriefResult, writes: Writes) -> Sc
     shown = {gap.source.value for gap in result.brief.gaps}
     missing = sorted(expected - shown)
     extra = sorted(shown - expected)
-    extra_note = f"; extra gaps {extra}" if extra else ""
+    # Each extra gap's reason too: a source that failed only in one run (a flake) is then
+    # told apart from a regression from the report alone.
+    why = {gap.source.value: f"{gap.source.value} ({gap.tool or 'source'}: {gap.reason[:120]})"
+           for gap in result.brief.gaps}
+    extra_note = f"; extra gaps {[why[source] for source in extra]}" if extra else ""
     if missing:
         gathered = {gap.source.value for gap in result.gaps}
         hidden = [m for m in missing if m in gathered]
