@@ -59,7 +59,7 @@ test: lint typecheck pytest evals
 # The planted-secret sweep over all 43 scenarios (development and held-out) with both drafters
 # (offline and the simulated model): 86 runs, about 4-5 minutes; `make test` runs a representative subset.
 leak-sweep: setup
-	LEAK_SWEEP=full $(UV) run --frozen pytest -q tests/app/test_no_secret_leaks.py
+	LEAK_SWEEP=full $(UV) run --frozen pytest -q tests/app/test_no_secret_leaks.py tests/app/test_fuzz_secrets.py
 
 bench: setup
 	$(UV) run --frozen python -m bench

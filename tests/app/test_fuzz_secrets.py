@@ -16,8 +16,9 @@ planted in signed, valid-enough requests the bot acts on:
 
 After the cases, no planted secret, nor any 12-character piece of one, may be found in any
 column of any table, in the captured logs (DEBUG, every library's logger), in the prompts the
-model received, or in any request that reached Slack or Jira. Case counts: 400 PagerDuty
-deliveries + 600 Slack requests, derandomised (in-process over ASGI, the sandbox's Slack, Jira
+model received, or in any request that reached Slack or Jira. Case counts: 200 PagerDuty
+deliveries + 300 Slack requests in `make test`, 400 + 600 under ``LEAK_SWEEP=full`` (`make
+leak-sweep`), derandomised (in-process over ASGI, the sandbox's Slack, Jira
 and model over real HTTP); the 10,200 case no-5xx fuzz run (`test_fuzz_endpoints`) keeps its
 own budget.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,7 +62,9 @@ PLANTED: list[Plant] = []
 LEADER = "pd:Q1CHK5XX"
 CARD = json.dumps({"incident_key": LEADER, "brief_version": 1})
 SERVICE_CHANNEL = "C0INCCHK"  # checkout-api's channel in the catalog: a mention there is drafted
-DRAFT_ONE_IN = 12  # 10 of the 113 mentions: each a whole brief (gather, draft, post), about 2 s
+FULL = os.environ.get("LEAK_SWEEP") == "full"
+PD_CASES, SLACK_CASES = (400, 600) if FULL else (200, 300)  # the half keeps make test in budget
+DRAFT_ONE_IN = 12  # 10 of 113 mentions under the full sweep, about half in make test: each a whole brief, ~2 s
 _ids = itertools.count(1)
 
 
@@ -129,7 +133,7 @@ def _answered(run: Run, response: Any) -> None:
 
 # --- PagerDuty ---------------------------------------------------------------------------------
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=PD_CASES)
 @given(data=st.data(), acknowledged=st.booleans())
 def test_pagerduty_deliveries_with_planted_secrets(run: Run, data: st.DataObject, acknowledged: bool) -> None:
     n = next(_ids)
@@ -203,7 +207,7 @@ def _slack_request(run: Run, data: st.DataObject, shape: str) -> tuple[bytes, bo
     return urlencode({"payload": json.dumps(doc)}).encode(), False, False
 
 
-@settings(FUZZ, max_examples=600)
+@settings(FUZZ, max_examples=SLACK_CASES)
 @given(data=st.data(), shape=st.sampled_from(["mention", "command", "button", "ticket_modal", "feedback_modal"]))
 def test_slack_requests_with_planted_secrets(run: Run, data: st.DataObject, shape: str) -> None:
     body, json_body, drafted = _slack_request(run, data, shape)
@@ -226,9 +230,9 @@ async def _mention_briefs(run: Run) -> dict[str, set[str]]:
 
 def test_no_planted_secret_reaches_a_table_a_log_slack_or_jira(run: Run) -> None:
     run.bot.settle()
-    assert len(PLANTED) >= 1000, len(PLANTED)
+    assert len(PLANTED) >= PD_CASES + SLACK_CASES, len(PLANTED)
     assert {plant.kind for plant in PLANTED if plant.cut} >= {"github_token", "jwt", "private_key"}
-    assert sum(run.answers.values()) == 1000
+    assert sum(run.answers.values()) == PD_CASES + SLACK_CASES
     recorder = run.bot.sb.recorder
     slack = recorder.requests("slack")
     places = {f"db {column}": text
