@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.core.audit import MemoryAudit
+from bot.core.config import Settings
 from bot.core.keys import incident_key
 from bot.core.models import BriefResult, ServiceEntry
-from bot.core.policy import default_policy
+from bot.core.policy import TIMED_SOURCES, default_policy
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.draft.flow import build_brief
 from bot.gateway.drafter import llm_drafter
@@ -28,6 +29,15 @@ from sandbox.scenario import Scenario
 from sandbox.server import Sandbox
 
 DrafterChoice = Literal["offline", "llm"]
+
+# A scenario's run must not depend on how busy the machine is: its slowness is injected as
+# explicit faults. So a system the scenario does not mean to time out gets patient timeouts (on
+# a saturated 2-core CI machine a 5 s read, or a 10 s model call, to this in-process sandbox
+# was seen to run out, turning evidence into a gap and failing the eval gate); one it does
+# (a `timeout` fault, or a latency past the sandbox's own client timeout) keeps the sandbox's.
+PATIENT_HTTP_S = 60.0
+PATIENT_SOURCE_S = 120.0
+PATIENT_MODEL_S = 120.0
 
 
 @dataclass
@@ -50,6 +60,33 @@ def scenario_incident_key(scenario: Scenario) -> str:
     return incident_key(scenario.alert.to_alert(), channel=scenario_service(scenario).slack_channel)
 
 
+def meant_to_time_out(scenario: Scenario, system: str, client_timeout_s: float) -> bool:
+    """Whether the scenario's faults make `system` (or one of its tools) time out on purpose."""
+    faults = scenario.world.faults
+    timed_out = any(fault == "timeout" for name, fault in faults.errors.items()
+                    if name.split(".", 1)[0] == system)
+    slow = any(ms >= client_timeout_s * 1000 for name, ms in faults.latency_ms.items()
+               if name.split(".", 1)[0] == system)
+    return timed_out or slow
+
+
+def patient_settings(settings: Settings, scenario: Scenario) -> tuple[Settings, dict[str, float]]:
+    """`settings` with patient client timeouts for every system the scenario does not time out on
+    purpose, and each source's whole-read timeout for the tool runner."""
+    update: dict[str, Any] = {}
+    source_timeouts: dict[str, float] = {}
+    for source in TIMED_SOURCES:
+        current = getattr(settings, source)
+        if meant_to_time_out(scenario, source, current.timeout_s):
+            source_timeouts[source] = settings.source_timeout_s
+        else:
+            update[source] = current.model_copy(update={"timeout_s": PATIENT_HTTP_S})
+            source_timeouts[source] = PATIENT_SOURCE_S
+    if not meant_to_time_out(scenario, "llm", settings.llm.timeout_s):
+        update["llm"] = settings.llm.model_copy(update={"timeout_s": PATIENT_MODEL_S})
+    return settings.model_copy(update=update), source_timeouts
+
+
 def scenario_payload(result: BriefResult, scenario: Scenario) -> dict[str, Any]:
     """The exact `chat.update` payload the bot would post for this scenario's brief."""
     channel = scenario_service(scenario).slack_channel or "C0INCIDENT"
@@ -69,7 +106,7 @@ async def run_scenario(scenario: Scenario, *, drafter: DrafterChoice | Drafter =
     key = scenario_incident_key(scenario)
     audit = MemoryAudit()
     with Sandbox(scenario) as sandbox:
-        settings = sandbox.settings()
+        settings, source_timeouts = patient_settings(sandbox.settings(), scenario)
         chosen: Drafter
         if drafter == "llm":
             chosen = llm_drafter(settings.llm.model_copy(update=llm_update or {}), policy, audit=audit)
@@ -81,7 +118,7 @@ async def run_scenario(scenario: Scenario, *, drafter: DrafterChoice | Drafter =
             chosen = drafter
         connectors = Connectors.from_settings(settings)
         runner = ToolRunner(policy=policy, audit=audit, brief_key=key, actor=alert.requested_by,
-                            timeout_s=settings.source_timeout_s)
+                            timeout_s=settings.source_timeout_s, source_timeouts=source_timeouts)
         try:
             result = await build_brief(alert, service, runner=runner, connectors=connectors,
                                        now=scenario.now, drafter=chosen)
