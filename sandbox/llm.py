@@ -162,7 +162,7 @@ def build_brief(text: str) -> dict[str, Any]:
                              "timeline": timeline, "next_actions": actions}
     project = header.get("jira_project", "none")
     if project != "none":
-        brief["ticket"] = {"project": project, "summary": f"{service}: {alert_title}",
+        brief["ticket"] = {"project": project, "summary": _prefixed(service, alert_title),
                            "description": cause["claim"]["text"], "priority": "High",
                            "citations": cause["claim"]["citations"]}
     return brief
@@ -206,6 +206,12 @@ def _likely_cause(blocks: list[Block], alert_at: datetime | None) -> dict[str, A
             "claim": _claim("The cause is not established by the evidence", [blocks[0].id])}
 
 
+def _prefixed(service: str, text: str) -> str:
+    """A summary that names the service once, as a model would write it."""
+    named = re.match(rf"{re.escape(service)}(?![\w-])", text, re.IGNORECASE)
+    return text if named else f"{service}: {text}"
+
+
 def build_ticket(text: str) -> dict[str, Any]:
     """A ticket proposal for the ticket prompt: the project it names, citing the first blocks
     (the bot ranks them most relevant first), never a block that gives orders."""
@@ -213,7 +219,8 @@ def build_ticket(text: str) -> dict[str, Any]:
     blocks = [b for b in parse_blocks(text) if not INJECTION.search(b.text)]
     cites = [b.id for b in blocks[:2]]
     headline = header.get("headline", "incident")
-    return {"project": header.get("jira_project", "none"), "summary": f"{header.get('service', 'service')}: {headline}",
+    summary = _prefixed(header.get("service", "service"), headline)
+    return {"project": header.get("jira_project", "none"), "summary": summary,
             "description": f"{headline}\nLikely cause: {header.get('top_cause', 'unknown')}\n"
                            f"Evidence: {', '.join(cites) or 'none'}",
             "priority": "High", "citations": cites}

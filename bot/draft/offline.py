@@ -313,6 +313,13 @@ def _ticket(alert: Alert, service: ServiceEntry, signals: Signals, headline: Cla
     return ticket_from_findings(alert, service, headline, causes[0], evidence, summary=summary)
 
 
+def ticket_summary(service: ServiceEntry, text: str) -> str:
+    """``service: text``, unless the text already names the service first (alert titles often
+    do): "reports-api: reports-api: p99 latency" reads as a bug in the bot."""
+    named = re.match(rf"{re.escape(service.name)}(?![\w-])", text, re.IGNORECASE)
+    return text if named else f"{service.name}: {text}"
+
+
 def ticket_from_findings(alert: Alert, service: ServiceEntry, headline: Claim, cause: LikelyCause,
                          evidence: list[Evidence], *, summary: str) -> TicketProposal | None:
     """A ticket proposal built from a brief's headline and top cause, citing what they cite:

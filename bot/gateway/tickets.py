@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot.core.models import Alert, Brief, CauseKind, Evidence, ServiceEntry, TicketProposal
 from bot.draft.citations import unknown_ids
-from bot.draft.offline import ticket_from_findings
+from bot.draft.offline import ticket_from_findings, ticket_summary
 from bot.draft.prompts import render_ticket_prompt
 from bot.gateway.gateway import Gateway, GatewayResult
 from bot.gateway.metered import Caller, StepCounter
@@ -64,7 +64,7 @@ async def propose_ticket(gateway: Gateway, brief: Brief, *, alert: Alert, servic
     notes = [f"ticket {note}" for note in result.notes()]
     if result.output is not None:
         return TicketDraft(result.output, result, notes)
-    summary = f"{service.name}: {brief.headline.text}"
+    summary = ticket_summary(service, brief.headline.text)
     fallback = ticket_from_findings(alert, service, brief.headline, cause, evidence, summary=summary)
     notes.append(f"Ticket proposed from the brief without a model: {result.fallback_reason}")
     return TicketDraft(fallback, result, notes)

@@ -8,7 +8,8 @@ import pytest
 from bot.core.audit import MemoryAudit
 from bot.core.config import LlmSettings
 from bot.core.keys import incident_key
-from bot.core.models import Brief, TicketProposal
+from bot.core.models import Brief, ServiceEntry, TicketProposal
+from bot.draft.offline import ticket_summary
 from bot.draft.prompts import RenderedPrompt, render_brief_prompt
 from bot.gateway import Caller, GatewayConfigError, MemoryGatewayStore, ModelRef, ModelRefError, StepCounter
 from bot.gateway.drafter import LlmDrafter, brief_problems
@@ -280,11 +281,23 @@ async def test_a_failed_ticket_task_proposes_the_ticket_from_the_brief(search_in
     assert brief.draft.drafter == "llm"  # the brief itself is the model's
     assert brief.ticket is not None
     assert brief.ticket.project == "DISC"
-    assert brief.ticket.summary == f"search-api: {brief.headline.text}"
+    # The headline already names the service first: it is not named twice.
+    assert brief.headline.text.startswith("search-api ")
+    assert brief.ticket.summary == brief.headline.text
     assert brief.ticket.citations == ids[:1]
     assert brief.likely_causes[0].claim.text in brief.ticket.description
     assert any(note.startswith("Ticket proposed from the brief without a model: every model in the chain failed")
                for note in brief.notes)
+
+
+@pytest.mark.parametrize(("text", "summary"), [
+    ("search-api: p95 above 2 s", "search-api: p95 above 2 s"),
+    ("Search-API latency up", "Search-API latency up"),
+    ("p95 above 2 s", "search-api: p95 above 2 s"),
+    ("search-api-v2 latency up", "search-api: search-api-v2 latency up"),  # another service's name
+])
+def test_a_ticket_summary_names_the_service_once(text: str, summary: str) -> None:
+    assert ticket_summary(ServiceEntry(name="search-api"), text) == summary
 
 
 async def test_the_ticket_task_shares_the_briefs_step_cap(search_injection: Scenario) -> None:

@@ -29,7 +29,7 @@ def test_a_system_timed_out_on_purpose_keeps_the_short_timeout_and_the_rest_wait
     assert settings.datadog.base_url == fast.datadog.base_url  # only the timeouts change
 
 
-@pytest.mark.parametrize("latency_ms, patient", [(4_999, True), (5_000, False)])
+@pytest.mark.parametrize(("latency_ms", "patient"), [(4_999, True), (5_000, False)])
 def test_a_latency_past_the_client_timeout_is_a_timeout_on_purpose(latency_ms: int, patient: bool) -> None:
     scenario = load_scenario(SLOW)
     scenario.world.faults.latency_ms["datadog.search_logs"] = latency_ms

@@ -148,7 +148,7 @@ def test_a_ticket_request_is_answered_with_a_cited_proposal_for_its_project(sear
 
     blocks = parse_blocks(prompt)
     assert ticket.project == "DISC"
-    assert ticket.summary == "search-api: search-api p95 latency above 2 s"
+    assert ticket.summary == "search-api p95 latency above 2 s"  # the headline names the service: once
     assert ticket.citations
     assert set(ticket.citations) <= {b.id for b in blocks}
     assert "Elasticsearch queries time out" in ticket.description
