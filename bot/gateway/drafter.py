@@ -28,6 +28,7 @@ from bot.core.models import (
 )
 from bot.core.policy import Policy
 from bot.draft.analysis_note import analysis_notes, expand_analysis
+from bot.draft.calibration import calibrate
 from bot.draft.citations import check_citations
 from bot.draft.drafter import Drafter, OfflineDrafter
 from bot.draft.prompts import render_brief_prompt
@@ -96,7 +97,10 @@ class LlmDrafter:
                          input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                          cost_usd=round(result.cost_usd, 6), cache_hit=result.cache_hit)
         if result.output is not None:
-            answer = expand_analysis(result.output, candidates)
+            # The model's confidence is held to what the analysis shows (lowered only, and said).
+            calibrated = calibrate(expand_analysis(result.output, candidates), signals)
+            answer = calibrated.brief
+            notes += calibrated.notes
             drafted = await propose_ticket(self.gateway, answer, alert=alert, service=service,
                                            evidence=evidence, caller=caller, steps=steps)
             if (spent := drafted.result) is not None:
