@@ -31,8 +31,7 @@ Mode = Literal["read_only", "dry_run", "execute"]
 ApprovalRule = Literal["required", "two_person", "none"]
 Outcome = Literal["allow", "needs_approval", "deny"]
 
-# Reads only `doctor` makes (no brief ever calls them): the PagerDuty services it compares
-# with the catalog.
+# Reads only `doctor` makes (PagerDuty's services, to compare with the catalog); no brief does.
 DOCTOR_TOOLS: tuple[str, ...] = ("pagerduty.list_services",)
 READ_TOOLS: tuple[str, ...] = (
     "datadog.get_monitor", "datadog.get_dashboard", "datadog.query_metrics", "datadog.search_logs",
