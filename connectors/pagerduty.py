@@ -1,6 +1,7 @@
-"""PagerDuty: the incident being briefed, its alerts' custom details, and the service's history.
+"""PagerDuty: the incident being briefed, its alerts' custom details, and the service's history;
+for ``doctor``, the account's services, to compare with the catalog.
 
-Read-only at the wire: the client refuses anything but the three GETs in `RULES` (no
+Read-only at the wire: the client refuses anything but the four GETs in `RULES` (no
 acknowledging, resolving or noting from here). Alert custom details come from whatever fired
 the alert and are untrusted text: they are quoted, never followed.
 """
@@ -8,11 +9,14 @@ the alert and are untrusted text: they are quoted, never followed.
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from bot.core.config import PagerDutySettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
@@ -26,14 +30,51 @@ RULES = (
     ("GET", "/incidents"),
     ("GET", "/incidents/{incident_id}"),
     ("GET", "/incidents/{incident_id}/alerts"),
+    ("GET", "/services"),
 )
 HEADERS = {"Accept": "application/vnd.pagerduty+json;version=2", "User-Agent": "incident-brief"}
 PAGE_LIMIT = 25
 MAX_PAST_INCIDENTS = 20  # the most recent ones; older history adds little to a brief
+SERVICES_PAGE_LIMIT = 100  # PagerDuty's largest page: an account's services in few requests
+# The whole directory of all but the largest accounts; past it the listing says it was cut,
+# so a service missing from it is "not seen", never "does not exist".
+MAX_SERVICES = 1000
+LIST_SERVICES = "pagerduty.list_services"
 MAX_DETAILS_CHARS = 400
 WRITE_PROBE_PATH = "/incidents"
 
 _ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+class PagerDutyService(BaseModel):
+    """One service as PagerDuty lists it (`GET /services`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    status: str  # active, warning, critical, maintenance or disabled
+    html_url: str | None = None
+
+
+class ServiceListing(BaseModel):
+    """The account's services, in PagerDuty's order (by name), each id once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    services: list[PagerDutyService]
+    cut: bool = False  # PagerDuty had more than were read (`max_services`)
+    request: str = ""  # the first page's request line
+
+    def ids(self) -> set[str]:
+        return {service.id for service in self.services}
+
+
+@dataclass(frozen=True)
+class _Pages:
+    items: list[dict[str, Any]]
+    request: str  # the first page's request line, for provenance
+    cut: bool  # PagerDuty still said ``more`` when the page bound was reached
 
 
 def read_only_allowlist(settings: PagerDutySettings) -> Allowlist:
@@ -80,7 +121,7 @@ class PagerDutyConnector:
         if not with_alerts:
             return [first]
         try:
-            alerts, request_line = await self._pages(f"{path}/alerts", "alerts", {}, "pagerduty.list_alerts")
+            alerts = await self._pages(f"{path}/alerts", "alerts", {}, "pagerduty.list_alerts")
         except WireRefused:
             raise
         except SourceUnavailable as exc:
@@ -91,8 +132,8 @@ class PagerDutyConnector:
                 "data": {**first.data, "missing": ["alerts"]},
             })]
         provenance = Provenance(system=Source.PAGERDUTY, tool="pagerduty.list_alerts",
-                                request=request_line, fetched_at=datetime.now(UTC))
-        return [first] + [self._alert_evidence(incident, alert, provenance) for alert in alerts]
+                                request=alerts.request, fetched_at=datetime.now(UTC))
+        return [first] + [self._alert_evidence(incident, alert, provenance) for alert in alerts.items]
 
     async def recent_incidents(self, service_id: str, window: TimeWindow, days: int = 30,
                                exclude: str | None = None) -> list[Evidence]:
@@ -102,13 +143,29 @@ class PagerDutyConnector:
             "service_ids[]": service_id, "since": _iso(window.alert_at - timedelta(days=days)),
             "until": _iso(window.end), "sort_by": "created_at:desc", "time_zone": "UTC",
         }
-        found, request_line = await self._pages("/incidents", "incidents", params, "pagerduty.list_incidents")
+        found = await self._pages("/incidents", "incidents", params, "pagerduty.list_incidents")
         provenance = Provenance(system=Source.PAGERDUTY, tool="pagerduty.list_incidents",
-                                request=request_line, fetched_at=datetime.now(UTC))
-        past = [i for i in found if i.get("id") != exclude and isinstance(i.get("id"), str)]
+                                request=found.request, fetched_at=datetime.now(UTC))
+        past = [i for i in found.items if i.get("id") != exclude and isinstance(i.get("id"), str)]
         past.sort(key=lambda i: str(i.get("created_at") or ""), reverse=True)
         return [self._incident_evidence(i, EvidenceKind.PAST_INCIDENT, provenance)
                 for i in past[:MAX_PAST_INCIDENTS]]
+
+    async def list_services(self, max_services: int = MAX_SERVICES) -> ServiceListing:
+        """The account's services (id, name, status, link), at most `max_services`, sorted by
+        name; `cut` says PagerDuty had more. Not evidence: ``doctor`` compares them with the catalog."""
+        pages = max(math.ceil(max_services / SERVICES_PAGE_LIMIT), 1)
+        found = await self._pages("/services", "services", {"sort_by": "name"}, LIST_SERVICES,
+                                  limit=SERVICES_PAGE_LIMIT, max_pages=pages)
+        services: dict[str, PagerDutyService] = {}
+        for item in found.items:
+            service = _service(item)
+            # Offset pages can overlap when a service is added mid-listing: each id counts once.
+            if service is not None and service.id not in services:
+                services[service.id] = service
+        listed = list(services.values())
+        return ServiceListing(services=listed[:max_services], cut=found.cut or len(listed) > max_services,
+                              request=found.request)
 
     async def write_probe(self) -> str:
         """Try a write (create an incident) through the connector's own client; return the
@@ -124,20 +181,22 @@ class PagerDutyConnector:
     async def _get(self, path: str, tool: str, params: dict[str, Any] | None = None) -> Any:
         return await get_json(self._client, path, source=SOURCE, tool=tool, retry=self._retry, params=params)
 
-    async def _pages(self, path: str, key: str, params: dict[str, Any],
-                     tool: str) -> tuple[list[dict[str, Any]], str]:
-        """Classic offset paging: follow ``more`` for at most ``settings.max_pages`` pages."""
+    async def _pages(self, path: str, key: str, params: dict[str, Any], tool: str, *,
+                     limit: int = PAGE_LIMIT, max_pages: int | None = None) -> _Pages:
+        """Classic offset paging: follow ``more`` for at most `max_pages` pages (by default
+        ``settings.max_pages``)."""
         items: list[dict[str, Any]] = []
-        first = str(httpx.URL(self._prefix + path, params={**params, "limit": PAGE_LIMIT, "offset": 0}))
-        offset = 0
-        for _ in range(max(self.settings.max_pages, 1)):
-            body = await self._get(path, tool, {**params, "limit": PAGE_LIMIT, "offset": offset})
+        first = str(httpx.URL(self._prefix + path, params={**params, "limit": limit, "offset": 0}))
+        offset, more = 0, False
+        for _ in range(max(max_pages or self.settings.max_pages, 1)):
+            body = await self._get(path, tool, {**params, "limit": limit, "offset": offset})
             page = _field(body, key, list, tool)
             items += [item for item in page if isinstance(item, dict)]
-            if body.get("more") is not True or not page:
+            more = body.get("more") is True and bool(page)
+            if not more:
                 break
             offset += len(page)
-        return items, f"GET {first}"
+        return _Pages(items, f"GET {first}", cut=more)
 
     def _incident_evidence(self, incident: dict[str, Any], kind: EvidenceKind,
                            provenance: Provenance) -> Evidence:
@@ -191,6 +250,15 @@ def _check_id(value: str, what: str, tool: str) -> None:
     """Ids go into URL paths and queries: only PagerDuty's alphanumeric ids are accepted."""
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise SourceUnavailable(SOURCE, f"invalid {what} {str(value)[:80]!r}", tool)
+
+
+def _service(item: dict[str, Any]) -> PagerDutyService | None:
+    """A listed service, or None when it has no id to match a catalog entry by."""
+    sid = _text(item.get("id"))
+    if sid is None:
+        return None
+    return PagerDutyService(id=sid, name=_text(item.get("name")) or _text(item.get("summary")) or sid,
+                            status=_text(item.get("status")) or "unknown", html_url=_text(item.get("html_url")))
 
 
 def _field(body: Any, key: str, kind: type, tool: str) -> Any:

@@ -3,6 +3,8 @@
 The scenario's alert is the one incident (when it has an ``incident_id``), on the service the
 catalog maps it to, with one alert whose ``body.details`` are the alert's custom details.
 Nothing else exists: past incidents would need a world field the format does not have yet.
+The services (`GET /services`) are the catalog's that name a PagerDuty service id, the alert's,
+and those of ``world.pagerduty.services``, which the catalog does not know.
 `build_webhook` renders the same incident as a signed v3 ``incident.*`` delivery, and
 `send_webhook` posts it the way PagerDuty does.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -31,6 +33,7 @@ _STATUS_BY_EVENT = {"incident.triggered": "triggered", "incident.acknowledged": 
                     "incident.resolved": "resolved", "incident.reopened": "triggered",
                     "incident.priority_updated": "triggered", "incident.escalated": "triggered"}
 _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SERVICE_SORTS = {"name": False, "name:asc": False, "name:desc": True}  # sort_by -> reversed
 
 
 def _pd_id(*parts: str) -> str:
@@ -47,6 +50,15 @@ def _pd_id(*parts: str) -> str:
 def _ulid_like(*parts: str) -> str:
     digest = int(hashlib.sha256("|".join(parts).encode()).hexdigest(), 16)
     return "".join(_ULID_ALPHABET[(digest >> (5 * i)) & 31] for i in range(26))
+
+
+class Listed(NamedTuple):
+    """One service of the world's PagerDuty account."""
+
+    id: str
+    name: str
+    team: str | None
+    status: str
 
 
 def error(status: int, message: str, code: int, errors: list[str] | None = None) -> Reply:
@@ -92,11 +104,49 @@ class PagerDutyWorld:
         return ref
 
     def escalation_policy(self) -> dict[str, Any]:
-        name = f"{self.team or self.scenario.alert.service} on-call"
+        return self.policy_of(self.team, self.scenario.alert.service)
+
+    def policy_of(self, team: str | None, service: str) -> dict[str, Any]:
+        """The on-call escalation policy of a team, or of a service without one."""
+        name = f"{team or service} on-call"
         return self.ref("escalation_policy", _pd_id("ep", name), name, "escalation_policies")
 
     def teams(self) -> list[dict[str, Any]]:
-        return [self.ref("team", _pd_id("team", self.team), self.team, "teams")] if self.team else []
+        return self.team_refs(self.team)
+
+    def team_refs(self, team: str | None) -> list[dict[str, Any]]:
+        return [self.ref("team", _pd_id("team", team), team, "teams")] if team else []
+
+    def directory(self) -> list[Listed]:
+        """Every service PagerDuty has, each id once, by name."""
+        found: dict[str, Listed] = {}
+        for item in self.scenario.catalog:
+            if sid := (item.pagerduty or {}).get("service_id"):
+                found.setdefault(sid, Listed(sid, item.name, item.team, "active"))
+        found.setdefault(self.service_id, Listed(self.service_id, self.scenario.alert.service, self.team, "active"))
+        for extra in self.scenario.world.pagerduty.services:
+            found.setdefault(extra.id, Listed(extra.id, extra.name, None, extra.status))
+        return sorted(found.values(), key=lambda listed: (listed.name.lower(), listed.id))
+
+    def service_object(self, listed: Listed) -> dict[str, Any]:
+        """A service as `GET /services` lists it (the documented example's fields)."""
+        sid, name = listed.id, listed.name
+        # Only the alert's service has had an incident the world knows of: this one.
+        last = iso(self.created_at) if sid == self.service_id and self.incident_id else None
+        return {
+            "id": sid, "type": "service", "summary": name, "self": f"{self.api}/services/{sid}",
+            "html_url": f"{self.web}/service-directory/{sid}", "name": name, "description": None,
+            "auto_resolve_timeout": 14400, "acknowledgement_timeout": 1800,
+            "created_at": iso(self.scenario.now - timedelta(days=365)), "status": listed.status,
+            "last_incident_timestamp": last, "alert_creation": "create_alerts_and_incidents",
+            "alert_grouping_parameters": {"type": None},
+            "integrations": [self.ref("events_api_v2_inbound_integration", _pd_id("integration", sid),
+                                      "Events API V2", f"services/{sid}/integrations")],
+            "escalation_policy": self.policy_of(listed.team, name), "teams": self.team_refs(listed.team),
+            "incident_urgency_rule": {"type": "constant", "urgency": "high"}, "support_hours": None,
+            "scheduled_actions": [], "addons": [], "response_play": None,
+            "auto_pause_notifications_parameters": {"enabled": False, "timeout": None},
+        }
 
     def incident_key(self) -> str:
         return hashlib.md5(f"key|{self.incident_id}".encode(), usedforsecurity=False).hexdigest()
@@ -208,6 +258,15 @@ def build(ctx: SandboxContext) -> SystemApp:
             return error(404, "Not Found", 2100)
         body = page(req, "alerts", pd.alerts())
         return Reply(body, provenance=provenance() if body["alerts"] else [])
+
+    @app.route("GET", "/services", "pagerduty.list_services")
+    async def list_services(req: SandboxRequest) -> Reply:
+        pd = world()
+        order = req.q("sort_by", "name") or "name"
+        if order not in SERVICE_SORTS:
+            return error(400, "Invalid Input Provided", 2001, ["Sort by is not a valid sort field"])
+        directory = pd.directory()[::-1] if SERVICE_SORTS[order] else pd.directory()
+        return Reply(page(req, "services", [pd.service_object(listed) for listed in directory]))
 
     @app.route("GET", "/incidents", "pagerduty.list_incidents")
     async def list_incidents(req: SandboxRequest) -> Reply:

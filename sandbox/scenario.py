@@ -133,6 +133,19 @@ class JiraWorld(_Strict):
     existing_issues: list[JiraIssue] = Field(default_factory=list)
 
 
+class DirectoryService(_Strict):
+    id: str
+    name: str
+    status: Literal["active", "warning", "critical", "maintenance", "disabled"] = "active"
+
+
+class PagerDutyDirectory(_Strict):
+    """PagerDuty services the catalog does not name. Each catalog service with a
+    ``pagerduty.service_id`` (and the alert's service) is in PagerDuty already."""
+
+    services: list[DirectoryService] = Field(default_factory=list)
+
+
 class Faults(_Strict):
     latency_ms: dict[str, int] = Field(default_factory=dict)
     errors: dict[str, Fault] = Field(default_factory=dict)
@@ -158,6 +171,7 @@ class World(_Strict):
     deploys: list[Deploy] = Field(default_factory=list)
     runbooks: list[Runbook] = Field(default_factory=list)
     jira: JiraWorld = Field(default_factory=JiraWorld)
+    pagerduty: PagerDutyDirectory = Field(default_factory=PagerDutyDirectory)
     faults: Faults = Field(default_factory=Faults)
 
 
@@ -295,12 +309,29 @@ def _reference_errors(scenario: Scenario) -> list[str]:
         if item_id in seen:
             errors.append(f"{field}: duplicate id {item_id!r}")
         seen.add(item_id)
+    errors += _directory_errors(scenario)
     known = world_item_ids(scenario)
     expect = scenario.expect
     refs = [("expect.cause.item", expect.cause.item)]
     refs += [(f"expect.must_cite[{i}]", item) for i, item in enumerate(expect.must_cite)]
     errors += [f"{field}: {item!r} is not the id of any world item" for field, item in refs
                if item is not None and item not in known]
+    return errors
+
+
+def _directory_errors(scenario: Scenario) -> list[str]:
+    """A PagerDuty service listed twice, or listed again under the catalog's id, would be two
+    services with one id: which name PagerDuty reports would depend on the order."""
+    catalog = {(c.pagerduty or {}).get("service_id"): c.name for c in scenario.catalog}
+    seen: set[str] = set()
+    errors: list[str] = []
+    for index, service in enumerate(scenario.world.pagerduty.services):
+        field = f"world.pagerduty.services[{index}].id"
+        if service.id in catalog:
+            errors.append(f"{field}: {service.id!r} is the catalog's {catalog[service.id]} already")
+        elif service.id in seen:
+            errors.append(f"{field}: duplicate id {service.id!r}")
+        seen.add(service.id)
     return errors
 
 

@@ -10,7 +10,12 @@ Slack: auth.test works, and the token has every scope of the app manifest (Slack
 token's scopes in ``x-oauth-scopes``). The model: one tiny request through the gateway on the
 brief's route (`bot.gateway.probe`), its cost shown; skipped when no provider is configured.
 Channels: every catalog service has a Slack channel, its own or the default one, so no
-PagerDuty alert has nowhere to be posted.
+PagerDuty alert has nowhere to be posted. PagerDuty services: the account's services (one
+audited `pagerduty.list_services` read) against the catalog's ``pagerduty_service_id``s. A
+catalog id PagerDuty does not have fails (a typo: that service's alerts miss their entry); a
+service no entry names by id is a warning (its alerts go to the default channel, without the
+entry's channel and, unless an entry has its name, without its context), and a failure when
+there is no default channel to post them to.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from slack_sdk.errors import SlackApiError
 
@@ -38,12 +44,16 @@ from bot.gather.tools import ToolRunner
 from bot.intake.catalog import Catalog, load_catalog, unpostable, unpostable_problem
 from bot.runtime import slack_client
 from bot.slack.manifest import MANIFESTS, bot_scopes, missing_scopes
+from connectors.pagerduty import LIST_SERVICES, PagerDutyConnector, PagerDutyService, ServiceListing
+
+SERVICES_ROW = "pagerduty services"
+MAX_NAMED = 5  # services named per finding; the rest are counted, so one line stays readable
 
 
 @dataclass(frozen=True)
 class DoctorRow:
     connector: str
-    read: str  # "ok" or what failed
+    read: str  # "ok", "warning" (works, but see the detail), "skipped", "n/a" or "FAILED"
     read_detail: str
     write: str  # "refused", "not applicable" or what went wrong
     write_detail: str
@@ -125,6 +135,7 @@ async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: 
             check("pagerduty", read("pagerduty.list_incidents", Source.PAGERDUTY,
                                     lambda: pd.recent_incidents(pd_service.pagerduty_service_id or "", window))
                   if pd_service else _skip("no catalog service names a PagerDuty service"), pd.write_probe),
+            _pagerduty_services(runner, pd, policy, catalog, settings.slack.default_channel),
             check("jira (read)", read("jira.search", Source.JIRA,
                                       lambda: jr.open_issues(project.jira_project or "", project.name))
                   if project else _skip("no catalog service names a Jira project"), jr.write_probe),
@@ -152,6 +163,94 @@ def channels_row(settings: Settings, catalog: Catalog) -> DoctorRow:
     detail = f"each of {len(catalog)} service(s) has a Slack channel" + (
         f"; {', '.join(fallback)} use the default channel {default}" if fallback else "")
     return DoctorRow("channels", "ok", detail, "n/a", "")
+
+
+async def _pagerduty_services(runner: ToolRunner, pd: PagerDutyConnector, policy: Policy, catalog: Catalog,
+                              default_channel: str | None) -> DoctorRow:
+    """PagerDuty's services against the catalog, read through the choke point like every read."""
+    if not len(catalog):
+        return DoctorRow(SERVICES_ROW, "skipped", "no catalog: every PagerDuty service is briefed without one",
+                         "n/a", "")
+    decision = policy.decide(LIST_SERVICES)
+    if decision.outcome != "allow":
+        # Only this check needs the tool, so a policy without it skips the check, not the doctor.
+        return DoctorRow(SERVICES_ROW, "skipped", f"{LIST_SERVICES}: {decision.reason}; PagerDuty's services "
+                         "were not compared with the catalog", "n/a", "")
+    started = time.perf_counter()
+    outcome = await runner.lookup(LIST_SERVICES, Source.PAGERDUTY, pd.list_services,
+                                  count=lambda listing: len(listing.services))
+    took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    if outcome.value is None:
+        reason = outcome.gap.reason if outcome.gap else "no answer"
+        return DoctorRow(SERVICES_ROW, "FAILED", f"{LIST_SERVICES}: {reason}", "n/a", "")
+    return services_row(outcome.value, catalog, default_channel, took)
+
+
+def services_row(listing: ServiceListing, catalog: Catalog, default_channel: str | None,
+                 took: str = "") -> DoctorRow:
+    """What PagerDuty's services say about the catalog. FAILED: a catalog id PagerDuty does not
+    have, or services the catalog lacks with no default channel to post their alerts to;
+    warning: services the catalog lacks (their alerts go to the default channel)."""
+    head = f"{LIST_SERVICES}: {len(listing.services)} service(s)" + (f" in {took}" if took else "")
+    failures, notes = _unknown_ids(listing, catalog)
+    # A disabled service opens no incidents: no alert of it can miss the catalog.
+    uncatalogued = [s for s in listing.services
+                    if s.status != "disabled" and catalog.by_pagerduty_service(s.id) is None]
+    if uncatalogued:
+        failed, finding = _uncatalogued(uncatalogued, default_channel)
+        (failures if failed else notes).append(finding)
+    if listing.cut:
+        notes.append(f"PagerDuty has more; only these {len(listing.services)} were compared")
+    status = "FAILED" if failures else "warning" if uncatalogued else "ok"
+    if not failures and not notes:
+        notes.append("each is in the catalog, and PagerDuty has each service the catalog names")
+    return DoctorRow(SERVICES_ROW, status, "; ".join([head, *failures, *notes]), "n/a", "")
+
+
+def _unknown_ids(listing: ServiceListing, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """Catalog entries whose PagerDuty id is not listed: a failure, or only a note when the
+    listing was cut (the id may be past the cut)."""
+    listed = listing.ids()
+    by_name = {service.name.lower(): service.id for service in listing.services}
+    unknown = [_unknown(name, sid, by_name.get(name.lower())) for name, sid in _pagerduty_ids(catalog)
+               if sid not in listed]
+    if not unknown:
+        return [], []
+    if listing.cut:
+        return [], [f"not among the services read, so not checked: {_named(unknown)}"]
+    return [f"the catalog names PagerDuty service id(s) PagerDuty does not have: {_named(unknown)} "
+            "(a typo? those services' alerts would not find their catalog entry)"], []
+
+
+def _pagerduty_ids(catalog: Catalog) -> list[tuple[str, str]]:
+    """(service, PagerDuty service id) of each catalog entry that names one."""
+    entries = [catalog.get(name) for name in catalog.names()]
+    return [(e.name, e.pagerduty_service_id) for e in entries if e is not None and e.pagerduty_service_id]
+
+
+def _unknown(name: str, sid: str, namesake: str | None) -> str:
+    """A catalog entry and its unknown id, with the id of PagerDuty's service of that name: the
+    likely correction of a typo."""
+    return f"{name} ({sid}; PagerDuty's {name} is {namesake})" if namesake else f"{name} ({sid})"
+
+
+def _uncatalogued(services: list[PagerDutyService], default_channel: str | None) -> tuple[bool, str]:
+    """Services the catalog lacks: (whether that fails, what to say)."""
+    labels = [f"{service.name} ({service.id})" for service in services]
+    # The webhook briefs such a service as a bare entry with no channel of its own: the same
+    # rule as a catalog service without one decides whether its alerts can be posted.
+    unrouted = unpostable(Catalog([ServiceEntry(name=label) for label in labels]), default_channel)
+    count = f"{len(services)} PagerDuty service(s) not in the catalog (no entry has their id)"
+    if unrouted:
+        return True, (f"{count} and no IB_SLACK__DEFAULT_CHANNEL: their alerts would not be posted: "
+                      f"{_named(unrouted)} (add them to the catalog, each with its pagerduty service_id and a "
+                      "slack_channel, or set IB_SLACK__DEFAULT_CHANNEL)")
+    return False, f"{count}, so their alerts go to the default channel {default_channel}: {_named(labels)}"
+
+
+def _named(labels: list[str]) -> str:
+    shown = ", ".join(labels[:MAX_NAMED])
+    return shown + (f" and {len(labels) - MAX_NAMED} more" if len(labels) > MAX_NAMED else "")
 
 
 async def _skip(reason: str) -> tuple[str, str]:
@@ -216,10 +315,12 @@ def doctor_table(rows: list[DoctorRow]) -> Table:
     for column in ("connector", "read", "detail", "write", "write detail"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        read_style = "green" if row.read in {"ok", "n/a"} else "yellow" if row.read == "skipped" else "red"
+        read_style = ("green" if row.read in {"ok", "n/a"} else "yellow" if row.read in {"skipped", "warning"}
+                      else "red")
         write_style = "green" if row.write in {"refused", "n/a"} else "red"
         read = f"read {row.read}" if row.read in {"ok", "FAILED"} else row.read
-        table.add_row(row.connector, f"[{read_style}]{read}[/]", row.read_detail,
+        # Details quote what the sources said (service names, error text): printed, never markup.
+        table.add_row(row.connector, f"[{read_style}]{read}[/]", escape(row.read_detail),
                       f"[{write_style}]{'write refused' if row.write == 'refused' else row.write}[/]",
-                      row.write_detail)
+                      escape(row.write_detail))
     return table

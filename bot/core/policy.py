@@ -31,10 +31,12 @@ Mode = Literal["read_only", "dry_run", "execute"]
 ApprovalRule = Literal["required", "two_person", "none"]
 Outcome = Literal["allow", "needs_approval", "deny"]
 
+# Reads only `doctor` makes (PagerDuty's services, to compare with the catalog); no brief does.
+DOCTOR_TOOLS: tuple[str, ...] = ("pagerduty.list_services",)
 READ_TOOLS: tuple[str, ...] = (
     "datadog.get_monitor", "datadog.get_dashboard", "datadog.query_metrics", "datadog.search_logs",
     "datadog.list_events", "github.list_deployments", "confluence.search", "pagerduty.get_incident",
-    "pagerduty.list_incidents", "jira.search",
+    "pagerduty.list_incidents", "jira.search", *DOCTOR_TOOLS,
 )
 WRITE_TOOLS: tuple[str, ...] = ("jira.create_issue",)
 KNOWN_TOOLS: tuple[str, ...] = READ_TOOLS + WRITE_TOOLS
@@ -317,6 +319,16 @@ def describe(policy: Policy, catalog_projects: Collection[str] | None = None) ->
     return "\n".join(lines)
 
 
+def _denied_reads_effect(denied: list[str]) -> str:
+    """What denying these reads does: a brief's reads become gaps, a doctor-only read skips its check."""
+    effects = []
+    if any(tool not in DOCTOR_TOOLS for tool in denied):
+        effects.append("briefs show them as source gaps")
+    if doctor_only := [tool for tool in denied if tool in DOCTOR_TOOLS]:
+        effects.append(f"doctor skips the check that needs {', '.join(doctor_only)}")
+    return "; ".join(effects)
+
+
 def warnings(policy: Policy, catalog_projects: Collection[str] | None = None) -> list[str]:
     """Choices that are legal but may not mean what the author thinks, each as "key: why".
     `catalog_projects` (None: no catalog at hand) makes the Jira project warnings concrete."""
@@ -324,7 +336,7 @@ def warnings(policy: Policy, catalog_projects: Collection[str] | None = None) ->
     denied_reads = [tool for tool in READ_TOOLS if tool not in policy.allowed_tools]
     if policy.allowed_tools and denied_reads:
         found.append(f"allowed_tools: {len(denied_reads)} read tool(s) are not listed and are denied "
-                     f"({', '.join(denied_reads)}); briefs show them as source gaps")
+                     f"({', '.join(denied_reads)}); {_denied_reads_effect(denied_reads)}")
     for tool in policy.write_tools:
         rule = policy.approvals.get(tool, "required")
         if policy.default_mode == "read_only" and rule == "none":

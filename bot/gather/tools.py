@@ -5,7 +5,8 @@ Nothing in the bot calls a connector except through `ToolRunner`. A read returns
 or a `SourceGap` (never raises for a source problem); a write runs only with an approval
 record that was claimed for execution, and in ``dry_run`` mode only previews. Evidence is
 redacted here, on the way in, so no secret or PII reaches the model, Slack, the store or
-the logs downstream.
+the logs downstream. A `lookup` is a read whose answer is a typed model rather than evidence
+(``doctor``'s list of PagerDuty services): the same guards, and the model redacted the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from bot.core.audit import AuditSink, ToolCallRecord
 from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable
@@ -26,6 +29,8 @@ from bot.telemetry.tracing import span
 
 ReadCall = Callable[[], Awaitable[list[Evidence]]]
 WriteCall = Callable[[], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApprovedAction(Protocol):
@@ -49,6 +54,22 @@ class ReadOutcome:
 
 
 @dataclass
+class LookupOutcome(Generic[M]):
+    tool: str
+    value: M | None = None
+    gap: SourceGap | None = None
+
+
+@dataclass(frozen=True)
+class _Ran(Generic[T]):
+    """A call the runner let through and that answered: what it said, and what to audit it with."""
+
+    answer: T
+    decision: Decision
+    started: float
+
+
+@dataclass
 class WriteOutcome:
     tool: str
     executed: bool
@@ -64,6 +85,12 @@ def redact_evidence(item: Evidence) -> Evidence:
         "ref": {k: redact(v) for k, v in item.ref.items()},
         "data": redact_obj(item.data),
     })
+
+
+def redact_model(value: M) -> M:
+    """Every text field of a typed answer masked, then validated again as its own type: a mask
+    that broke one of its constraints raises rather than passing unchecked."""
+    return type(value).model_validate(redact_obj(value.model_dump()))
 
 
 class ToolRunner:
@@ -98,21 +125,51 @@ class ToolRunner:
 
     async def _read(self, tool: str, source: Source, call: ReadCall, *,
                     args: dict[str, Any] | None, timeout_s: float | None) -> ReadOutcome:
-        args = args or {}
+        ran = await self._guarded(tool, source, call, args or {}, timeout_s)
+        if isinstance(ran, SourceGap):
+            return ReadOutcome(tool, gap=ran)
+        evidence = [redact_evidence(item) for item in ran.answer]
+        await self._audit(tool, ran.decision, "ok", f"{len(evidence)} items", args or {},
+                          started=ran.started, count=len(evidence))
+        return ReadOutcome(tool, evidence=evidence)
+
+    async def lookup(self, tool: str, source: Source, call: Callable[[], Awaitable[M]], *,
+                     count: Callable[[M], int], args: dict[str, Any] | None = None,
+                     timeout_s: float | None = None) -> LookupOutcome[M]:
+        """A read whose answer is a typed model, not evidence (nothing cites it): policy, step
+        cap, timeout, redaction and audit as for `read`; `count` says how many items it holds."""
+        with span("tool_call", **{"incident.key": self.brief_key, "tool.name": tool, "tool.source": source.value}):
+            ran = await self._guarded(tool, source, call, args or {}, timeout_s)
+            if isinstance(ran, SourceGap):
+                return LookupOutcome(tool, gap=ran)
+            try:
+                value = redact_model(ran.answer)
+            except Exception as exc:  # masked text that no longer validates: a gap, never a crash
+                reason = f"failed unexpectedly ({type(exc).__name__})"
+                gap = await self._gap(tool, source, ran.decision, reason, args or {}, ran.started, outcome="error")
+                return LookupOutcome(tool, gap=gap)
+            items = count(value)
+            await self._audit(tool, ran.decision, "ok", f"{items} items", args or {}, started=ran.started,
+                              count=items)
+            return LookupOutcome(tool, value=value)
+
+    async def _guarded(self, tool: str, source: Source, call: Callable[[], Awaitable[T]], args: dict[str, Any],
+                       timeout_s: float | None) -> _Ran[T] | SourceGap:
+        """Decide, count, call within the time limit: the answer, or the gap (already audited)."""
         decision = self._decide(tool, args)
         if decision.outcome != "allow":
             reason = f"not permitted by policy: {decision.reason}"
             await self._audit(tool, decision, "denied", reason, args)
-            return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+            return SourceGap(source=source, tool=tool, reason=reason)
         if self.calls >= self.max_calls:
             reason = f"step cap reached ({self.max_calls} tool calls per brief)"
             await self._audit(tool, decision, "denied", reason, args)
-            return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+            return SourceGap(source=source, tool=tool, reason=reason)
         self.calls += 1
         started = time.perf_counter()
         limit = timeout_s or self.source_timeouts.get(source.value, self.timeout_s)
         try:
-            found = await asyncio.wait_for(call(), timeout=limit)
+            answer = await asyncio.wait_for(call(), timeout=limit)
         except SourceUnavailable as exc:
             return await self._gap(tool, source, decision, redact(exc.reason), args, started)
         except TimeoutError:
@@ -120,10 +177,7 @@ class ToolRunner:
         except Exception as exc:  # a connector bug must not sink the brief: show it as a gap
             reason = f"failed unexpectedly ({type(exc).__name__})"
             return await self._gap(tool, source, decision, reason, args, started, outcome="error")
-        evidence = [redact_evidence(item) for item in found]
-        await self._audit(tool, decision, "ok", f"{len(evidence)} items", args,
-                          started=started, count=len(evidence))
-        return ReadOutcome(tool, evidence=evidence)
+        return _Ran(answer, decision, started)
 
     async def write(self, tool: str, call: WriteCall, *, args: dict[str, Any],
                     approval: ApprovedAction | None, preview: dict[str, Any]) -> WriteOutcome:
@@ -159,9 +213,9 @@ class ToolRunner:
         return self.policy.decide(tool, self.actor, args, catalog_projects=self.catalog_projects)
 
     async def _gap(self, tool: str, source: Source, decision: Decision, reason: str,
-                   args: dict[str, Any], started: float, outcome: str = "gap") -> ReadOutcome:
+                   args: dict[str, Any], started: float, outcome: str = "gap") -> SourceGap:
         await self._audit(tool, decision, outcome, reason, args, started=started)
-        return ReadOutcome(tool, gap=SourceGap(source=source, tool=tool, reason=reason))
+        return SourceGap(source=source, tool=tool, reason=reason)
 
     async def _audit(self, tool: str, decision: Decision, outcome: str, detail: str,
                      args: dict[str, Any], *, started: float | None = None, count: int = 0) -> None:

@@ -6,20 +6,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic_ai import models
+from rich.console import Console
 from typer.testing import CliRunner
 
+from bot.app import doctor
 from bot.app.cli import app
-from bot.app.doctor import channels_row, run_doctor
+from bot.app.doctor import DoctorRow, channels_row, doctor_table, run_doctor, services_row
+from bot.core.audit import MemoryAudit
 from bot.core.config import Settings, SlackSettings
 from bot.core.models import ServiceEntry
-from bot.core.policy import default_policy
+from bot.core.policy import default_policy, parse_policy
 from bot.intake.catalog import Catalog
 from connectors import pagerduty
-from sandbox.scenario import Scenario
+from connectors.pagerduty import PagerDutyService, ServiceListing
+from sandbox.scenario import Scenario, parse_scenario
 from sandbox.server import Sandbox
+from tests.helpers.scenarios import with_faults
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +42,11 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
         writes = {system: sb.recorder.writes(system) for system in ("datadog", "github", "confluence",
                                                                     "pagerduty", "jira")}
     by_name = {row.connector: row for row in rows}
-    assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)",
-                            "slack", "model", "channels"}
+    assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "pagerduty services", "jira (read)",
+                            "jira (writer)", "slack", "model", "channels"}
     assert not [row for row in rows if row.failed]
-    assert all(row.write == "refused" for name, row in by_name.items() if name not in {"slack", "model", "channels"})
+    assert all(row.write == "refused" for name, row in by_name.items()
+               if name not in {"slack", "model", "channels", "pagerduty services"})
     assert writes == {system: [] for system in writes}
     assert "every scope of manifest.yaml" in by_name["slack"].read_detail
     model = by_name["model"]
@@ -48,6 +55,11 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
     assert "$0.0" in model.read_detail, "the probe's cost is shown"
     assert (by_name["channels"].read, by_name["channels"].read_detail) == (
         "ok", "each of 1 service(s) has a Slack channel")
+    services = by_name["pagerduty services"]
+    assert services.read == "ok"
+    assert services.read_detail.startswith("pagerduty.list_services: 1 service(s) in ")
+    assert services.read_detail.endswith("; each is in the catalog, and PagerDuty has each service the catalog "
+                                         "names")
 
 
 def _settings(default_channel: str | None) -> Settings:
@@ -133,8 +145,8 @@ async def test_without_a_catalog_reads_that_need_one_are_skipped_not_failed(chec
     with Sandbox(checkout) as sb:
         rows = await run_doctor(sb.settings(catalog_file=None, policy_file=None), now=checkout.now)
     by_name = {row.connector: row for row in rows}
-    assert {name for name, row in by_name.items() if row.read == "skipped"} == {"github", "pagerduty",
-                                                                                 "jira (read)", "channels"}
+    assert {name for name, row in by_name.items() if row.read == "skipped"} == {
+        "github", "pagerduty", "pagerduty services", "jira (read)", "channels"}
     assert by_name["datadog"].read == by_name["confluence"].read == by_name["slack"].read == "ok"
     assert not [row for row in rows if row.failed]
 
@@ -143,10 +155,11 @@ def test_cli_prints_the_table_for_a_bundled_scenario_by_name() -> None:
     result = CliRunner().invoke(app, ["doctor", "--sandbox", "checkout-5xx-after-deploy"],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for name in ("datadog", "github", "confluence", "pagerduty", "jira (read)", "jira (writer)", "slack", "model"):
+    for name in ("datadog", "github", "confluence", "pagerduty", "pagerduty services", "jira (read)",
+                 "jira (writer)", "slack", "model"):
         assert name in result.output
     assert result.output.count("write refused") == 6
-    assert result.output.count("read ok") == 8
+    assert result.output.count("read ok") == 9
 
 
 def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path) -> None:
@@ -170,3 +183,151 @@ def test_cli_exits_non_zero_when_a_service_has_no_channel_to_post_to(checkout: S
     assert result.exit_code == 1, result.output
     assert "problems with channels" in result.output
     assert "no Slack channel for checkout-api" in result.output
+
+
+# --- PagerDuty's services against the catalog ----------------------------------------------
+
+EXTRA = [{"id": "PBILL01", "name": "Billing API"}, {"id": "PSRCH01", "name": "search-api"},
+         {"id": "POLD001", "name": "legacy-batch", "status": "disabled"}]
+TYPO = ServiceEntry(name="payments", slack_channel="C0PAY", pagerduty_service_id="PPAYM0X")
+
+
+def with_directory(base: Scenario, services: list[dict[str, str]]) -> Scenario:
+    """The same world, with PagerDuty services the scenario's catalog does not name."""
+    raw = json.loads(base.model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    raw["world"]["pagerduty"] = {"services": services}
+    return parse_scenario(raw, f"{base.id} with more PagerDuty services")
+
+
+def with_default_channel(settings: Settings, channel: str | None) -> Settings:
+    return settings.model_copy(update={"slack": settings.slack.model_copy(update={"default_channel": channel})})
+
+
+async def _services_row(sc: Scenario, catalog: Catalog, default_channel: str | None = None,
+                        **policy: Any) -> DoctorRow:
+    with Sandbox(sc) as sb:
+        rows = await run_doctor(with_default_channel(sb.settings(), default_channel),
+                                parse_policy(policy, "test") if policy else default_policy(), catalog, now=sc.now)
+    return next(row for row in rows if row.connector == "pagerduty services")
+
+
+async def test_a_catalog_id_pagerduty_does_not_have_fails_and_uncatalogued_services_are_a_warning(
+        checkout: Scenario) -> None:
+    catalog = Catalog([*checkout.service_entries(), TYPO])
+    row = await _services_row(with_directory(checkout, EXTRA), catalog, default_channel="C0DEFAULT")
+    assert row.failed
+    parts = row.read_detail.split("; ")
+    assert parts[0].startswith("pagerduty.list_services: 4 service(s) in ")
+    assert parts[1:] == [
+        "the catalog names PagerDuty service id(s) PagerDuty does not have: payments (PPAYM0X) (a typo? those "
+        "services' alerts would not find their catalog entry)",
+        "2 PagerDuty service(s) not in the catalog (no entry has their id), so their alerts go to the default "
+        "channel C0DEFAULT: Billing API (PBILL01), search-api (PSRCH01)",
+    ], "the disabled service opens no incidents: it is not counted"
+
+
+async def test_uncatalogued_services_with_a_default_channel_warn_without_failing(checkout: Scenario) -> None:
+    row = await _services_row(with_directory(checkout, EXTRA), Catalog(checkout.service_entries()),
+                              default_channel="C0DEFAULT")
+    assert (row.read, row.failed) == ("warning", False)
+    assert "2 PagerDuty service(s) not in the catalog (no entry has their id), so" in row.read_detail
+
+
+async def test_uncatalogued_services_with_no_default_channel_fail(checkout: Scenario) -> None:
+    row = await _services_row(with_directory(checkout, EXTRA), Catalog(checkout.service_entries()))
+    assert row.failed
+    assert row.read_detail.endswith(
+        "2 PagerDuty service(s) not in the catalog (no entry has their id) and no IB_SLACK__DEFAULT_CHANNEL: their "
+        "alerts would not be posted: Billing API (PBILL01), search-api (PSRCH01) (add them to the catalog, each with "
+        "its pagerduty service_id and a slack_channel, or set IB_SLACK__DEFAULT_CHANNEL)")
+
+
+async def test_pagerduty_failing_to_list_its_services_fails_the_row_and_nothing_else(checkout: Scenario) -> None:
+    broken = with_faults(checkout, errors={"pagerduty.list_services": "http_500"})
+    with Sandbox(broken) as sb:
+        rows = await run_doctor(sb.settings(), default_policy(), Catalog(checkout.service_entries()),
+                                now=checkout.now)
+    services = next(row for row in rows if row.connector == "pagerduty services")
+    assert (services.read, services.read_detail) == ("FAILED", "pagerduty.list_services: HTTP 500 after 3 attempts")
+    assert [row.connector for row in rows if row.failed] == ["pagerduty services"]
+
+
+async def test_the_services_read_is_audited_through_the_choke_point(
+        checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    audits: list[MemoryAudit] = []
+
+    def audit() -> MemoryAudit:
+        audits.append(MemoryAudit())
+        return audits[-1]
+
+    monkeypatch.setattr(doctor, "MemoryAudit", audit)
+    with Sandbox(with_directory(checkout, EXTRA[:1])) as sb:
+        await run_doctor(with_default_channel(sb.settings(), "C0DEFAULT"), default_policy(),
+                         Catalog(checkout.service_entries()), now=checkout.now)
+    [row] = [row for row in audits[0].tool_calls if row.tool == "pagerduty.list_services"]
+    assert (row.actor, row.decision, row.outcome, row.detail, row.evidence_count) == (
+        "doctor", "allow", "ok", "2 items", 2)
+
+
+async def test_a_policy_without_the_tool_skips_the_check_and_sends_nothing(checkout: Scenario) -> None:
+    reads = ["datadog.query_metrics", "github.list_deployments", "confluence.search", "pagerduty.list_incidents",
+             "jira.search"]
+    with Sandbox(with_directory(checkout, EXTRA)) as sb:
+        rows = await run_doctor(sb.settings(), parse_policy({"agent_policy": {"allowed_tools": reads}}, "test"),
+                                Catalog(checkout.service_entries()), now=checkout.now)
+        listed = sb.recorder.requests("pagerduty", tool="pagerduty.list_services")
+    row = next(row for row in rows if row.connector == "pagerduty services")
+    assert (row.read, row.failed, listed) == ("skipped", False, [])
+    assert row.read_detail == ("pagerduty.list_services: read tool not listed in allowed_tools; PagerDuty's "
+                               "services were not compared with the catalog")
+
+
+def _listing(count: int, *, cut: bool = False) -> ServiceListing:
+    return ServiceListing(services=[PagerDutyService(id=f"PSVC{n:03}", name=f"svc-{n}", status="active")
+                                    for n in range(count)], cut=cut)
+
+
+def test_at_most_five_services_are_named_and_the_rest_counted() -> None:
+    row = services_row(_listing(8), Catalog([ServiceEntry(name="svc-0", pagerduty_service_id="PSVC000")]), "C0D")
+    assert row.read_detail.endswith(
+        "7 PagerDuty service(s) not in the catalog (no entry has their id), so their alerts go to the default "
+        "channel C0D: svc-1 (PSVC001), svc-2 (PSVC002), svc-3 (PSVC003), svc-4 (PSVC004), svc-5 (PSVC005) and 2 more")
+
+
+def test_an_unknown_catalog_id_names_pagerdutys_service_of_the_same_name() -> None:
+    catalog = Catalog([ServiceEntry(name="svc-1", pagerduty_service_id="PSVC0O1"),
+                       ServiceEntry(name="svc-0", pagerduty_service_id="PSVC000")])
+    row = services_row(_listing(2), catalog, "C0D")
+    assert row.failed
+    assert ("PagerDuty service id(s) PagerDuty does not have: svc-1 (PSVC0O1; PagerDuty's svc-1 is PSVC001) "
+            "(a typo?") in row.read_detail
+
+
+def test_a_catalog_id_past_a_cut_listing_is_not_called_unknown() -> None:
+    catalog = Catalog([ServiceEntry(name=f"svc-{n}", pagerduty_service_id=f"PSVC{n:03}") for n in range(2)]
+                      + [ServiceEntry(name="far", pagerduty_service_id="PFAR001")])
+    row = services_row(_listing(2, cut=True), catalog, None)
+    assert (row.read, row.failed) == ("ok", False)
+    assert row.read_detail == ("pagerduty.list_services: 2 service(s); not among the services read, so not "
+                               "checked: far (PFAR001); PagerDuty has more; only these 2 were compared")
+
+
+def test_service_names_are_printed_as_text_never_as_markup() -> None:
+    hostile = PagerDutyService(id="PHOST01", name="[/bold] [link=https://evil.example]x[/link]", status="active")
+    row = services_row(ServiceListing(services=[hostile]), Catalog([ServiceEntry(name="a")]), "C0D")
+    console = Console(record=True, width=400)
+    console.print(doctor_table([row]))
+    assert "[/bold] [link=https://evil.example]x[/link] (PHOST01)" in console.export_text()
+
+
+def test_cli_exits_non_zero_when_pagerduty_has_a_service_whose_alerts_would_go_nowhere(
+        checkout: Scenario, tmp_path: Path) -> None:
+    raw = json.loads(with_directory(checkout, EXTRA[:1]).model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    extra = tmp_path / "uncatalogued.yaml"
+    extra.write_text(json.dumps(raw))
+    result = CliRunner().invoke(app, ["doctor", "--sandbox", str(extra)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "problems with pagerduty services" in result.output
+    assert "Billing API (PBILL01)" in result.output

@@ -56,6 +56,14 @@ async def _pagerduty(settings: Any, _scenario: Scenario) -> object:
         await connector.aclose()
 
 
+async def _pagerduty_services(settings: Any, _scenario: Scenario) -> object:
+    connector = PagerDutyConnector(settings)
+    try:
+        return await connector.list_services()
+    finally:
+        await connector.aclose()
+
+
 async def _confluence(settings: Any, _scenario: Scenario) -> object:
     connector = ConfluenceConnector(settings)
     try:  # no labels: one search, so the attempts counted are that search's
@@ -74,7 +82,7 @@ async def _jira(settings: Any, _scenario: Scenario) -> object:
 
 @dataclass(frozen=True)
 class Reader:
-    """A connector's first read: the sandbox system and tool it meets, and how it says bad JSON."""
+    """One read of a connector: the sandbox system and tool it meets, and how it says bad JSON."""
 
     system: str
     tool: str
@@ -86,6 +94,8 @@ READERS = {
     "datadog": Reader("datadog", "datadog.get_monitor", "malformed JSON in response", _datadog),
     "github": Reader("github", "github.list_deployments", "malformed JSON in response", _github),
     "pagerduty": Reader("pagerduty", "pagerduty.get_incident", "malformed JSON in response", _pagerduty),
+    "pagerduty services": Reader("pagerduty", "pagerduty.list_services", "malformed JSON in response",
+                                 _pagerduty_services),
     "confluence": Reader("confluence", "confluence.search", "malformed JSON in search response", _confluence),
     "jira reader": Reader("jira", "jira.search", "malformed JSON in search response", _jira),
 }

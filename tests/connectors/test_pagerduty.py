@@ -12,7 +12,8 @@ import pytest
 from bot.core.config import PagerDutySettings
 from bot.core.errors import SourceUnavailable
 from bot.core.models import EvidenceKind, TimeWindow
-from connectors.pagerduty import PagerDutyConnector
+from connectors import pagerduty
+from connectors.pagerduty import PagerDutyConnector, PagerDutyService, ServiceListing
 from sandbox.server import Sandbox
 from tests.helpers.scenarios import checkout, pagerduty_world
 
@@ -136,6 +137,18 @@ def test_sandbox_wire_format_paging_and_auth() -> None:
         assert client.get("/incidents", params={"statuses[]": "resolved"}).json()["incidents"] == []
         assert client.get("/incidents", params={"since": "yesterday"}).status_code == 400
 
+        services = client.get("/services", params={"total": "true"}).json()
+        assert (services["total"], services["more"]) == (1, False)
+        [shop] = services["services"]
+        assert {"id", "type", "summary", "name", "status", "self", "html_url", "escalation_policy", "teams",
+                "integrations", "created_at", "last_incident_timestamp"} <= set(shop)
+        assert (shop["id"], shop["type"], shop["name"], shop["summary"], shop["status"]) == (
+            "PSHOP01", "service", "shop", "shop", "active")
+        assert shop["html_url"].endswith("/service-directory/PSHOP01")
+        assert shop["teams"][0]["summary"] == "payments"
+        assert shop["last_incident_timestamp"] == "2026-05-12T14:01:00Z"
+        assert client.get("/services", params={"sort_by": "created_at"}).status_code == 400
+
         missing = client.get("/incidents/PNOPE")
         assert missing.status_code == 404
         assert missing.json()["error"]["message"] == "Not Found"
@@ -162,6 +175,61 @@ async def test_invalid_ids_are_refused_before_any_request() -> None:
         with pytest.raises(SourceUnavailable, match="invalid service id"):
             await history_for(sb, "PSVC&statuses[]=x", window())
         assert sb.recorder.requests() == []
+
+
+# --- the account's services (doctor) -------------------------------------------------------
+
+DIRECTORY = [{"id": "PBILL01", "name": "Billing API"}, {"id": "PZETA01", "name": "zeta-batch", "status": "disabled"},
+             {"id": "PAUTH01", "name": "auth", "status": "warning"}, {"id": "PCRON01", "name": "crons"}]
+
+
+async def services_of(sb: Sandbox, **kwargs: Any) -> ServiceListing:
+    connector = PagerDutyConnector(settings(sb, max_retries=0))
+    try:
+        return await connector.list_services(**kwargs)
+    finally:
+        await connector.aclose()
+
+
+@pytest.mark.asyncio
+async def test_services_are_read_page_by_page_in_name_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pagerduty, "SERVICES_PAGE_LIMIT", 2)  # five services: three pages
+    with Sandbox(pagerduty_world(services=DIRECTORY), systems=["pagerduty"]) as sb:
+        listing = await services_of(sb)
+        recorded = sb.recorder.requests("pagerduty", tool="pagerduty.list_services")
+    assert [(s.id, s.name, s.status) for s in listing.services] == [
+        ("PAUTH01", "auth", "warning"), ("PBILL01", "Billing API", "active"), ("PCRON01", "crons", "active"),
+        ("PSHOP01", "shop", "active"), ("PZETA01", "zeta-batch", "disabled")]
+    assert listing.services[1] == PagerDutyService(
+        id="PBILL01", name="Billing API", status="active",
+        html_url="https://acme.pagerduty.com/service-directory/PBILL01")
+    assert listing.cut is False
+    assert listing.ids() == {"PAUTH01", "PBILL01", "PCRON01", "PSHOP01", "PZETA01"}
+    assert listing.request == "GET /services?sort_by=name&limit=2&offset=0"
+    assert [(r.query["offset"], r.query["limit"], r.query["sort_by"]) for r in recorded] == [
+        (["0"], ["2"], ["name"]), (["2"], ["2"], ["name"]), (["4"], ["2"], ["name"])]
+    assert sb.recorder.writes() == []
+
+
+@pytest.mark.asyncio
+async def test_the_services_listing_is_bounded_and_says_when_it_was_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pagerduty, "SERVICES_PAGE_LIMIT", 2)
+    with Sandbox(pagerduty_world(services=DIRECTORY), systems=["pagerduty"]) as sb:
+        cut = await services_of(sb, max_services=3)
+        asked = len(sb.recorder.requests("pagerduty", tool="pagerduty.list_services"))
+        whole = await services_of(sb, max_services=5)
+    assert [s.name for s in cut.services] == ["auth", "Billing API", "crons"]
+    assert cut.cut is True, "PagerDuty has more than the bound"
+    assert asked == 2, "two pages of two hold the three asked for"
+    assert (len(whole.services), whole.cut) == (5, False)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_services_listing_is_a_clear_error() -> None:
+    with Sandbox(pagerduty_world(errors={"pagerduty.list_services": "http_500"}), systems=["pagerduty"]) as sb, \
+            pytest.raises(SourceUnavailable) as err:
+        await services_of(sb)
+    assert (err.value.reason, err.value.tool) == ("HTTP 500 after 1 attempt", "pagerduty.list_services")
 
 
 # --- faults (every fault on every connector: test_faults.py) ------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.core.config import PagerDutySettings
 from bot.core.models import EvidenceKind, TimeWindow, evidence_id
-from connectors.pagerduty import PagerDutyConnector
+from connectors.pagerduty import PagerDutyConnector, PagerDutyService
 from tests.helpers.replay import Canned, fixture, replaying
 
 ALERT_AT = datetime(2015, 10, 7, 9, 0, tzinfo=UTC)
@@ -64,3 +64,20 @@ async def test_the_documented_incident_list_is_the_services_history() -> None:
     assert past.title == "Past incident #1234: The server is on fire."
     assert past.excerpt == ("[high urgency] The server is on fire. on My Mail Service; status resolved, "
                             "opened 2015-10-06 21:30 UTC, resolved after 7 min.")
+
+
+async def test_the_documented_service_list_is_read_as_the_accounts_services() -> None:
+    # The documented page says "more": false: one request reads it all.
+    answers = [Canned("GET", "/services", fixture("pagerduty", "rest", "list_services.json"))]
+    async with replaying(answers) as server:
+        connector = PagerDutyConnector(PagerDutySettings(base_url=server.base_url, token="t"))
+        try:
+            listing = await connector.list_services()
+        finally:
+            await connector.aclose()
+        sent = [(r.path, r.query) for r in server.received]
+    assert listing.services == [PagerDutyService(
+        id="PIJ90N7", name="My Application Service", status="active",
+        html_url="https://subdomain.pagerduty.com/service-directory/PIJ90N7")]
+    assert listing.cut is False
+    assert sent == [("/services", {"sort_by": ["name"], "limit": ["100"], "offset": ["0"]})]

@@ -117,12 +117,14 @@ PAGERDUTY = WireCase(
         ("GET", "/incidents"),
         ("GET", "/incidents/Q1CHK5XX"),
         ("GET", "/incidents/Q1CHK5XX/alerts"),
+        ("GET", "/services"),  # doctor's list, to compare with the catalog
     }),
     other_paths=(
         "/incidents/Q1CHK5XX/notes", "/incidents/Q1CHK5XX/merge", "/incidents/Q1CHK5XX/snooze",
         "/incidents/Q1CHK5XX/responder_requests", "/incidents/Q1CHK5XX/status_updates",
-        "/incidents/Q1CHK5XX/alerts/A1", "/incidents/Q1CHK5XX/log_entries", "/services", "/services/PSVCCHK",
-        "/maintenance_windows", "/schedules/S1/overrides", "/users", "/users/me", "/abilities", "/escalation_policies",
+        "/incidents/Q1CHK5XX/alerts/A1", "/incidents/Q1CHK5XX/log_entries", "/services/PSVCCHK",
+        "/services/PSVCCHK/integrations", "/services/PSVCCHK/rules", "/maintenance_windows",
+        "/schedules/S1/overrides", "/users", "/users/me", "/abilities", "/escalation_policies",
         "/webhook_subscriptions",
     ),
 )

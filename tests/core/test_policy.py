@@ -305,7 +305,9 @@ def test_the_seed_policy_gets_warnings_not_errors(tmp_path: Path) -> None:
     found = warnings(policy, ["CHK"])
     keys = [line.split(":", 1)[0] for line in found]
     assert keys == ["allowed_tools", "default_mode", "approvers", "jira.allowed_projects"]
-    assert "6 read tool(s) are not listed" in found[0]
+    assert "7 read tool(s) are not listed" in found[0]
+    assert found[0].endswith("briefs show them as source gaps; doctor skips the check that needs "
+                             "pagerduty.list_services")
     assert "any full member of the Slack workspace" in found[2]
     assert "(CHK)" in found[3]
     assert warnings(policy, [])[-1].endswith("every ticket will be refused")

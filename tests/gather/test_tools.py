@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 
 from bot.core.audit import MemoryAudit, ToolCallRecord
 from bot.core.errors import ApprovalRequired, PolicyDenied, SourceUnavailable, WireRefused
@@ -205,6 +206,53 @@ async def test_evidence_and_args_come_back_and_are_audited_redacted() -> None:
     for secret in PLANTED:
         assert secret in planted.model_dump_json(), "the connector did hand over the secret"
         assert secret not in seen
+
+
+# --- lookups: a typed answer through the same guards ---------------------------------------
+
+
+class Listing(BaseModel):
+    names: list[str]
+    owner: str = Field(default="", pattern=r"^[^\[]*$")  # no brackets, as a mask has
+
+
+async def test_a_lookup_answers_its_model_redacted_and_audited_with_its_count() -> None:
+    audit = MemoryAudit()
+    connector = Connector(Listing(names=["billing", f"owned by {EMAIL}"]))
+    outcome = await runner(policy(METRICS), audit).lookup(METRICS, Source.DATADOG, connector,
+                                                          count=lambda found: len(found.names))
+    assert outcome.gap is None
+    assert outcome.value == Listing(names=["billing", "owned by [REDACTED:email]"])
+    row = only_row(audit)
+    assert (row.decision, row.outcome, row.detail, row.evidence_count) == ("allow", "ok", "2 items", 2)
+
+
+async def test_a_lookup_the_policy_denies_is_a_gap_and_is_never_called() -> None:
+    audit, connector = MemoryAudit(), Connector(Listing(names=[]))
+    outcome = await runner(policy(METRICS), audit).lookup(DEPLOYS, Source.GITHUB, connector,
+                                                          count=lambda found: len(found.names))
+    assert (outcome.value, connector.calls) == (None, 0)
+    assert outcome.gap is not None
+    assert outcome.gap.reason == "not permitted by policy: read tool not listed in allowed_tools"
+    assert only_row(audit).outcome == "denied"
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (SourceUnavailable("datadog", "HTTP 500", tool=METRICS), ("gap", "HTTP 500")),
+    (KeyError(EMAIL), ("error", "failed unexpectedly (KeyError)")),
+    # The mask breaks a constraint the address met: the model refuses it, the caller gets a gap.
+    (Listing(names=[], owner=EMAIL), ("error", "failed unexpectedly (ValidationError)")),
+], ids=["unavailable", "connector-bug", "mask-breaks-the-model"])
+async def test_a_failed_lookup_is_a_gap_never_an_exception(answer: Any, outcome: tuple[str, str]) -> None:
+    audit = MemoryAudit()
+    found = await runner(policy(METRICS), audit).lookup(METRICS, Source.DATADOG, Connector(answer),
+                                                        count=lambda listing: len(listing.names))
+    assert found.value is None
+    assert found.gap is not None
+    assert found.gap.reason == outcome[1]
+    row = only_row(audit)
+    assert (row.outcome, row.detail) == outcome
+    assert EMAIL not in row.model_dump_json()
 
 
 # --- writes ------------------------------------------------------------------------------

@@ -31,15 +31,16 @@ def with_faults(base: Scenario, **faults: Any) -> Scenario:
 
 
 def pagerduty_world(details: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                    incident_id: str | None = "PINC042") -> Scenario:
+                    incident_id: str | None = "PINC042", services: list[dict[str, str]] | None = None) -> Scenario:
     """A small PagerDuty-triggered world (service ``shop``, low urgency) with optional alert
-    details and faults: what the PagerDuty connector and sender tests read."""
+    details, faults and PagerDuty services the catalog does not name (``world.pagerduty.services``):
+    what the PagerDuty connector and sender tests read."""
     return parse_scenario({
         "version": 1, "id": "pd-test", "title": "pagerduty test", "now": "2026-05-12T14:05:00Z",
         "alert": {"via": "pagerduty", "incident_id": incident_id, "title": "shop: error rate high",
                   "service": "shop", "urgency": "low", "triggered_at": "2026-05-12T14:01:00Z",
                   "details": details or {}},
         "catalog": [{"name": "shop", "team": "payments", "pagerduty": {"service_id": "PSHOP01"}}],
-        "world": {"faults": {"errors": errors or {}}},
+        "world": {"faults": {"errors": errors or {}}, "pagerduty": {"services": services or []}},
         "expect": {"cause": {"kind": "unknown"}},
     })

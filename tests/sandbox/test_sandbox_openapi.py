@@ -45,6 +45,7 @@ RECORDED = [
     ("pagerduty", "rest", "GET /incidents/{id}", PD / "rest" / "get_incident.json"),
     ("pagerduty", "rest", "GET /incidents/{id}/alerts", PD / "rest" / "list_incident_alerts.json"),
     ("pagerduty", "rest", "GET /incidents", PD / "rest" / "list_incidents.json"),
+    ("pagerduty", "rest", "GET /services", PD / "rest" / "list_services.json"),
     ("atlassian", "confluence", "GET /wiki/rest/api/search", ATL / "confluence_cloud_search.json"),
     ("atlassian", "confluence", "GET /wiki/rest/api/content/{id}", ATL / "confluence_cloud_page.json"),
     ("atlassian", "confluence", "GET /wiki/rest/api/content/{id}", ATL / "confluence_server_page_kelkoo.json"),
@@ -71,6 +72,7 @@ def test_the_schemas_are_not_vacuous() -> None:
     assert answer_errors("datadog", "v1", "GET /api/v1/monitor/{monitor_id}", {"id": "x", "type": 3})
     assert answer_errors("github", "rest", "GET /repos/{owner}/{repo}/deployments", [{"id": "not-int"}])
     assert answer_errors("pagerduty", "rest", "GET /incidents/{id}", {"incident": {"id": 5}})
+    assert answer_errors("pagerduty", "rest", "GET /services", {"services": [{"type": "service_reference"}]})
     assert answer_errors("atlassian", "confluence", "GET /wiki/rest/api/search", {"results": "no"})
     assert answer_errors("atlassian", "jira", "GET /rest/api/3/search", {"issues": {}})
     assert answer_errors("atlassian", "jira", "GET /rest/api/3/search/jql", {"isLast": "yes"})
@@ -140,6 +142,11 @@ def sandbox_answers(sc: Scenario, sb: Sandbox) -> Iterator[tuple[str, str, str, 
             yield "pagerduty", "rest", "GET /incidents/{id}/alerts", http.get(
                 f"{base}/incidents/{sc.alert.incident_id}/alerts", headers=pd).json()
         yield "pagerduty", "rest", "GET /incidents", http.get(f"{base}/incidents", headers=pd).json()
+        services = http.get(f"{base}/services", params={"limit": 1}, headers=pd).json()
+        yield "pagerduty", "rest", "GET /services", services
+        if services["more"]:
+            yield "pagerduty", "rest", "GET /services", http.get(
+                f"{base}/services", params={"limit": 1, "offset": 1, "sort_by": "name:desc"}, headers=pd).json()
 
         atl = {"Authorization": _basic("incident-brief@example.com", token)}
         base = sb.url("confluence")
@@ -201,7 +208,8 @@ def test_every_sandbox_answer_conforms_to_the_vendors_schema(name: str) -> None:
     # Every operation the connectors call was exercised, where the world has something to serve.
     world = sc.world
     expected = {"/api/v1/query", "/api/v1/search", "/api/v2/logs/events/search", "/api/v2/events", "/incidents",
-                "/wiki/rest/api/search", "/rest/api/3/search", "/rest/api/3/search/jql", "/rest/api/3/issue"}
+                "/services", "/wiki/rest/api/search", "/rest/api/3/search", "/rest/api/3/search/jql",
+                "/rest/api/3/issue"}
     expected |= {"/api/v1/monitor/{monitor_id}"} if world.monitors else set()
     expected |= {"/api/v1/dashboard/{dashboard_id}"} if world.dashboards else set()
     expected |= {"/wiki/rest/api/content/{id}"} if world.runbooks else set()

@@ -196,6 +196,23 @@ def test_duplicate_world_ids_are_named(tmp_path: Path) -> None:
     assert "world.logs[1].id: duplicate id 'npe'" in load_error(tmp_path, doc)
 
 
+def test_pagerduty_services_beyond_the_catalog_load_and_their_ids_are_checked(tmp_path: Path) -> None:
+    doc = raw()
+    doc["world"]["pagerduty"] = {"services": [{"id": "PBILL01", "name": "Billing API"},
+                                              {"id": "PZETA01", "name": "zeta", "status": "disabled"}]}
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    services = load_scenario(path).world.pagerduty.services
+    assert [(s.id, s.name, s.status) for s in services] == [("PBILL01", "Billing API", "active"),
+                                                            ("PZETA01", "zeta", "disabled")]
+    doc["world"]["pagerduty"]["services"] += [{"id": "PBILL01", "name": "again"}, {"id": "PSVCCHK", "name": "x"}]
+    message = load_error(tmp_path, doc)
+    assert "world.pagerduty.services[2].id: duplicate id 'PBILL01'" in message
+    assert "world.pagerduty.services[3].id: 'PSVCCHK' is the catalog's checkout-api already" in message
+    doc["world"]["pagerduty"]["services"] = [{"id": "P/../x", "name": "bad"}]
+    assert "world.pagerduty.services[0].id: 'P/../x' does not match" in load_error(tmp_path, doc)
+
+
 def test_not_yaml_and_missing_files_name_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nalert: [unclosed\n")
