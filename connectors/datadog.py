@@ -189,7 +189,10 @@ class DatadogConnector:
         out: list[Evidence] = []
         metrics: list[Evidence] = []
         for dashboard_id in dict.fromkeys(dashboard_ids):
-            raw = await self._call(tool, partial(api.get_dashboard, dashboard_id))
+            try:
+                raw = await self._call(tool, partial(api.get_dashboard, dashboard_id))
+            except SourceUnavailable as exc:  # which dashboard: the catalog may name a deleted one
+                raise SourceUnavailable(SOURCE, f"dashboard {dashboard_id}: {exc.reason}", tool) from exc
             prov = provenance(tool, f"GET /api/v1/dashboard/{dashboard_id}")
             body = _plain_json(raw)
             queries = list(dict.fromkeys(w.query for w in dashboard_queries(body).metric))

@@ -18,6 +18,7 @@ from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
+from bot.core.log_status import ERROR_STATUSES, WARNING_STATUSES
 from bot.core.redaction import clip
 
 # Order matters: the wider shapes go first so a UUID is not eaten as hex and numbers.
@@ -33,7 +34,9 @@ MASKS: tuple[tuple[str, str], ...] = (
     (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "HEX"),
     (r"(?<!\w)[-+]?\d+(?:\.\d+)?(?:ms|s|m|h|KB|MB|GB|%)?(?!\w)", "NUM"),
 )
-SEVERITY = {"critical": 4, "emergency": 4, "alert": 4, "error": 3, "warn": 2, "warning": 2,
+# Which member speaks for a pattern: the worst status, from the one table of error and warning
+# classes (`fatal` and `emerg` were read as `info` before).
+SEVERITY = {**dict.fromkeys(ERROR_STATUSES, 4), "error": 3, **dict.fromkeys(WARNING_STATUSES, 2),
             "notice": 1, "info": 1, "debug": 0}
 MAX_PATTERNS = 500  # Drain's cluster bound: memory stays flat on a noisy service
 MAX_SAMPLE_CHARS = 400

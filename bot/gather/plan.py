@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from bot.analyse.vocabulary import DEPENDENCY_METRIC_PREFIXES, find_upstream
+from bot.core.log_status import ERROR_STATUSES, WARNING_STATUSES
 from bot.core.models import Alert, Evidence, EvidenceKind, ServiceEntry, Source, TimeWindow
 from bot.gather.connectors import Connectors
 
@@ -51,9 +52,11 @@ def plan_reads(alert: Alert, service: ServiceEntry, window: TimeWindow, c: Conne
         if isinstance(monitor_id, int | str) and str(monitor_id).isdigit():
             plan.append(("datadog.get_monitor", Source.DATADOG,
                          lambda: datadog.get_monitor(int(monitor_id)), {"monitor_id": int(monitor_id)}))
-        if dd.dashboards:
+        # One read per dashboard: one the catalog names but Datadog no longer has (deleted,
+        # renamed) is its own gap, and the others' widgets and metrics still arrive.
+        for dashboard_id in dict.fromkeys(dd.dashboards):
             plan.append(("datadog.get_dashboard", Source.DATADOG,
-                         lambda: datadog.get_dashboards(dd.dashboards, window), {"ids": dd.dashboards}))
+                         partial(datadog.get_dashboards, [dashboard_id], window), {"id": dashboard_id}))
         queries = apm_queries(dd.service, dd.env)
         plan.append(("datadog.query_metrics", Source.DATADOG,
                      lambda: datadog.query_metrics(queries, window), {"queries": queries}))
@@ -97,8 +100,8 @@ def plan_follow_ups(evidence: list[Evidence], window: TimeWindow, c: Connectors)
     have = " ".join(str(e.data.get("query", "")) for e in evidence if e.kind == EvidenceKind.METRIC).lower()
     blamed: list[str] = []
     for item in evidence:
-        if item.kind != EvidenceKind.LOG_PATTERN or str(item.data.get("status", "")).lower() not in {
-                "error", "critical", "warn", "warning"}:
+        if item.kind != EvidenceKind.LOG_PATTERN or str(item.data.get("status", "")).lower() not in (
+                ERROR_STATUSES | WARNING_STATUSES):
             continue
         name = find_upstream(f"{item.title} {item.data.get('template', '')}")
         prefixes = DEPENDENCY_METRIC_PREFIXES.get(name or "")

@@ -53,6 +53,16 @@ def test_most_frequent_first_and_the_worst_status_wins() -> None:
     assert patterns[0].status == "error"
 
 
+@pytest.mark.parametrize("worst", ["fatal", "emerg", "emergency", "alert", "critical"])
+def test_every_error_class_status_outranks_error_and_warn(worst: str) -> None:
+    # `fatal` and `emerg` were ranked with `info` (the table's default): an error line spoke for
+    # the pattern after a fatal one.
+    lines = [LogLine("worker 1 crashed", worst, at(1)), LogLine("worker 2 crashed", "error", at(2)),
+             LogLine("worker 3 crashed", "warn", at(3))]
+    [pattern] = mine(lines, split_at=SPLIT)
+    assert pattern.status == worst
+
+
 def test_stack_traces_group_by_their_first_line() -> None:
     trace = ("IllegalStateException: cart is empty\n\tat Cart.total(Cart.java:{n})\n"
              "\tat Api.handle(Api.java:9)")
