@@ -16,6 +16,7 @@ from bot.analyse.vocabulary import (
     CONFIG_SOURCES,
     CONFIG_WORDS,
     DEPLOY_WORDS,
+    FAILURE_EVENT,
     KIND_PREFIX,
     PROD_ENVS,
     STATUS_DEGRADED,
@@ -49,6 +50,10 @@ def _event_kind(ev: Evidence) -> Literal["deploy", "config", "batch"] | None:
     sources = _sources(ev)
     if sources & STATUS_PAGE_SOURCES:
         return None  # a vendor's status page is dependency evidence (`status_signals`)
+    # An OOM kill, a failed scale-up or an exceeded quota is the platform reporting a symptom:
+    # ranking it as a change would blame (or set aside) the symptom itself.
+    if FAILURE_EVENT.search(ev.title):
+        return None
     # A cron or batch job competes for capacity; it changes no configuration (checked first:
     # Kubernetes also runs CronJobs).
     if sources & BATCH_SOURCES or BATCH_WORDS.search(ev.title):

@@ -265,7 +265,10 @@ def traffic_hypotheses(metrics: list[MetricChange], onset: datetime, symptom: Me
         if symptom and symptom.evidence_id != m.evidence_id and _near(symptom.onset, m.onset, SYMPTOM_AFTER_TRAFFIC):
             score += TRAFFIC.symptom_follows
             ids.append(symptom.evidence_id)
-        if any(c.proximity >= 1.0 for c in changes):
+        # A change just before explains the surge (retries, a loop) only when what it changed
+        # names what is failing: one that matches by timing alone, or changed only docs, is no
+        # better an explanation of a surge that led the symptom than the surge itself.
+        if any(c.proximity >= 1.0 and c.content_match and not c.inert for c in changes):
             score *= TRAFFIC.recent_change_factor
         reasons = [f"request rate up {ratio:.1f}× at the onset"]
         if len(ids) > 1:

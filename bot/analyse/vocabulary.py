@@ -62,6 +62,15 @@ BATCH_WORDS = re.compile(r"\b(?:cron(?:job)?|batch|backfill|nightly|scheduled jo
                          r"|bulk (?:import|export|load)|vacuum|reconciliation job|export job)\b", re.IGNORECASE)
 BATCH_DONE = re.compile(r"\b(?:completed|finished|succeeded|ended|done|stopped)\b", re.IGNORECASE)
 BATCH_SOURCES = {"cron", "cronjob", "airflow", "batch", "jenkins-cron", "k8s-cronjob", "argo-workflows"}
+# What an orchestrator or platform reports going wrong (Kubernetes, autoscalers, cloud quotas):
+# a symptom to read, never a change that could have caused the incident.
+FAILURE_EVENT = re.compile(
+    r"oom-?kill(?:ed|ing)?|out of memory|crash-?loop|back-?off restarting|failed-?scheduling"
+    r"|not-?trigger-?scale-?up|scale-?up failed|failed to scale|insufficient (?:cpu|memory)"
+    r"|quota(?: '[^']{1,40}')? exceeded|exceeded quota|\bevict(?:ed|ion)\b|\bunhealthy\b|probe failed"
+    r"|node ?not ?ready|failed to (?:pull|start|mount|create|attach)|err-?image-?pull|image-?pull-?back-?off"
+    r"|\bpending pods?\b|pods? (?:could not|cannot) be scheduled",
+    re.IGNORECASE)
 STATUS_PAGE_SOURCES = {"statuspage", "status_page", "statuspage.io", "atlassian-statuspage"}
 STATUS_DEGRADED = re.compile(r"degraded|outage|partial|major|disruption|elevated error|increased (?:error|latency)"
                              r"|investigating|identified|unavailable|latency", re.IGNORECASE)
@@ -106,6 +115,10 @@ ROLE_WORDS: tuple[tuple[MetricRole, re.Pattern[str]], ...] = (
     (MetricRole.MEMORY, re.compile(r"mem(?:ory)?\b|\.mem\.|rss|heap", re.IGNORECASE)),
     (MetricRole.TRAFFIC, re.compile(r"hits|requests?\b|request\.count|throughput|\brps\b|\bqps\b", re.I)),
 )
+
+# A tag that keeps only failing responses: a status or response code tag at 4xx/5xx, or `error`.
+ERROR_SCOPE = re.compile(r"(?:^|[,\s(])[\w.-]*(?:status|code|response)[\w.-]*:(?:[45]\d\d|[45]xx|errors?)(?![\w.])",
+                         re.IGNORECASE)
 
 # Metric name prefixes of common dependencies, for the follow-up read when logs blame one.
 DEPENDENCY_METRIC_PREFIXES: dict[str, list[str]] = {
@@ -152,11 +165,13 @@ def find_upstream(text: str) -> str | None:
 
 
 def metric_role(query: str) -> MetricRole:
-    name = query.split("{", 1)[0]
-    for role, pattern in ROLE_WORDS:
-        if pattern.search(name):
-            return role
-    return MetricRole.OTHER
+    name, _, scope = query.partition("{")
+    role = next((role for role, pattern in ROLE_WORDS if pattern.search(name)), MetricRole.OTHER)
+    # A request count scoped to failing responses (`{response_code:503}`, `{status_class:5xx}`)
+    # counts errors: read as traffic, its rise would be blamed as a surge.
+    if role in (MetricRole.TRAFFIC, MetricRole.OTHER) and ERROR_SCOPE.search(scope.split("}", 1)[0]):
+        return MetricRole.ERRORS
+    return role
 
 
 def metric_upstream(query: str) -> str | None:

@@ -110,7 +110,8 @@ class TrafficWeights:
     surge: float = 0.5  # request rate up 1.8x near the onset: medium by itself
     big_surge: float = 0.15  # 3x or more
     symptom_follows: float = 0.15  # the service's symptom stepped right after the traffic did
-    # A change that landed in the half hour before explains the traffic too (retries, loops).
+    # A change that landed in the half hour before, and whose content names what is failing,
+    # explains the traffic too (retries, loops).
     recent_change_factor: float = 0.7
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.analyse.analyser import analyse
 from bot.analyse.runbooks import runbook_steps
+from bot.analyse.vocabulary import MetricRole, metric_role
 from bot.analyse.weights import CONFIDENT
 from bot.core.models import CauseKind, Confidence
 from tests.helpers.evidence import (
@@ -153,6 +154,53 @@ def test_a_traffic_surge_that_precedes_latency_is_traffic() -> None:
     assert signals.top.evidence_ids[:2] == [world[0].id, world[1].id]
     assert signals.symptom is not None
     assert signals.symptom.evidence_id == world[1].id
+
+
+def test_a_surge_leading_the_symptom_outranks_a_deploy_that_matches_by_timing_alone() -> None:
+    # One partner's client in a retry loop: requests 4x a minute before latency steps; a
+    # data-only deploy 12 min before touched nothing the symptom names.
+    latency_alert = ALERT.model_copy(update={"title": "checkout-api: p95 latency above 2s", "details": {}})
+    world = [metric(HITS, [(-999, 900.0), (-8, 3600.0)]), metric(LATENCY, [(-999, 0.09), (-7, 1.7)]),
+             deploy("0d5e7a3", "v3.22.0", -20, description="Add SGD/MYR currency pair", pr_title="Add SGD/MYR pair",
+                    files=("data/pairs.yaml",))]
+    signals = analyse(latency_alert, SERVICE, WINDOW, world)
+    assert signals.top.kind == CauseKind.TRAFFIC
+    deploy_cause = next(h for h in signals.hypotheses if h.kind == CauseKind.DEPLOY)
+    assert deploy_cause.score < signals.top.score
+
+
+def test_a_deploy_whose_content_names_the_failure_still_explains_the_surge() -> None:
+    # The deploy changed the retry client the errors name: the surge is its doing.
+    latency_alert = ALERT.model_copy(update={"title": "checkout-api: p95 latency above 2s", "details": {}})
+    world = [metric(HITS, [(-999, 900.0), (-8, 3600.0)]), metric(LATENCY, [(-999, 0.09), (-7, 1.7)]),
+             log("RetryPolicy exhausted after 10 attempts calling pricing", 900, -7),
+             deploy("0d5e7a3", "v3.22.0", -20, description="RetryPolicy: retry on every 5xx", pr_title="Retry more",
+                    files=("src/main/java/com/acme/checkout/RetryPolicy.java",))]
+    signals = analyse(latency_alert, SERVICE, WINDOW, world)
+    assert signals.top.kind == CauseKind.DEPLOY
+
+
+def test_a_request_count_of_failing_responses_is_an_error_metric_not_traffic() -> None:
+    five_oh_threes = "sum:istio.mesh.request.count{response_code:503,destination_service:checkout-api}.as_rate()"
+    world = [metric(five_oh_threes, [(-999, 0.5), (-5, 400.0)]), metric(HITS, [(-999, 900.0)])]
+    signals = analyse(ALERT, SERVICE, WINDOW, world)
+    assert all(h.kind != CauseKind.TRAFFIC for h in signals.hypotheses)
+    assert metric_role(five_oh_threes) == MetricRole.ERRORS
+    assert metric_role("sum:http.requests{!status:error}") == MetricRole.TRAFFIC  # errors excluded
+    assert metric_role("sum:http.requests{http.status_code:200}") == MetricRole.TRAFFIC
+
+
+def test_a_platform_failure_event_is_a_symptom_never_a_change() -> None:
+    world = [*bad_deploy_world(),
+             event("cluster-autoscaler: scale-up failed for node pool: GCE quota exceeded", -1, source="kubernetes"),
+             event("Pod checkout-api-7d9 OOMKilled", 1, source="kubernetes"),
+             event("ConfigMap checkout-api-config updated", -40, source="kubernetes")]
+    signals = analyse(ALERT, SERVICE, WINDOW, world)
+    changed = {c.evidence_id for c in signals.changes}
+    assert world[-3].id not in changed
+    assert world[-2].id not in changed
+    assert world[-1].id in changed  # a configuration change on the same platform still is one
+    assert all(down.evidence_id not in {world[-3].id, world[-2].id} for down in signals.ranked_down)
 
 
 def test_injected_text_is_counted_but_never_quoted_or_trusted() -> None:
