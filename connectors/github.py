@@ -26,7 +26,7 @@ import httpx
 
 from bot.core.config import GitHubSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
-from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, Source, TimeWindow, evidence_id
 from connectors import github_shapes as shapes
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
 from connectors._retry import RetryPolicy
@@ -57,6 +57,12 @@ MAX_FILE_PAGES = 2
 MAX_FILES = 100
 CONCURRENCY = 4
 WRITE_PROBE_REPO = "incident-brief/write-probe"
+# What GitHub's refusal of one repository's deployments means (`repo_check`); GitHub answers 404,
+# not 403, for a private repository the token cannot see.
+_UNREADABLE = {
+    "HTTP 404": "HTTP 404: no such repository, or the token cannot see it",
+    "HTTP 403": "HTTP 403: the token may not read its deployments",
+}
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _HEX_REF = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -140,6 +146,28 @@ class GitHubConnector:
                 what.latest_as_of = window.end
         return [self._evidence(repo, dep, what, provenance)
                 for dep, what in zip(chosen, shipped, strict=True)]
+
+    async def repo_check(self, repo: str) -> ReferenceCheck:
+        """For ``doctor`` (tool ``github.list_deployments``): whether the token can list `repo`'s
+        deployments, the read every brief makes (one deployment at most). Reading the deployments
+        rather than the repository also catches a token that sees the repository but not them."""
+        tool = "github.list_deployments"
+        if not _REPO.fullmatch(repo):
+            return ReferenceCheck(state="missing", detail="not a repository name (want owner/name)")
+        try:
+            response = await self._send(f"/repos/{repo}/deployments?per_page=1", tool)
+        except WireRefused:
+            raise
+        except SourceUnavailable as exc:
+            if exc.reason in _UNREADABLE:
+                return ReferenceCheck(state="missing", detail=_UNREADABLE[exc.reason])
+            raise
+        if response.is_redirect:
+            # A renamed or transferred repository: GitHub redirects, and a brief would not follow.
+            return ReferenceCheck(state="missing", detail=f"HTTP {response.status_code}: moved (renamed or "
+                                  "transferred?); name its new owner/name in the catalog")
+        _parse_list(response, tool)
+        return ReferenceCheck(state="found", detail="deployments readable")
 
     async def write_probe(self, repo: str = WRITE_PROBE_REPO) -> str:
         """Try a write (create a deployment) through the connector's own client; return the
