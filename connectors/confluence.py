@@ -28,7 +28,7 @@ from atlassian.errors import ApiError
 
 from bot.core.config import ConfluenceSettings
 from bot.core.errors import SourceUnavailable, WireRefused
-from bot.core.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, Source, evidence_id
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
 from connectors.storage_format import storage_to_text
@@ -113,6 +113,29 @@ class ConfluenceConnector:
         pages = await asyncio.gather(*(call_blocking(SOURCE, PAGE_TOOL, self._get_page, c.page_id) for c in ranked))
         return [self._evidence(page, candidate, candidate.score(alert_words), space)
                 for page, candidate in zip(pages, ranked, strict=True) if page is not None]
+
+    async def space_check(self, space: str) -> ReferenceCheck:
+        """For ``doctor`` (tool ``confluence.search``): whether a search of the space finds pages,
+        one result at most. No answer proves a space exists: Confluence finds nothing in a space
+        the token cannot see, and Cloud nothing in one that does not exist, so no pages is
+        `empty`. Only Confluence refusing the search is `missing` (Data Center answers 400
+        "parameters should not be empty" for a space that does not exist; older servers 500,
+        which reads as could-not-check: it cannot be told from an outage)."""
+        cql = f"type = page AND space = {_quote(space)}"
+        try:
+            page = await call_blocking(SOURCE, TOOL, self.client.cql, cql, start=0, limit=1)
+        except WireRefused:
+            raise
+        except SourceUnavailable as exc:
+            if exc.reason.startswith("HTTP 400"):  # a 404 would be the search itself missing, not the space
+                return ReferenceCheck(state="missing", detail=exc.reason)
+            raise
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise SourceUnavailable(SOURCE, "malformed JSON in search response", TOOL)
+        if not page["results"]:
+            return ReferenceCheck(state="empty", detail="no pages found")
+        total = page.get("totalSize")
+        return ReferenceCheck(state="found", detail=f"{total} page(s)" if isinstance(total, int) else "pages found")
 
     async def write_probe(self) -> str:
         """The guard's refusal of a write (``POST .../rest/api/content``), or "" if it left the

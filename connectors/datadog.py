@@ -44,7 +44,7 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 from bot.core.config import DatadogSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
 from bot.core.log_status import ERROR_STATUSES, WARNING_STATUSES
-from bot.core.models import Evidence, TimeWindow
+from bot.core.models import Evidence, ReferenceCheck, TimeWindow
 from connectors._http import Allowlist, base_path
 from connectors._retry import Failed, RetryPolicy
 from connectors.datadog_evidence import (
@@ -203,6 +203,21 @@ class DatadogConnector:
                                           run=len(chosen) if len(chosen) < len(queries) else None,
                                           rejected=len(read.rejected)))
         return out + metrics
+
+    async def dashboard_check(self, dashboard_id: str) -> ReferenceCheck:
+        """For ``doctor`` (tool ``datadog.get_dashboard``): whether Datadog has the dashboard, and
+        its title. One read of the dashboard: none of the queries its widgets graph are run."""
+        tool = "datadog.get_dashboard"
+        api = DashboardsApi(self._api())
+        try:
+            raw = await self._call(tool, partial(api.get_dashboard, dashboard_id))
+        except SourceUnavailable as exc:
+            # Only Datadog's 404 says the dashboard is gone; any other failure says nothing of it.
+            if not isinstance(exc, WireRefused) and exc.reason.startswith("HTTP 404"):
+                return ReferenceCheck(state="missing", detail=exc.reason)
+            raise
+        title = _plain(raw).get("title")
+        return ReferenceCheck(state="found", detail=clip(str(title), 80) if title else "")
 
     async def query_metrics(self, queries: list[str], window: TimeWindow) -> list[Evidence]:
         """Tool ``datadog.query_metrics``: each distinct query from baseline_start to end; a

@@ -8,7 +8,8 @@ commits it shipped, and looks up those commits' pull requests (title, labels, th
 body) and the files they changed (``GET /pulls/{n}/files``, paged, bounded): what a change
 touched is how the analysis tells a change to the failing part from a copy edit. A deploy whose details cannot
 be read is still reported, saying what is missing; only the listing itself failing makes
-GitHub a gap.
+GitHub a gap. GitHub's JSON is read into deployments, commits and pull requests by
+`connectors.github_shapes`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import httpx
 
 from bot.core.config import GitHubSettings
 from bot.core.errors import ConfigError, SourceUnavailable, WireRefused
-from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWindow, evidence_id
+from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, Source, TimeWindow, evidence_id
+from connectors import github_shapes as shapes
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, send
 from connectors._retry import RetryPolicy
+from connectors.github_shapes import Commit, Deployment, Pull
 
 SOURCE = "github"
 RULES = (
@@ -52,13 +55,16 @@ MAX_FILE_PRS = 3  # per deploy, newest PR numbers first
 FILES_PER_PAGE = 100
 MAX_FILE_PAGES = 2
 MAX_FILES = 100
-MAX_LABELS = 10
-MAX_BODY_CHARS = 500
 CONCURRENCY = 4
 WRITE_PROBE_REPO = "incident-brief/write-probe"
+# What GitHub's refusal of one repository's deployments means (`repo_check`); GitHub answers 404,
+# not 403, for a private repository the token cannot see.
+_UNREADABLE = {
+    "HTTP 404": "HTTP 404: no such repository, or the token cannot see it",
+    "HTTP 403": "HTTP 403: the token may not read its deployments",
+}
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_SHA = re.compile(r"[0-9a-fA-F]{4,40}")
 _HEX_REF = re.compile(r"[0-9a-fA-F]{7,64}")
 _SQUASH_PR = re.compile(r"\(#(\d{1,9})\)\s*$")
 
@@ -80,32 +86,6 @@ def build_client(settings: GitHubSettings, transport: httpx.AsyncBaseTransport |
         transport=ReadOnlyTransport(allowlist or read_only_allowlist(settings), transport),
         follow_redirects=False,
     )
-
-
-@dataclass
-class Deployment:
-    id: int
-    sha: str
-    ref: str
-    environment: str
-    created_at: datetime
-    creator: str | None
-    description: str | None
-
-
-@dataclass
-class Commit:
-    sha: str
-    message: str
-    author: str | None
-
-
-@dataclass
-class Pull:
-    title: str
-    author: str | None
-    labels: list[str]
-    body: str
 
 
 @dataclass
@@ -167,6 +147,28 @@ class GitHubConnector:
         return [self._evidence(repo, dep, what, provenance)
                 for dep, what in zip(chosen, shipped, strict=True)]
 
+    async def repo_check(self, repo: str) -> ReferenceCheck:
+        """For ``doctor`` (tool ``github.list_deployments``): whether the token can list `repo`'s
+        deployments, the read every brief makes (one deployment at most). Reading the deployments
+        rather than the repository also catches a token that sees the repository but not them."""
+        tool = "github.list_deployments"
+        if not _REPO.fullmatch(repo):
+            return ReferenceCheck(state="missing", detail="not a repository name (want owner/name)")
+        try:
+            response = await self._send(f"/repos/{repo}/deployments?per_page=1", tool)
+        except WireRefused:
+            raise
+        except SourceUnavailable as exc:
+            if exc.reason in _UNREADABLE:
+                return ReferenceCheck(state="missing", detail=_UNREADABLE[exc.reason])
+            raise
+        if response.is_redirect:
+            # A renamed or transferred repository: GitHub redirects, and a brief would not follow.
+            return ReferenceCheck(state="missing", detail=f"HTTP {response.status_code}: moved (renamed or "
+                                  "transferred?); name its new owner/name in the catalog")
+        _parse_list(response, tool)
+        return ReferenceCheck(state="found", detail="deployments readable")
+
     async def write_probe(self, repo: str = WRITE_PROBE_REPO) -> str:
         """Try a write (create a deployment) through the connector's own client; return the
         refusal. Used by ``doctor`` to prove the connector cannot write."""
@@ -191,7 +193,7 @@ class GitHubConnector:
             response = await self._send(url, "github.list_deployments")
             pages += 1
             page = _parse_list(response, "github.list_deployments")
-            found += [d for d in (_deployment(item) for item in page) if d is not None]
+            found += [d for d in (shapes.deployment(item) for item in page) if d is not None]
             url = None if any(d.created_at < since for d in found) else self._next_page(response)
         if url is not None:
             log.info("github: listed %s deployments for %d pages only (max_pages)", repo, pages)
@@ -234,7 +236,7 @@ class GitHubConnector:
             out.status = state if isinstance(state, str) else None
 
     async def _commits(self, repo: str, dep: Deployment, previous: Deployment | None, out: Shipped) -> None:
-        if previous is None or not _SHA.fullmatch(previous.sha):
+        if previous is None or not shapes.SHA.fullmatch(previous.sha):
             return
         out.base_sha = previous.sha
         body = await self._enrich(f"/repos/{repo}/compare/{previous.sha}...{dep.sha}", "github.compare",
@@ -243,14 +245,14 @@ class GitHubConnector:
             return
         status, total = body.get("status"), body.get("total_commits")
         out.compare_status = status if isinstance(status, str) else None
-        commits = [c for c in (_commit(item) for item in _as_list(body.get("commits"))) if c is not None]
+        commits = [c for c in (shapes.commit(item) for item in shapes.as_list(body.get("commits"))) if c is not None]
         out.commits = commits
         out.total_commits = total if isinstance(total, int) else len(commits)
 
     async def _pulls(self, repo: str, sha: str, out: Shipped) -> None:
         pulls = await self._enrich(f"/repos/{repo}/commits/{sha}/pulls", "github.list_commit_pulls",
                                    out, "pull requests")
-        found = [p for p in _as_list(pulls) if isinstance(p, dict)]
+        found = [p for p in shapes.as_list(pulls) if isinstance(p, dict)]
         if not found:
             # A squash merge whose association GitHub has not indexed still names its PR.
             message = next((c.message for c in out.commits if c.sha == sha), "")
@@ -262,8 +264,8 @@ class GitHubConnector:
         for pull in found:
             number, title = pull.get("number"), pull.get("title")
             if isinstance(number, int) and isinstance(title, str):
-                out.pulls.setdefault(number, Pull(title, _login(pull.get("user")), _labels(pull.get("labels")),
-                                                  _body(pull.get("body"))))
+                out.pulls.setdefault(number, Pull(title, shapes.login(pull.get("user")),
+                                                  shapes.labels(pull.get("labels")), shapes.body(pull.get("body"))))
 
     async def _pull_files(self, repo: str, number: int, out: Shipped) -> list[str]:
         """The paths one pull request changed, following ``rel="next"`` for a few pages."""
@@ -425,63 +427,3 @@ def _parse_list(response: httpx.Response, tool: str) -> list[Any]:
     if not isinstance(body, list):
         raise SourceUnavailable(SOURCE, "unexpected response shape (expected a list)", tool)
     return body
-
-
-def _labels(value: Any) -> list[str]:
-    names = [item.get("name") for item in _as_list(value) if isinstance(item, dict)]
-    return [n[:50] for n in names if isinstance(n, str) and n][:MAX_LABELS]
-
-
-def _body(value: Any) -> str:
-    """The start of a PR body; template comments (``<!-- ... -->``) say nothing about the change."""
-    text = re.sub(r"<!--.*?-->", "", value, flags=re.DOTALL).strip() if isinstance(value, str) else ""
-    return text[:MAX_BODY_CHARS]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _login(user: Any) -> str | None:
-    login = user.get("login") if isinstance(user, dict) else None
-    return login if isinstance(login, str) else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _deployment(item: Any) -> Deployment | None:
-    """A deployment from GitHub's JSON, or None when it lacks what we rely on."""
-    if not isinstance(item, dict):
-        return None
-    did, sha, created = item.get("id"), item.get("sha"), _time(item.get("created_at"))
-    if not isinstance(did, int) or not isinstance(sha, str) or not _SHA.fullmatch(sha) or created is None:
-        log.info("github: skipping a deployment without a usable id, sha or created_at")
-        return None
-    ref, env, desc = item.get("ref"), item.get("environment"), item.get("description")
-    return Deployment(
-        id=did, sha=sha, ref=ref if isinstance(ref, str) and ref else sha[:7],
-        environment=env if isinstance(env, str) else "", created_at=created,
-        creator=_login(item.get("creator")), description=desc if isinstance(desc, str) and desc else None,
-    )
-
-
-def _commit(item: Any) -> Commit | None:
-    if not isinstance(item, dict):
-        return None
-    sha, detail = item.get("sha"), item.get("commit")
-    if not isinstance(sha, str) or not _SHA.fullmatch(sha) or not isinstance(detail, dict):
-        return None
-    message = detail.get("message")
-    author = _login(item.get("author"))
-    if author is None and isinstance(detail.get("author"), dict):
-        name = detail["author"].get("name")
-        author = name if isinstance(name, str) else None
-    return Commit(sha=sha, message=message if isinstance(message, str) else "", author=author)

@@ -26,7 +26,7 @@ from atlassian import Jira
 
 from bot.core.config import JiraSettings
 from bot.core.errors import SourceUnavailable, WireRefused
-from bot.core.models import Evidence, EvidenceKind, Provenance, Source, evidence_id
+from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, Source, evidence_id
 from bot.core.redaction import clip
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
@@ -107,6 +107,21 @@ class JiraReader(_JiraSession):
             return None
         key = str(found[0]["key"])
         return {"key": key, "id": str(found[0].get("id", "")), "url": f"{self.settings.link_base}/browse/{key}"}
+
+    async def project_check(self, project: str) -> ReferenceCheck:
+        """For ``doctor`` (tool ``jira.search``): whether Jira knows the project, by a search of it
+        for one issue. Jira refuses a search naming a project that does not exist, or that the
+        account may not browse, with HTTP 400 ("The value 'X' does not exist for the field
+        'project'."); a project with no issues is found all the same."""
+        try:
+            await self._search(f"project = {_quote(project)}", "jira.search", max_items=1, fields="key")
+        except WireRefused:
+            raise
+        except SourceUnavailable as exc:
+            if exc.reason.startswith("HTTP 400"):
+                return ReferenceCheck(state="missing", detail=exc.reason)
+            raise
+        return ReferenceCheck(state="found", detail="project searchable")
 
     async def write_probe(self) -> str:
         """The refusal of a write (create issue) by this reader's guard, before it leaves the process.

@@ -15,7 +15,8 @@ audited `pagerduty.list_services` read) against the catalog's ``pagerduty_servic
 catalog id PagerDuty does not have fails (a typo: that service's alerts miss their entry); a
 service no entry names by id is a warning (its alerts go to the default channel, without the
 entry's channel and, unless an entry has its name, without its context), and a failure when
-there is no default channel to post them to.
+there is no default channel to post them to. Catalog references: every dashboard, repository,
+Confluence space and Jira project the catalog names resolves at its source (`bot.app.doctor_catalog`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 from slack_sdk.errors import SlackApiError
 
+from bot.app.doctor_catalog import MAX_REFERENCES, Checks, catalog_rows
 from bot.core.audit import MemoryAudit
 from bot.core.config import Settings
 from bot.core.errors import ConfigError, WireRefused
@@ -91,7 +93,11 @@ async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: 
         catalog = load_catalog(settings.catalog_file) if settings.catalog_file else Catalog([])
     now = now or datetime.now(UTC)
     connectors = Connectors.from_settings(settings)
-    runner = ToolRunner(policy=policy, audit=MemoryAudit(), brief_key="doctor", actor="doctor", timeout_s=15)
+    audit = MemoryAudit()
+    runner = ToolRunner(policy=policy, audit=audit, brief_key="doctor", actor="doctor", timeout_s=15)
+    # The catalog's references are checked by a runner of their own: far more reads than a brief's cap.
+    catalog_runner = ToolRunner(policy=policy, audit=audit, brief_key="doctor", actor="doctor", timeout_s=15,
+                                max_calls=MAX_REFERENCES)
     any_service = _first(catalog, lambda s: True) or ServiceEntry(name="doctor")
     alert = Alert(via="cli", title="doctor", service=any_service.name, triggered_at=now)
     window = incident_window(alert, now)
@@ -143,7 +149,11 @@ async def run_doctor(settings: Settings, policy: Policy | None = None, catalog: 
             _slack(settings),
             _model(settings, policy),
         ]
-        return [*await asyncio.gather(*checks), channels_row(settings, catalog)]
+        resolving = catalog_rows(catalog_runner, policy, catalog, Checks(dd.dashboard_check, gh.repo_check,
+                                                                         cf.space_check, jr.project_check))
+        rows, found = await asyncio.gather(asyncio.gather(*checks), resolving)
+        return [*rows, channels_row(settings, catalog),
+                *(DoctorRow(f.row, f.status, f.detail, "n/a", "") for f in found)]
     finally:
         await connectors.aclose()
 

@@ -124,6 +124,17 @@ class ServiceEntry(Frozen):
     pagerduty_service_id: str | None = None
 
 
+class ReferenceCheck(Frozen):
+    """Whether one catalog reference (a dashboard id, a repository, a space, a project) resolves
+    at its source, as `doctor` checks it. A source that cannot answer raises instead: only the
+    source's own answer may call a reference missing."""
+
+    # empty: the source answered, with nothing there (a space search that finds no pages: a
+    # space that does not exist, that the token cannot see, or that has no pages).
+    state: Literal["found", "missing", "empty"]
+    detail: str = ""  # what the source said: a title, "HTTP 404: not found"
+
+
 class TimeWindow(Frozen):
     """The span evidence is gathered for. ``baseline_start..start`` is "before" (what normal
     looked like), ``start..end`` is the incident window around ``alert_at``."""

@@ -106,6 +106,7 @@ class ToolRunner:
         timeout_s: float = 20.0,
         catalog_projects: Collection[str] = (),
         source_timeouts: Mapping[str, float] | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.policy = policy
         self.catalog_projects = catalog_projects  # where a ticket may go (`Policy.jira_projects`)
@@ -116,7 +117,9 @@ class ToolRunner:
         # Per source (the policy's `timing.source_timeout_s`); `timeout_s` for a source not named.
         self.source_timeouts = dict(source_timeouts or {})
         self.calls = 0
-        self.max_calls = policy.steps.max_tool_calls_per_brief
+        # The policy's cap is per brief; a caller checking many things at once (doctor's catalog
+        # references) sets its own, bounded the same way.
+        self.max_calls = policy.steps.max_tool_calls_per_brief if max_calls is None else max_calls
 
     async def read(self, tool: str, source: Source, call: ReadCall, *,
                    args: dict[str, Any] | None = None, timeout_s: float | None = None) -> ReadOutcome:

@@ -4,6 +4,7 @@ Slack token has the manifest's scopes, and the model answers one tiny request.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,17 @@ from pydantic_ai import models
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bot.app import doctor
+from bot.app import doctor, doctor_catalog
 from bot.app.cli import app
 from bot.app.doctor import DoctorRow, channels_row, doctor_table, run_doctor, services_row
 from bot.core.audit import MemoryAudit
 from bot.core.config import Settings, SlackSettings
-from bot.core.models import ServiceEntry
-from bot.core.policy import default_policy, parse_policy
+from bot.core.models import DatadogRef, ServiceEntry
+from bot.core.policy import Policy, default_policy, parse_policy
 from bot.intake.catalog import Catalog
 from connectors import pagerduty
 from connectors.pagerduty import PagerDutyService, ServiceListing
+from sandbox.core import RecordedRequest
 from sandbox.scenario import Scenario, parse_scenario
 from sandbox.server import Sandbox
 from tests.helpers.scenarios import with_faults
@@ -43,10 +45,10 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
                                                                     "pagerduty", "jira")}
     by_name = {row.connector: row for row in rows}
     assert set(by_name) == {"datadog", "github", "confluence", "pagerduty", "pagerduty services", "jira (read)",
-                            "jira (writer)", "slack", "model", "channels"}
+                            "jira (writer)", "slack", "model", "channels", *CATALOG_ROWS}
     assert not [row for row in rows if row.failed]
     assert all(row.write == "refused" for name, row in by_name.items()
-               if name not in {"slack", "model", "channels", "pagerduty services"})
+               if name not in {"slack", "model", "channels", "pagerduty services", *CATALOG_ROWS})
     assert writes == {system: [] for system in writes}
     assert "every scope of manifest.yaml" in by_name["slack"].read_detail
     model = by_name["model"]
@@ -60,6 +62,20 @@ async def test_doctor_reads_everything_and_no_write_reaches_the_sandbox(checkout
     assert services.read_detail.startswith("pagerduty.list_services: 1 service(s) in ")
     assert services.read_detail.endswith("; each is in the catalog, and PagerDuty has each service the catalog "
                                          "names")
+    assert [(by_name[name].read, _untimed(by_name[name].read_detail)) for name in CATALOG_ROWS] == [
+        ("ok", "datadog.get_dashboard: 1 dashboard(s) checked; each exists"),
+        ("ok", "github.list_deployments: 1 repository(s) checked; the token can list each one's deployments"),
+        ("ok", "confluence.search: 1 space(s) checked; a search of each finds pages"),
+        ("ok", "jira.search: 1 project(s) checked; each exists"),
+    ]
+
+
+CATALOG_ROWS = ("datadog dashboards", "github repos", "confluence spaces", "jira projects")
+
+
+def _untimed(detail: str) -> str:
+    """A row's detail without its latency (" in 12 ms"), which differs run to run."""
+    return re.sub(r" in \d+ ms", "", detail)
 
 
 def _settings(default_channel: str | None) -> Settings:
@@ -146,7 +162,8 @@ async def test_without_a_catalog_reads_that_need_one_are_skipped_not_failed(chec
         rows = await run_doctor(sb.settings(catalog_file=None, policy_file=None), now=checkout.now)
     by_name = {row.connector: row for row in rows}
     assert {name for name, row in by_name.items() if row.read == "skipped"} == {
-        "github", "pagerduty", "pagerduty services", "jira (read)", "channels"}
+        "github", "pagerduty", "pagerduty services", "jira (read)", "channels", *CATALOG_ROWS}
+    assert by_name["datadog dashboards"].read_detail == "no catalog"
     assert by_name["datadog"].read == by_name["confluence"].read == by_name["slack"].read == "ok"
     assert not [row for row in rows if row.failed]
 
@@ -156,10 +173,10 @@ def test_cli_prints_the_table_for_a_bundled_scenario_by_name() -> None:
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for name in ("datadog", "github", "confluence", "pagerduty", "pagerduty services", "jira (read)",
-                 "jira (writer)", "slack", "model"):
+                 "jira (writer)", "slack", "model", *CATALOG_ROWS):
         assert name in result.output
     assert result.output.count("write refused") == 6
-    assert result.output.count("read ok") == 9
+    assert result.output.count("read ok") == 13
 
 
 def test_cli_exits_non_zero_when_a_read_fails(checkout: Scenario, tmp_path: Path) -> None:
@@ -331,3 +348,118 @@ def test_cli_exits_non_zero_when_pagerduty_has_a_service_whose_alerts_would_go_n
     assert result.exit_code == 1, result.output
     assert "problems with pagerduty services" in result.output
     assert "Billing API (PBILL01)" in result.output
+
+
+# --- every reference in the catalog resolves ---------------------------------------------------
+
+ROTTEN = ServiceEntry(name="payments", slack_channel="C0PAY",
+                      datadog=DatadogRef(service="payments", dashboards=["chk-ovr-001", "pay-gone-404"]),
+                      github_repo="acme/payments-renamed", confluence_space="PAYDOCS", jira_project="PAYX")
+
+
+async def _catalog_rows(sc: Scenario, catalog: Catalog, policy: Policy | None = None
+                        ) -> tuple[dict[str, DoctorRow], list[str]]:
+    """The catalog rows of a doctor run, and the paths of the reads they made."""
+    with Sandbox(sc) as sb:
+        rows = await run_doctor(sb.settings(), policy or default_policy(), catalog, now=sc.now)
+        reads = [r.path for r in sb.recorder.requests() if _reference_read(r)]
+    return {row.connector: row for row in rows if row.connector in CATALOG_ROWS}, reads
+
+
+def _reference_read(request: RecordedRequest) -> bool:
+    """A read of the catalog rows, told from the connector rows' reads of the same tools by its
+    query: one item at most, and (Jira) nothing but the project."""
+    query = {name: values[0] for name, values in request.query.items()}
+    return (request.tool == "datadog.get_dashboard"
+            or (request.tool == "github.list_deployments" and query.get("per_page") == "1")
+            or (request.tool == "confluence.search" and query.get("limit") == "1")
+            or (request.tool == "jira.search" and " AND " not in query.get("jql", "")))
+
+
+async def test_each_reference_the_sources_lack_is_named_and_fails_the_doctor(checkout: Scenario) -> None:
+    rows, _reads = await _catalog_rows(checkout, Catalog([*checkout.service_entries(), ROTTEN]))
+    found = {name: (row.read, _untimed(row.read_detail)) for name, row in rows.items()}
+    assert found == {
+        "datadog dashboards": ("FAILED", "datadog.get_dashboard: 2 dashboard(s) checked; missing or unreadable: "
+                                         "pay-gone-404 (payments): HTTP 404: not found"),
+        "github repos": ("FAILED", "github.list_deployments: 2 repository(s) checked; missing or unreadable: "
+                                   "acme/payments-renamed (payments): HTTP 404: no such repository, or the token "
+                                   "cannot see it"),
+        # Confluence does not say whether a space that finds nothing exists: a warning, named.
+        "confluence spaces": ("warning", "confluence.search: 2 space(s) checked; no pages found in PAYDOCS "
+                                         "(payments) (a space that does not exist, that the token cannot see, or "
+                                         "that has no pages: runbook searches there find nothing)"),
+        "jira projects": ("FAILED", "jira.search: 2 project(s) checked; missing or unreadable: PAYX (payments): "
+                                    "HTTP 400: The value 'PAYX' does not exist for the field 'project'."),
+    }
+
+
+async def test_a_reference_several_services_name_is_checked_once(checkout: Scenario) -> None:
+    twin = ServiceEntry(name="checkout-web", slack_channel="C0WEB", github_repo="acme/checkout-api",
+                        datadog=DatadogRef(service="checkout-web", dashboards=["chk-ovr-001", "chk-ovr-001"]),
+                        jira_project="CHK", confluence_space="OPS")
+    rows, reads = await _catalog_rows(checkout, Catalog([*checkout.service_entries(), twin]))
+    assert [row.read for row in rows.values()] == ["ok"] * 4
+    assert sorted(reads) == ["/api/v1/dashboard/chk-ovr-001", "/repos/acme/checkout-api/deployments",
+                             "/rest/api/2/search", "/wiki/rest/api/search"]
+
+
+async def test_a_source_that_does_not_answer_reads_could_not_check_and_is_not_asked_again(
+        checkout: Scenario) -> None:
+    dashboards = [f"dash-{n:02}" for n in range(10)]
+    wide = ServiceEntry(name="checkout-api", slack_channel="C0INCCHK", pagerduty_service_id="PSVCCHK",
+                        datadog=DatadogRef(service="checkout-api", dashboards=dashboards))
+    rows, reads = await _catalog_rows(with_faults(checkout, errors={"datadog.get_dashboard": "http_500"}),
+                                      Catalog([wide]))
+    row = rows["datadog dashboards"]
+    assert row.failed
+    assert "missing" not in row.read_detail, "an outage says nothing of the dashboards"
+    assert _untimed(row.read_detail) == (
+        "datadog.get_dashboard: 10 dashboard(s) checked; could not check: dash-00 (checkout-api), dash-01 "
+        "(checkout-api), dash-02 (checkout-api), dash-03 (checkout-api): HTTP 500 after 3 attempts; 6 more not "
+        "tried once datadog had not answered")
+    assert len(set(reads)) == doctor_catalog.CONCURRENCY, "only the first few were asked, each with its retries"
+
+
+async def test_the_reference_checks_are_audited_through_the_choke_point(
+        checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    audits: list[MemoryAudit] = []
+
+    def audit() -> MemoryAudit:
+        audits.append(MemoryAudit())
+        return audits[-1]
+
+    monkeypatch.setattr(doctor, "MemoryAudit", audit)
+    with Sandbox(checkout) as sb:
+        await run_doctor(sb.settings(), default_policy(), Catalog([*checkout.service_entries(), ROTTEN]),
+                         now=checkout.now)
+    [run] = audits  # one audit for the whole doctor run, its catalog checks included
+    checks = [(row.tool, row.args, row.outcome, row.evidence_count) for row in run.tool_calls
+              if row.tool == "datadog.get_dashboard"]
+    assert sorted(checks, key=str) == [
+        ("datadog.get_dashboard", {"dashboard_id": "chk-ovr-001"}, "ok", 1),
+        ("datadog.get_dashboard", {"dashboard_id": "pay-gone-404"}, "ok", 0),
+    ]
+
+
+async def test_a_policy_without_a_reads_tool_skips_its_references(checkout: Scenario) -> None:
+    reads = ["datadog.query_metrics", "datadog.get_dashboard", "confluence.search", "pagerduty.list_incidents",
+             "jira.search"]
+    rows, sent = await _catalog_rows(checkout, Catalog([*checkout.service_entries(), ROTTEN]),
+                                     parse_policy({"agent_policy": {"allowed_tools": reads}}, "test"))
+    assert (rows["github repos"].read, rows["github repos"].read_detail) == (
+        "skipped", "github.list_deployments: read tool not listed in allowed_tools; the catalog's github repos "
+                   "were not checked")
+    assert not [path for path in sent if path.startswith("/repos/")]
+
+
+def test_cli_exits_non_zero_when_a_catalog_dashboard_is_gone(checkout: Scenario, tmp_path: Path) -> None:
+    raw = json.loads(checkout.model_dump_json(by_alias=True, exclude_none=True))
+    raw.pop("path", None)
+    raw["catalog"][0]["datadog"]["dashboards"].append("chk-deleted-9")
+    rotten = tmp_path / "rotten.yaml"
+    rotten.write_text(json.dumps(raw))
+    result = CliRunner().invoke(app, ["doctor", "--sandbox", str(rotten)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "problems with datadog dashboards" in result.output
+    assert "chk-deleted-9 (checkout-api): HTTP 404: not found" in result.output

@@ -116,6 +116,16 @@ async def test_past_the_step_cap_reads_are_gaps_that_are_never_called() -> None:
     assert [r.detail for r in audit.tool_calls[-2:]] == [reason, reason]
 
 
+async def test_a_caller_may_set_its_own_step_cap() -> None:
+    audit, connector = MemoryAudit(), Connector()
+    run = ToolRunner(policy=policy(METRICS, max_calls=1), audit=audit, brief_key=KEY, actor=ACTOR, max_calls=3)
+    outcomes = [await run.read(METRICS, Source.DATADOG, connector) for _ in range(4)]
+
+    assert connector.calls == 3
+    assert [o.gap.reason if o.gap else "ok" for o in outcomes] == ["ok", "ok", "ok",
+                                                                    "step cap reached (3 tool calls per brief)"]
+
+
 # --- reads: slow, unavailable, crashing -------------------------------------------------
 
 
