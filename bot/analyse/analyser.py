@@ -112,7 +112,7 @@ def analyse(alert: Alert, service: ServiceEntry, window: TimeWindow, evidence: l
         metric_changes=metrics,
         metrics_checked=metric_ids,
         symptom=symptom, log_signals=logs, changes=changes, saturated_metrics=saturated,
-        runbook=best_runbook(evidence, alert, service),
+        runbook=best_runbook(evidence, alert, service, failing_words(service, logs)),
         hypotheses=rank(candidates, checked),
         suspicious_evidence=[s.evidence_id for s in logs if s.suspicious],
         status_events=status, ranked_down=ranked_down,
@@ -134,3 +134,13 @@ def symptom_words(alert: Alert, service: ServiceEntry, metrics: list[MetricChang
     texts += [m.upstream or "" for m in metrics]
     ignore = [service.name, *service.name.replace("_", "-").split("-")]
     return words("\n".join(texts), ignore)
+
+
+def failing_words(service: ServiceEntry, logs: list[LogSignal]) -> set[str]:
+    """What is failing, in the words a runbook about it would use: the new or spiking error text
+    and the dependencies and hosts it names (not the alert's title: every page about the
+    service shares that)."""
+    notable = [s for s in logs if s.notable and not s.suspicious]
+    texts = [" ".join(s.terms) for s in notable if s.is_error]
+    texts += [s.upstream or "" for s in notable] + [s.host or "" for s in notable]
+    return words("\n".join(texts), [service.name, *service.name.replace("_", "-").split("-")])

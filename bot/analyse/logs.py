@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bot.analyse.relevance import words
 from bot.analyse.signals import LogSignal
 from bot.analyse.values import as_int, aware, parse_time
 from bot.analyse.vocabulary import (
@@ -21,6 +22,8 @@ from bot.analyse.vocabulary import (
 )
 from bot.core.models import Evidence, EvidenceKind, TimeWindow
 from bot.core.untrusted import looks_like_instructions, quote_untrusted
+
+MAX_TERMS = 60  # a stack trace's words are bounded: matching needs the telling ones, not all
 
 
 def log_signals(evidence: list[Evidence], window: TimeWindow) -> list[LogSignal]:
@@ -52,7 +55,8 @@ def log_signals(evidence: list[Evidence], window: TimeWindow) -> list[LogSignal]
             is_new=before == 0 and count > 0, spike_ratio=spike, suspicious=suspicious,
             upstream=None if suspicious else _upstream(text, host, failure is not None or timeout_like),
             timeout_like=timeout_like, capacity_hint=None if suspicious else hint,
-            host=host, failure=None if suspicious else failure))
+            host=host, failure=None if suspicious else failure,
+            terms=[] if suspicious else sorted(words(text))[:MAX_TERMS]))
     out.sort(key=lambda s: (not s.notable, not s.is_error, -s.count, s.evidence_id))
     return out
 

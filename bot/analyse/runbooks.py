@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+from bot.analyse.relevance import words
 from bot.analyse.signals import RunbookMatch
+from bot.analyse.values import aware
 from bot.analyse.vocabulary import tokens
 from bot.analyse.weights import RUNBOOK
 from bot.core.models import Alert, Evidence, EvidenceKind, ServiceEntry
@@ -53,10 +55,17 @@ def runbook_steps(text: str, limit: int = 6) -> list[str]:
     return steps[:limit]
 
 
-def best_runbook(evidence: list[Evidence], alert: Alert, service: ServiceEntry) -> RunbookMatch | None:
-    """The runbook page that fits this alert best (`weights.RUNBOOK`), with its first steps."""
-    wanted = tokens(f"{alert.title} {service.name}")
-    best: RunbookMatch | None = None
+def best_runbook(evidence: list[Evidence], alert: Alert, service: ServiceEntry,
+                 failing: set[str] | None = None) -> RunbookMatch | None:
+    """The runbook page that fits this alert best (`weights.RUNBOOK`), with its first steps.
+    `failing` (`bot.analyse.relevance.words` of the error text and the dependencies involved)
+    favours the page about what is actually failing over one that only names the service; a
+    page untouched for years yields to a current one (but is still shown when it is the only one)."""
+    # The alert's own words, not the service's name: the label and title terms already count
+    # that, and counting it a third time let any page titled with the service beat the page
+    # about the failure.
+    wanted = tokens(alert.title) - tokens(service.name) or tokens(alert.title)
+    best: tuple[float, RunbookMatch] | None = None
     for ev in evidence:
         if ev.kind != EvidenceKind.RUNBOOK:
             continue
@@ -71,11 +80,21 @@ def best_runbook(evidence: list[Evidence], alert: Alert, service: ServiceEntry) 
         raw = ev.data.get("score")
         if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
             score += RUNBOOK.search_score * min(float(raw), 1.0)
+        if failing:
+            hits = len(failing & words(f"{ev.title} {ev.excerpt}"))
+            score += RUNBOOK.failure_words * min(hits, RUNBOOK.failure_words_enough) / RUNBOOK.failure_words_enough
         if score < RUNBOOK.threshold:
             continue
+        rank = score - (RUNBOOK.stale_penalty if _stale(ev, alert) else 0.0)
         match = RunbookMatch(evidence_id=ev.id, title=quote_untrusted(ev.title, 80) or "runbook",
                              score=round(score, 3), steps=runbook_steps(ev.excerpt))
-        if best is None or (match.score, -len(match.evidence_id)) > (best.score, -len(best.evidence_id)):
-            best = match
-    return best
+        if best is None or (rank, -len(match.evidence_id)) > (best[0], -len(best[1].evidence_id)):
+            best = (rank, match)
+    return best[1] if best else None
 
+
+def _stale(ev: Evidence, alert: Alert) -> bool:
+    """Last edited long before the alert: written for a system that may since have changed."""
+    if ev.timestamp is None:
+        return False
+    return (aware(alert.triggered_at) - aware(ev.timestamp)).days > RUNBOOK.stale_after_days

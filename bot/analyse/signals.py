@@ -50,6 +50,10 @@ class LogSignal(_Frozen):
     capacity_hint: Literal["pool", "memory", "threads", "disk"] | None
     host: str | None = None  # the outside host the line names (a URL's host; never its path)
     failure: Literal["dns", "certificate"] | None = None  # the name does not resolve / cert expired
+    # The meaningful words of the whole line (`bot.analyse.relevance.words`), for matching a
+    # change or a runbook against it: the quote is cut for a claim, and the telling word
+    # ("CERTIFICATE_VERIFY_FAILED") is often past the cut. Empty when the line is suspicious.
+    terms: list[str] = Field(default_factory=list)
 
     @property
     def is_error(self) -> bool:

@@ -124,7 +124,15 @@ class RunbookWeights:
     runbook_label: float = 0.5  # labelled or titled as a runbook/playbook
     words_shared: float = 2.0  # times the share of the alert's words found in the page
     search_score: float = 0.5  # times the search engine's own relevance (capped at 1)
+    # Words of what is failing (the error text, the dependency) found in the page: a page about
+    # this failure beats one that merely names the service. Full weight at 2 such words.
+    failure_words: float = 2.0
+    failure_words_enough: int = 2
     threshold: float = 1.0
+    # A page last edited more than two years before the alert ranks below a current one that
+    # fits almost as well; it is still shown when it is the only page that fits.
+    stale_after_days: int = 730
+    stale_penalty: float = 0.5
 
 
 CHANGE = ChangeWeights()

@@ -27,6 +27,7 @@ from tests.helpers.evidence import (
     log,
     metric,
     monitor,
+    runbook,
 )
 
 # --- level changes ---------------------------------------------------------------------------
@@ -63,6 +64,34 @@ def test_runbook_steps_follow_list_markers_not_numbers_inside_a_step() -> None:
     assert runbook_steps("1. Scale out now. 2. Run GET 20. twice 3. Page the owner.") == [
         "Scale out now.", "Run GET 20. twice", "Page the owner."]
     assert runbook_steps("Restart the pod. Then check the logs.") == ["Restart the pod.", "Then check the logs."]
+
+
+TLS_ERRORS = ("upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
+              "transport failure reason: TLS error: 268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED")
+
+
+def test_the_runbook_about_what_is_failing_beats_one_that_only_names_the_service() -> None:
+    # The telling words sit past the 110 characters a claim quotes: the whole line is matched.
+    generic = runbook("checkout-api: error rate runbook", "1. Check the dashboard.\n2. Restart the pods.")
+    mesh = runbook("Service mesh: trust bundle", "1. CERTIFICATE_VERIFY_FAILED between sidecars: the trust bundle "
+                   "lost a root.\n2. Re-add the previous root.", labels=("checkout-api", "mesh", "runbook"))
+    world = [monitor(), metric(ERRORS, [(-999, 0.1), (-4, 7.0)]), log(TLS_ERRORS, 800, -4), generic, mesh]
+    signals = analyse(ALERT, SERVICE, WINDOW, world)
+    assert signals.runbook is not None
+    assert signals.runbook.evidence_id == mesh.id
+
+
+def test_a_runbook_untouched_for_years_yields_to_a_current_one_but_is_shown_alone() -> None:
+    old = runbook("checkout-api: 5xx runbook (2022)", "1. Check the deploys.\n2. Roll back.", updated_days_ago=1200)
+    new = runbook("checkout-api: 5xx runbook", "1. Check the deploys.\n2. Roll back with deployctl.",
+                  updated_days_ago=30)
+    world = [monitor(), metric(ERRORS, [(-999, 0.1), (-4, 7.0)])]
+    both = analyse(ALERT, SERVICE, WINDOW, [*world, old, new]).runbook
+    assert both is not None
+    assert both.evidence_id == new.id
+    alone = analyse(ALERT, SERVICE, WINDOW, [*world, old]).runbook
+    assert alone is not None
+    assert alone.evidence_id == old.id
 
 
 def test_runbook_steps_that_address_the_bot_are_left_out() -> None:

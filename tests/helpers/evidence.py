@@ -90,10 +90,12 @@ def event(title: str, minute: float, *, source: str, tags: tuple[str, ...] = ("s
         data={"event_id": title[:8], "tags": [*tags, f"source:{source}"], "source": source})
 
 
-def runbook(title: str, body: str, *, labels: tuple[str, ...] = ("checkout-api", "runbook")) -> Evidence:
+def runbook(title: str, body: str, *, labels: tuple[str, ...] = ("checkout-api", "runbook"),
+            updated_days_ago: float | None = None) -> Evidence:
     return Evidence(
         id=evidence_id(EvidenceKind.RUNBOOK, title), kind=EvidenceKind.RUNBOOK, source=Source.CONFLUENCE,
         title=title, excerpt=body, provenance=_provenance(Source.CONFLUENCE, "search"), ref={"page_id": "98001"},
+        timestamp=None if updated_days_ago is None else ALERT_AT - timedelta(days=updated_days_ago),
         data={"page_id": "98001", "space": "OPS", "labels": list(labels), "score": 0.9})
 
 
