@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from bot.analyse.relevance import change_text, content_match, inert_reason, words
+from bot.analyse.relevance import change_text, content_match, inert_reason, surface_forms, words
 from bot.analyse.signals import ChangeSignal, StatusSignal
 from bot.analyse.values import as_int, aware
 from bot.analyse.vocabulary import (
@@ -133,7 +133,10 @@ def _with_content(change: ChangeSignal, ev: Evidence, symptom: set[str]) -> Chan
     labels = list(dict.fromkeys(str(label) for pr in pulls for label in pr.get("labels") or []))
     titles = [str(pr.get("title") or "") for pr in pulls] + [str(ev.data.get("description") or "")]
     title = str(ev.ref.get("title") or ev.title)
-    matched = content_match(words(change_text(ev.data, title)), symptom)
+    text = change_text(ev.data, title)
+    forms = surface_forms(text)
+    # Matched on stems, said as the change spelled them ("engine", not "engin").
+    matched = [forms.get(word, word) for word in content_match(words(text), symptom)]
     # The reason is shown in the brief: only safely quoted titles and paths go into it, and text
     # that addresses the bot is dropped (quote_untrusted returns None for it).
     safe_titles = [q for q in (quote_untrusted(t, 60) for t in titles) if q]

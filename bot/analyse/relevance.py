@@ -47,6 +47,16 @@ def words(text: str, ignore: Iterable[str] = ()) -> set[str]:
     return out
 
 
+def surface_forms(text: str) -> dict[str, str]:
+    """Each of `words`' stems mapped to how the text first spelled it ("PriceCalculator" for
+    "pricecalculator", "engine" for "engin"): a reason shown in the brief uses the reader's word."""
+    forms: dict[str, str] = {}
+    for chunk in re.findall(r"[A-Za-z0-9]+", text):
+        for part in [chunk, *_CAMEL.findall(chunk)]:
+            forms.setdefault(stem(part.lower()), part)
+    return forms
+
+
 def change_text(data: dict[str, Any], title: str) -> str:
     """Everything a deploy or config event says about what it changed, as one text: its title,
     description, pull requests (title, body, labels), commit messages and changed paths."""

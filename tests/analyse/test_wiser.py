@@ -84,7 +84,7 @@ def test_the_deploy_whose_content_names_the_symptom_beats_an_unrelated_closer_on
              deploy("bbb2222", "v3.0.1", -12, pr_title="Tweak logging format", files=("src/logging/Format.java",))]
     signals = analyse(ALERT, SERVICE, WINDOW, world)
     assert signals.top.subject == world[3].id
-    assert any("pricecalculator" in r for r in signals.top.reasons)
+    assert any("PriceCalculator" in r for r in signals.top.reasons)  # as the change spelled it
 
 
 def test_timing_alone_is_never_high() -> None:
@@ -175,3 +175,16 @@ def test_a_resolved_status_page_is_no_dependency_evidence() -> None:
     signals = analyse(ALERT, SERVICE, WINDOW, world)
     assert signals.status_events[0].resolved
     assert all(h.subject != "Stripe" for h in signals.hypotheses)
+
+
+def test_shared_words_are_said_as_the_change_spelled_them() -> None:
+    # Matched on stems; a reason in the brief used to read "names engin, pricecalculator".
+    world = [monitor(), metric(ERRORS, [(-999, 0.1), (-3, 8.0)]),
+             log("PricingEngine failed in PriceCalculator.applyDiscount: engine not ready", 400, -3),
+             deploy("9f1c2ab", "v2.3.1", -5, description="PriceCalculator: new discount engine",
+                    pr_title="New discount engine")]
+    signals = analyse(ALERT, SERVICE, WINDOW, world)
+    [change] = [c for c in signals.changes if c.kind == "deploy"]
+    assert "PriceCalculator" in change.content_match
+    assert "engine" in change.content_match
+    assert all(word != "engin" for word in change.content_match)
