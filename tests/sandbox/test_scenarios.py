@@ -24,6 +24,8 @@ from sandbox.scenario import (
 )
 
 SCENARIOS = sorted(bundled_scenarios_dir().glob("*.yaml"))
+# Written blind and reported, not gated (evals/scenarios-probe/README.md): held to the same format.
+PROBES = sorted((bundled_scenarios_dir().parent / "scenarios-probe").glob("*.yaml"))
 SHARED = Path("/work/shared/scenarios")
 READ_SOURCES = {"datadog", "github", "confluence", "pagerduty"}
 
@@ -46,13 +48,19 @@ def load_error(tmp_path: Path, document: dict[str, Any]) -> str:
 # --- the bundled suite -------------------------------------------------------------------
 
 
+def test_the_probe_set_is_there_and_shares_no_id_with_the_gated_sets() -> None:
+    gated = {p.stem for p in [*SCENARIOS, *(bundled_scenarios_dir() / "heldout").glob("*.yaml")]}
+    assert len(PROBES) >= 8
+    assert not gated & {p.stem for p in PROBES}
+
+
 def test_the_suite_has_the_required_scenarios() -> None:
     kinds = {load_scenario(p).expect.cause.kind for p in SCENARIOS}
     assert len(SCENARIOS) >= 5
     assert {"deploy", "config", "dependency", "traffic", "unknown"} <= kinds
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SCENARIOS + PROBES, ids=lambda p: p.stem)
 def test_every_bundled_scenario_loads_and_matches_the_schema(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.id == path.stem, "file name and id agree, so a report line finds its file"
@@ -61,7 +69,7 @@ def test_every_bundled_scenario_loads_and_matches_the_schema(path: Path) -> None
     assert list(Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).iter_errors(document)) == []
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SCENARIOS + PROBES, ids=lambda p: p.stem)
 def test_every_bundled_scenario_is_a_fair_test(path: Path) -> None:
     """What `expect` asks for is there to be found, and the world holds something to mislead."""
     s = load_scenario(path)
