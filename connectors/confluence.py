@@ -31,6 +31,7 @@ from bot.core.errors import SourceUnavailable, WireRefused
 from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, Source, evidence_id
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
+from connectors._time import iso_time
 from connectors.storage_format import storage_to_text
 
 SOURCE = "confluence"
@@ -232,7 +233,7 @@ class ConfluenceConnector:
             source=Source.CONFLUENCE,
             title=title,
             excerpt=excerpt,
-            timestamp=_parse_time(_dig(page, "version", "when")),
+            timestamp=iso_time(_dig(page, "version", "when")),
             link=self._link(page, page_id),
             provenance=Provenance(
                 system=Source.CONFLUENCE, tool=PAGE_TOOL,
@@ -277,11 +278,3 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

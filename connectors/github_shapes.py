@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from connectors._time import iso_time
 
 MAX_LABELS = 10
 MAX_BODY_CHARS = 500
@@ -66,21 +68,11 @@ def login(user: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def deployment(item: Any) -> Deployment | None:
     """A deployment from GitHub's JSON, or None when it lacks what we rely on."""
     if not isinstance(item, dict):
         return None
-    did, sha, created = item.get("id"), item.get("sha"), parse_time(item.get("created_at"))
+    did, sha, created = item.get("id"), item.get("sha"), iso_time(item.get("created_at"))
     if not isinstance(did, int) or not isinstance(sha, str) or not SHA.fullmatch(sha) or created is None:
         log.info("github: skipping a deployment without a usable id, sha or created_at")
         return None

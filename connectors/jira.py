@@ -30,6 +30,7 @@ from bot.core.models import Evidence, EvidenceKind, Provenance, ReferenceCheck, 
 from bot.core.redaction import clip
 from connectors._http import Allowlist, base_path
 from connectors._requests_guard import call_blocking, guard_session
+from connectors._time import iso_time
 
 SOURCE = "jira"
 API = "/rest/api/2"
@@ -175,7 +176,7 @@ class JiraReader(_JiraSession):
             source=Source.JIRA,
             title=f"{key}: {summary}" if summary else key,
             excerpt=(f"{summary} " if summary else "") + f"({'; '.join(details)})",
-            timestamp=_parse_time(fields.get("updated") or fields.get("created")),
+            timestamp=iso_time(fields.get("updated") or fields.get("created")),
             link=f"{self.settings.link_base}/browse/{key}",
             provenance=Provenance(system=Source.JIRA, tool="jira.search",
                                   request=f"GET {self.search_path}?jql={jql}",
@@ -266,11 +267,3 @@ def _name(value: Any) -> str | None:
     return str(value["name"]) if isinstance(value, dict) and value.get("name") else None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -24,6 +24,7 @@ from bot.core.models import Evidence, EvidenceKind, Provenance, Source, TimeWind
 from bot.core.redaction import clip
 from connectors._http import Allowlist, ReadOnlyTransport, base_path, get_json
 from connectors._retry import RetryPolicy
+from connectors._time import iso_time
 
 SOURCE = "pagerduty"
 RULES = (
@@ -206,7 +207,7 @@ class PagerDutyConnector:
         status = _text(incident.get("status")) or "unknown"
         urgency = _text(incident.get("urgency")) or "unknown"
         service = _obj(incident.get("service"))
-        created, resolved = _time(incident.get("created_at")), _time(incident.get("resolved_at"))
+        created, resolved = iso_time(incident.get("created_at")), iso_time(incident.get("resolved_at"))
         label = f"#{number}" if isinstance(number, int) else iid
         excerpt = f"[{urgency} urgency] {title} on {_text(service.get('summary')) or 'unknown service'}"
         excerpt += f"; status {status}" + (f", opened {_when(created)}" if created else "")
@@ -230,7 +231,7 @@ class PagerDutyConnector:
         details = _obj(_obj(alert.get("body")).get("details"))
         severity, status = _text(alert.get("severity")) or "unknown", _text(alert.get("status")) or "unknown"
         summary = _text(alert.get("summary")) or "(no summary)"
-        created = _time(alert.get("created_at"))
+        created = iso_time(alert.get("created_at"))
         when = f", {_when(created)}" if created else ""
         excerpt = f"Alert ({severity}, {status}{when}): {summary}."
         if details:
@@ -284,16 +285,6 @@ def _obj(value: Any) -> dict[str, Any]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _iso(at: datetime) -> str:
