@@ -270,8 +270,9 @@ async def test_pagerduty_failing_to_list_its_services_fails_the_row_and_nothing_
     assert [row.connector for row in rows if row.failed] == ["pagerduty services"]
 
 
-async def test_the_services_read_is_audited_through_the_choke_point(
-        checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def doctor_audits(monkeypatch: pytest.MonkeyPatch) -> list[MemoryAudit]:
+    """Every audit sink a doctor run opens, kept for the test to read."""
     audits: list[MemoryAudit] = []
 
     def audit() -> MemoryAudit:
@@ -279,6 +280,12 @@ async def test_the_services_read_is_audited_through_the_choke_point(
         return audits[-1]
 
     monkeypatch.setattr(doctor, "MemoryAudit", audit)
+    return audits
+
+
+async def test_the_services_read_is_audited_through_the_choke_point(
+        checkout: Scenario, doctor_audits: list[MemoryAudit]) -> None:
+    audits = doctor_audits
     with Sandbox(with_directory(checkout, EXTRA[:1])) as sb:
         await run_doctor(with_default_channel(sb.settings(), "C0DEFAULT"), default_policy(),
                          Catalog(checkout.service_entries()), now=checkout.now)
@@ -422,14 +429,8 @@ async def test_a_source_that_does_not_answer_reads_could_not_check_and_is_not_as
 
 
 async def test_the_reference_checks_are_audited_through_the_choke_point(
-        checkout: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
-    audits: list[MemoryAudit] = []
-
-    def audit() -> MemoryAudit:
-        audits.append(MemoryAudit())
-        return audits[-1]
-
-    monkeypatch.setattr(doctor, "MemoryAudit", audit)
+        checkout: Scenario, doctor_audits: list[MemoryAudit]) -> None:
+    audits = doctor_audits
     with Sandbox(checkout) as sb:
         await run_doctor(sb.settings(), default_policy(), Catalog([*checkout.service_entries(), ROTTEN]),
                          now=checkout.now)
