@@ -54,12 +54,20 @@ def build_system(name: str, ctx: SandboxContext) -> SystemApp:
     return app
 
 
+KEEP_ALIVE_S = 75  # nginx's default; AWS's load balancers idle out at 60 s
+
+
 class _ServerThread(threading.Thread):
     def __init__(self, app: Any, sock: socket.socket) -> None:
         super().__init__(daemon=True, name=f"sandbox-{getattr(app, 'name', 'app')}")
         # log_config=None: no handlers of uvicorn's own; records reach the process's root handler.
+        # Keep-alive as the vendors' front ends hold it (load balancers keep idle connections for
+        # 60 s or more), not uvicorn's 5 s: with 5 s, a connection idle while a brief waited on
+        # a slower source was closed under the client's pool (aiosonic keeps one for 60 s), and a
+        # POST on it (Datadog's log search, never replayed by the client) failed as
+        # "ConnectionDisconnected" three times over: an eval flake, and unlike the real thing.
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=1, log_config=None)
+                                timeout_graceful_shutdown=1, log_config=None, timeout_keep_alive=KEEP_ALIVE_S)
         self.server = uvicorn.Server(config)
         self.sock = sock
 
