@@ -56,10 +56,22 @@ def log_signals(evidence: list[Evidence], window: TimeWindow) -> list[LogSignal]
             upstream=None if suspicious else _upstream(text, host, failure is not None or timeout_like),
             timeout_like=timeout_like, capacity_hint=None if suspicious else hint,
             host=host, failure=None if suspicious else failure,
-            terms=[] if suspicious else sorted(words(text))[:MAX_TERMS]))
+            terms=[] if suspicious else _first_terms(text)))
     out.sort(key=lambda s: (not s.notable, not s.is_error, -s.count, s.evidence_id))
     return out
 
+
+
+def _first_terms(text: str) -> list[str]:
+    """The line's words in the order it says them, the first `MAX_TERMS`: a message names what
+    failed before its stack frames do."""
+    lowered = text.lower()
+
+    def position(term: str) -> int:
+        found = lowered.find(term)  # a stem is the start of the word it came from
+        return found if found >= 0 else len(lowered)
+
+    return sorted(words(text), key=lambda term: (position(term), term))[:MAX_TERMS]
 
 
 def _upstream(text: str, host: str | None, failing_call: bool) -> str | None:

@@ -81,6 +81,15 @@ def test_the_runbook_about_what_is_failing_beats_one_that_only_names_the_service
     assert signals.runbook.evidence_id == mesh.id
 
 
+def test_a_long_trace_keeps_the_words_of_its_message_not_of_its_frames() -> None:
+    frames = "\n".join(f"\tat com.acme.Alpha{n}Handler.apply{n}(Alpha{n}Handler.java:{n})" for n in range(80))
+    world = [monitor(), metric(ERRORS, [(-999, 0.1), (-4, 7.0)]),
+             log(f"TLS handshake: CERTIFICATE_VERIFY_FAILED talking to ledger\n{frames}", 800, -4)]
+    [signal] = analyse(ALERT, SERVICE, WINDOW, world).log_signals
+    assert len(signal.terms) <= 60
+    assert {"certificat", "verify", "ledger"} <= set(signal.terms)
+
+
 def test_a_runbook_untouched_for_years_yields_to_a_current_one_but_is_shown_alone() -> None:
     old = runbook("checkout-api: 5xx runbook (2022)", "1. Check the deploys.\n2. Roll back.", updated_days_ago=1200)
     new = runbook("checkout-api: 5xx runbook", "1. Check the deploys.\n2. Roll back with deployctl.",
