@@ -132,8 +132,7 @@ def symptom_words(alert: Alert, service: ServiceEntry, metrics: list[MetricChang
     # service's or the environment's.
     texts += [re.sub(r"\b(?:service|env|host|region):[^,}]*", "", m.query) for m in ([symptom] if symptom else [])]
     texts += [m.upstream or "" for m in metrics]
-    ignore = [service.name, *service.name.replace("_", "-").split("-")]
-    return words("\n".join(texts), ignore)
+    return words("\n".join(texts), _service_words(service))
 
 
 def failing_words(service: ServiceEntry, logs: list[LogSignal]) -> set[str]:
@@ -143,4 +142,9 @@ def failing_words(service: ServiceEntry, logs: list[LogSignal]) -> set[str]:
     notable = [s for s in logs if s.notable and not s.suspicious]
     texts = [" ".join(s.terms) for s in notable if s.is_error]
     texts += [s.upstream or "" for s in notable] + [s.host or "" for s in notable]
-    return words("\n".join(texts), [service.name, *service.name.replace("_", "-").split("-")])
+    return words("\n".join(texts), _service_words(service))
+
+
+def _service_words(service: ServiceEntry) -> list[str]:
+    """The service's name and its parts: every change and every error carries them."""
+    return [service.name, *service.name.replace("_", "-").split("-")]
